@@ -1,0 +1,43 @@
+"""`maps-vla`: one command line for data, training, evaluation and the demo.
+
+Each verb lives in `maps_vla/scripts/<verb>.py` with `add_arguments(parser)` and `run(args) -> int`; only the
+chosen verb's module is imported, so `maps-vla --help` stays fast and a verb's heavy imports stay its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+__all__ = ['main']
+
+# verb -> (module, one-line help)
+_VERBS: dict[str, tuple[str, str]] = {
+    'demo': ('maps_vla.scripts.demo', 'fine-tune a small model with MAPS and print the λ table and drift'),
+    'lambdas': ('maps_vla.scripts.lambdas', "print the MAPS λ of every module of a model or checkpoint"),
+}
+
+
+def _verb_module(verb: str):
+    return importlib.import_module(_VERBS[verb][0])
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = argparse.ArgumentParser(prog='maps-vla', description=__doc__.splitlines()[0])
+    parser.add_argument('-v', '--verbose', action='store_true', help='debug logging')
+    verbs = parser.add_subparsers(dest='verb', required=True, metavar='VERB')
+    chosen = next((a for a in argv if not a.startswith('-')), None)
+    for verb, (_, help_text) in _VERBS.items():
+        sub = verbs.add_parser(verb, help=help_text, description=help_text)
+        if verb == chosen:
+            _verb_module(verb).add_arguments(sub)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    return int(_verb_module(args.verb).run(args) or 0)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

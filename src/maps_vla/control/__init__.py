@@ -1,0 +1,1 @@
+"""maps_vla.control."""
