@@ -58,3 +58,34 @@ def test_lora_on_plain_qwen2_with_explicit_stack():
     lam = {g['name']: g['lam'] for g in groups}
     assert lam == {'model.layers.0': 2.0, 'model.layers.1': 0.0}
     assert all(is_lora_factor(n) for g in groups for n in g['param_names'])
+
+
+@pytest.mark.parametrize('mode', ['init', 'zero'])
+def test_lora_anchors_in_both_modes(make_toy, mode):
+    from maps_vla.maps.drift import optimizer_anchors
+    from maps_vla.maps.optimizer import SPDAdam
+
+    model = apply_lora(make_toy(), rank=4)
+    at_init = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    groups = lora_param_groups(model, 1.0, anchor=mode)
+    opt = SPDAdam(groups, lr=1e-2)
+    anchors = optimizer_anchors(opt)
+    decayed = {n for g in groups if g['lam'] > 0 for n in g['param_names']}
+    assert all(g['anchor'] == ('copy' if mode == 'init' and g['lam'] > 0 else 'zero') for g in opt.param_groups)
+    if mode == 'zero':
+        assert anchors == {}  # θ₀ = 0, nothing stored
+    else:
+        assert set(anchors) == decayed
+        for name in decayed:
+            assert torch.equal(anchors[name], at_init[name])
+        a = next(n for n in decayed if '.lora_A.' in n)
+        assert torch.count_nonzero(anchors[a]) > 0 and torch.count_nonzero(anchors[a.replace('lora_A', 'lora_B')]) == 0
+        # anchors are copies: a step moves the factors (B first: A gets no gradient while B = 0), not the anchors
+        b = 'base_model.model.language_model.model.layers.0.self_attn.q_proj.lora_B.default.weight'
+        out = model(torch.randn(2, 3, 28, 28), torch.randint(0, 64, (2, 4)), torch.randn(2, 8))
+        out.square().mean().backward()
+        opt.step()
+        params = dict(model.named_parameters())
+        assert not torch.equal(params[b], at_init[b]) and torch.equal(anchors[b], at_init[b])
+    with pytest.raises(ValueError, match='anchor'):
+        lora_param_groups(model, 1.0, anchor='pretrained')

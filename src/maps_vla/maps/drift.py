@@ -18,7 +18,7 @@ from torch import nn
 from maps_vla.maps.param_groups import StackSpec, resolve_stack
 from maps_vla.maps.stacks import DEFAULT_NEW_MODULES
 
-__all__ = ['DriftRow', 'drift_report', 'drift_table', 'plot_drift']
+__all__ = ['DriftRow', 'drift_report', 'drift_table', 'optimizer_anchors', 'plot_drift']
 
 _COLORS = {'dinov2': 'tab:blue', 'siglip': 'tab:orange', 'projector': 'tab:green', 'llm': 'tab:red'}
 _SHORT = {'dinov2': 'D', 'siglip': 'S', 'projector': 'P', 'llm': 'L'}
@@ -41,6 +41,26 @@ class DriftRow:
         if self.reference_norm > 0:
             return self.absolute / self.reference_norm
         return math.inf if self.absolute > 0 else 0.0
+
+
+def optimizer_anchors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """θ₀ by parameter name from an optimizer built on `maps_param_groups` (groups carry 'param_names').
+
+    Parameters without a stored anchor (SPDAdam groups with anchor 'zero', e.g. the λ = 0 groups) are left out;
+    snapshot the state dict before training to see their drift too.
+
+    Raises:
+        ValueError: a group has no 'param_names'.
+    """
+    out = {}
+    for i, group in enumerate(optimizer.param_groups):
+        if 'param_names' not in group:
+            raise ValueError(f'param group {i} has no param_names; build the groups with maps_param_groups')
+        for name, p in zip(group['param_names'], group['params']):
+            anchor = optimizer.state.get(p, {}).get('anchor')
+            if anchor is not None:
+                out[name] = anchor
+    return out
 
 
 def drift_report(current: nn.Module | Mapping[str, torch.Tensor], reference: Mapping[str, torch.Tensor], *,
@@ -148,7 +168,8 @@ def plot_drift(reports: Sequence[DriftRow] | Mapping[str, Sequence[DriftRow]], p
     for row in order.values():
         if (row.backbone or '-') not in colors:
             colors[row.backbone or '-'] = next(other)
-    fig = Figure(figsize=(max(6.0, 0.18 * len(units) + 2), 2.6 * len(runs) + 0.6))
+    height, width = 2.6 * len(runs) + 1.0, max(6.0, 0.18 * len(units) + 2)
+    fig = Figure(figsize=(width, height))
     axes = fig.subplots(len(runs), 1, sharex=True, sharey=True, squeeze=False)
     for ax, (label, rows) in zip(axes[:, 0], runs.items()):
         by_name = {r.name: r for r in rows}
@@ -160,11 +181,13 @@ def plot_drift(reports: Sequence[DriftRow] | Mapping[str, Sequence[DriftRow]], p
             ax.set_yscale('log')
         ax.grid(axis='y', alpha=0.3)
     axes[-1, 0].set_xticks(range(len(units)), [_label(order[u]) for u in units], rotation=90, fontsize=7)
-    axes[0, 0].legend(handles=[Patch(color=c, label=b) for b, c in colors.items()
-                               if any((r.backbone or '-') == b for r in order.values())], fontsize=7, ncol=6,
-                      loc='upper left')
-    fig.suptitle(title or 'Parameter drift per module (stack order)')
-    fig.tight_layout()
+    present = [b for b in colors if any((r.backbone or '-') == b for r in order.values())]
+    ncol = len(present) if width >= 10 else min(len(present), 4)
+    fig.suptitle(title or 'Parameter drift per module (stack order)', fontsize=10)
+    fig.legend(handles=[Patch(color=colors[b], label=b) for b in present], fontsize=7, ncol=ncol,
+               loc='upper center', bbox_to_anchor=(0.5, 1 - 0.3 / height), frameon=False)
+    legend_rows = -(-len(present) // ncol)
+    fig.tight_layout(rect=(0, 0, 1, 1 - (0.35 + 0.2 * legend_rows) / height))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

@@ -99,25 +99,29 @@ def apply_lora(model: nn.Module, rank: int = 32, *, alpha: float | None = None, 
     return peft_model
 
 
-def lora_param_groups(model: nn.Module, lambda_max: float, schedule: str = 'linear', *, stack: StackSpec = None,
-                      new_modules: Sequence[str] = DEFAULT_NEW_MODULES) -> list[dict[str, Any]]:
+def lora_param_groups(model: nn.Module, lambda_max: float, schedule: str = 'linear', *, anchor: str = 'init',
+                      stack: StackSpec = None, new_modules: Sequence[str] = DEFAULT_NEW_MODULES) -> list[dict[str, Any]]:
     """MAPS groups over the LoRA factors (A and B as separate tensors) plus the new modules at λ = 0.
 
-    Build the optimizer with `anchor=LORA_ANCHOR_MODES[mode]` right after `apply_lora`, so that `init` anchors
-    are the factors at initialisation.
+    Each group carries `SPDAdam`'s per-group 'anchor' (`LORA_ANCHOR_MODES[anchor]` for λ > 0, 'zero' for λ = 0).
+    Build the optimizer right after `apply_lora`, so that `init` anchors are the factors at initialisation.
 
     Args:
         model: a peft-wrapped model (`apply_lora`).
         lambda_max, schedule, stack, new_modules: as in `maps_param_groups`.
+        anchor: 'init' (official code: θ₀ = the factors now) or 'zero' (SPD paper: θ₀ = 0).
 
     Returns:
         The groups of `maps_param_groups`.
 
     Raises:
-        ValueError: the model has no trainable LoRA factor, or trainable tensors that are neither factors nor
-            part of a new module (a base weight left trainable).
+        ValueError: unknown anchor mode, the model has no trainable LoRA factor, or trainable tensors that are
+            neither factors nor part of a new module (a base weight left trainable).
     """
-    groups = maps_param_groups(model, lambda_max, schedule, stack=stack, new_modules=new_modules)
+    if anchor not in LORA_ANCHOR_MODES:
+        raise ValueError(f'LoRA anchor must be one of {sorted(LORA_ANCHOR_MODES)}, got {anchor!r}')
+    groups = maps_param_groups(model, lambda_max, schedule, stack=stack, new_modules=new_modules,
+                               anchor=LORA_ANCHOR_MODES[anchor])
     names = [n for g in groups for n in g['param_names']]
     if not any(is_lora_factor(n) for n in names):
         raise ValueError('lora_param_groups: no trainable LoRA factor (lora_A/lora_B); call apply_lora first')

@@ -128,7 +128,7 @@ def plan_groups(source: NamedParams, lambda_max: float, schedule: str = 'linear'
 
 def maps_param_groups(model: nn.Module | Iterable[tuple[str, nn.Parameter]], lambda_max: float,
                       schedule: str = 'linear', *, stack: StackSpec = None,
-                      new_modules: Sequence[str] = DEFAULT_NEW_MODULES) -> list[dict[str, Any]]:
+                      new_modules: Sequence[str] = DEFAULT_NEW_MODULES, anchor: str | None = None) -> list[dict[str, Any]]:
     """Optimizer parameter groups for MAPS: one group per (unit, λ); biases and new modules get λ = 0.
 
     Args:
@@ -137,10 +137,13 @@ def maps_param_groups(model: nn.Module | Iterable[tuple[str, nn.Parameter]], lam
         schedule: 'linear' (paper), 'linear-code' (official code), 'cosine' or 'constant' (uniform SPD).
         stack: None (recognise), ordered module-name prefixes, or a ModuleStack.
         new_modules: prefixes of modules without pretrained weights.
+        anchor: None leaves the anchor to the optimizer's default; 'copy' or 'zero' sets `SPDAdam`'s per-group
+            'anchor' on the λ > 0 groups, and 'zero' on the λ = 0 groups, which never project and so need no
+            stored copy.
 
     Returns:
-        Dicts with 'params', 'lam', 'name', 'param_names', 'backbone', in stack order; every trainable
-        parameter is in exactly one group.
+        Dicts with 'params', 'lam', 'name', 'param_names', 'backbone' (and 'anchor'), in stack order; every
+        trainable parameter is in exactly one group.
 
     Raises:
         ValueError: see `plan_groups`.
@@ -153,9 +156,16 @@ def maps_param_groups(model: nn.Module | Iterable[tuple[str, nn.Parameter]], lam
             raise TypeError(f'maps_param_groups needs tensors; {name!r} is {type(tensor).__name__} '
                             '(use plan_groups for names and shapes)')
         by_name[name] = tensor
-    return [{'params': [by_name[n] for n in plan.param_names], 'lam': plan.lam, 'name': plan.name,
-             'param_names': list(plan.param_names), 'backbone': plan.backbone}
-            for plan in plan_groups(named, lambda_max, schedule, stack=stack, new_modules=new_modules)]
+    if anchor not in (None, 'copy', 'zero'):
+        raise ValueError(f"anchor must be None, 'copy' or 'zero', got {anchor!r}")
+    groups = []
+    for plan in plan_groups(named, lambda_max, schedule, stack=stack, new_modules=new_modules):
+        group = {'params': [by_name[n] for n in plan.param_names], 'lam': plan.lam, 'name': plan.name,
+                 'param_names': list(plan.param_names), 'backbone': plan.backbone}
+        if anchor is not None:
+            group['anchor'] = anchor if plan.lam > 0 else 'zero'
+        groups.append(group)
+    return groups
 
 
 def lambda_table(source: NamedParams | Sequence[dict[str, Any]] | Sequence[GroupPlan], lambda_max: float | None = None,
