@@ -1,5 +1,4 @@
 import pytest
-import torch
 
 from maps_vla.cli import main
 

@@ -9,7 +9,8 @@ schedule gives λ = 0 to biases (`*.bias`) and to new modules (action head, prop
   at its input or output: patch/position embeddings, cls/register/mask tokens take the backbone's first block's λ;
   final norms and SigLIP's attention-pool head take its last block's; `embed_tokens` takes the first LLM layer's
   and the final LLM norm and `lm_head` the last LLM layer's (0). 1-D weights (norms, LayerScale) are decayed like
-  the matrices of their slot, as in the official code.
+  the matrices of their slot, as in the official code. |L| counts every slot of the model, trainable or not, so a
+  frozen module keeps its place and does not shift the others' λ.
 - `linear-code`: the official MAPS code exactly (maps_spd.md §2.2): layer key = name prefix up to and including
   the first purely numeric segment, indexed 0..N−1 in first-seen order of the (trainable, non-bias) names; names
   without a numeric segment share bucket N (projector, embeddings, final norms, lm_head);

@@ -191,7 +191,8 @@ def recognize_stack(names: Iterable[str], prefixes: Sequence[str] | None = None,
         names: all parameter names of the model (trainable or not), with or without wrapper prefixes.
         prefixes: explicit ordered module-name prefixes for a model that is not Prismatic-style; each prefix is
             one slot, or one slot per numbered child when `prefix.N.*` names exist. None: recognise Prismatic/
-            OpenVLA/MiniVLA/our names.
+            OpenVLA/MiniVLA/our names. `[]`: no stack (every name outside the new modules is 'unknown'), enough
+            for the code schedules, `constant`, L2-SP and drift.
         new_modules: module prefixes without pretrained weights (λ = 0 in every schedule).
         frozen_prefixes: prefixes of frozen copies that never take part (the dual-encoder's frozen featurizer).
 
