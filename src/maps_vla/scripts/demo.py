@@ -74,7 +74,7 @@ def _eval(model, task: _Task, seed: int) -> float:
     import torch
 
     gen = torch.Generator().manual_seed(seed + 3)
-    inputs, target = task.batch(256, gen)
+    inputs, target = task.batch(128, gen)
     model.eval()
     with torch.no_grad():
         return float(torch.nn.functional.mse_loss(model(*inputs), target))
