@@ -96,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         'FFT': FinetuneMethodConfig(method='fft', lr=args.lr),
     }
     start = time.perf_counter()
+    torch.set_num_threads(1)  # the toy's 32-wide matmuls gain nothing from threads; spare the other cores
     torch.manual_seed(args.seed)
     pretrained = ToyVLA()
     task = _Task(pretrained.cfg, args.seed)
