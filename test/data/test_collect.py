@@ -1,6 +1,7 @@
 """collect_episodes with the fake env: successes saved, failures discarded, frames = observation + action."""
 
 import numpy as np
+import pytest
 
 from maps_vla.data import Dataset, DatasetWriter, collect_episodes
 
@@ -43,3 +44,11 @@ def test_collect_discards_failures_and_stops_when_seeds_run_out(fake_env, tmp_pa
     with DatasetWriter.open(tmp_path / 'ds') as writer:
         results = collect_episodes(env, _StuckExpert(), writer, n=1, seeds=[4], keep_failures=True)
     assert results[0].episode_index == 0 and Dataset(tmp_path / 'ds').num_episodes == 1
+
+
+def test_collect_names_missing_observation_keys(fake_env, tmp_path):
+    env = fake_env.FakeEnv()
+    features = {**env.features, 'observation.images.top': {'dtype': 'video', 'shape': (8, 8, 3)}}
+    with DatasetWriter.create(tmp_path / 'ds', 10, features, video=False) as writer:
+        with pytest.raises(ValueError, match=r"lacks the dataset feature\(s\) \['observation.images.top'\]"):
+            collect_episodes(env, fake_env.ReachExpert(), writer, n=1, seeds=[0])

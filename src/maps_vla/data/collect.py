@@ -38,7 +38,7 @@ class CollectResult:
 
 def collect_episodes(env: Any, expert: Expert, writer: DatasetWriter, n: int, seeds: Iterable[int], *,
                      max_steps: int = 300, keep_failures: bool = False,
-                     stop_on_success: bool = True) -> list[CollectResult]:
+                     stop_on_success: bool = True, progress: bool = True) -> list[CollectResult]:
     """Roll out `expert` in `env` seed after seed until `n` episodes are saved.
 
     Each frame holds the observation before the step and the action taken from it; the task is
@@ -54,22 +54,26 @@ def collect_episodes(env: Any, expert: Expert, writer: DatasetWriter, n: int, se
         max_steps: cap on frames per episode.
         keep_failures: save unsuccessful episodes too.
         stop_on_success: end an episode as soon as it succeeds.
+        progress: show a tqdm bar.
 
     Returns:
         One CollectResult per attempted seed; fewer than `n` saved ones (with a warning) if `seeds` ran out.
 
     Raises:
-        ValueError: n < 1 or max_steps < 1.
+        ValueError: n < 1 or max_steps < 1, or the observations lack a feature of the dataset.
     """
     if n < 1 or max_steps < 1:
         raise ValueError(f'n and max_steps must be >= 1, got n={n}, max_steps={max_steps}')
     keys = [k for k in writer.frame_keys if k != ACTION]
     results: list[CollectResult] = []
     saved = 0
-    with tqdm(total=n, desc='collect', unit='episode') as bar:
+    with tqdm(total=n, desc='collect', unit='episode', disable=not progress) as bar:
         for seed in seeds:
             expert.reset()
             obs = env.reset(seed)
+            missing = [k for k in keys if k not in obs]
+            if missing:
+                raise ValueError(f'the env observation lacks the dataset feature(s) {missing}; it has {sorted(obs)}')
             success, steps = False, 0
             try:
                 for steps in range(1, max_steps + 1):

@@ -12,12 +12,14 @@ the folder); a crash after 3 leaves stale counters that `Dataset` recomputes and
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import fcntl
 import logging
 import os
 import re
 import shutil
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,8 @@ __all__ = ['DatasetConfig', 'DatasetWriter']
 logger = logging.getLogger(__name__)
 
 _LOCK_FILE = '.writer.lock'
+_PNG_THREADS = 4
+_PNG_BACKLOG = 64  # PNG jobs in flight before add_frame waits (bounds memory when frames come faster than disk)
 _EPISODE_FILE = re.compile(r'episode_(\d{6})(\.parquet|\.mp4)?$')
 
 
@@ -75,6 +79,9 @@ class DatasetWriter:
         self._frame_keys = [k for k in self.features if k not in _layout.DEFAULT_FEATURES]
         self._video_config = video_config
         self._png_params = [cv2.IMWRITE_PNG_COMPRESSION, png_compression]
+        # PNG encoding and fsync release the GIL: a few threads keep up with several cameras (as LeRobot does).
+        self._png_pool = None if self._video or not self._image_keys else ThreadPoolExecutor(_PNG_THREADS)
+        self._png_jobs: collections.deque[Future] = collections.deque()
         self._lock_fd: int | None = lock_fd
         self._episodes = _layout.read_jsonl(root / _layout.EPISODES_PATH)
         self._tasks = {row['task']: int(row['task_index']) for row in _layout.read_jsonl(root / _layout.TASKS_PATH)}
@@ -300,8 +307,10 @@ class DatasetWriter:
                     self._encoders[key].add(value)
                 else:
                     path = self._ep_dir / 'images' / key / f'frame_{frame_index:06d}.png'
-                    if not cv2.imwrite(str(path), np.ascontiguousarray(value[..., ::-1]), self._png_params):
-                        raise RuntimeError(f'could not write {str(path)!r}')
+                    bgr = np.ascontiguousarray(value[..., ::-1])  # a copy: the caller may reuse its buffer
+                    self._png_jobs.append(self._png_pool.submit(_write_png, path, bgr, self._png_params))
+                    if len(self._png_jobs) > _PNG_BACKLOG:
+                        self._png_jobs.popleft().result()
             else:
                 self._ep_columns[key].append(value)
         self._ep_tasks.append(task)
@@ -326,8 +335,19 @@ class DatasetWriter:
             raise
         self._ep_dir = ep_dir
 
+    def _wait_png_jobs(self) -> None:
+        """Block until every PNG of the episode is written and fsynced; re-raise the first failure."""
+        jobs, self._png_jobs = self._png_jobs, collections.deque()
+        errors = [job.exception() for job in jobs]
+        if any(errors):
+            raise next(e for e in errors if e is not None)
+
     def discard_episode(self) -> None:
         """Drop the episode in progress (its frames and files)."""
+        try:
+            self._wait_png_jobs()
+        except Exception as err:  # the episode is dropped anyway
+            logger.debug('ignoring a PNG write error of a discarded episode: %s', err)
         for encoder in self._encoders.values():
             encoder.close()
         if self._ep_dir is not None:
@@ -371,6 +391,7 @@ class DatasetWriter:
             if encoder.frames != length:
                 raise RuntimeError(f'{key!r} encoded {encoder.frames} frames for an episode of {length}')
             _fsync_file(encoder.path)
+        self._wait_png_jobs()
         write_episode_table(self._ep_dir / 'data.parquet', columns, numeric)
         moves = [(self._ep_dir / 'data.parquet', self.root / _layout.episode_file(self.info, index))]
         for key in self._image_keys:
@@ -436,6 +457,8 @@ class DatasetWriter:
             stats.update({k: _stats.numeric_stats(np.concatenate([t[k] for t in tables])) for k in numeric})
         self._write_meta({k: stats[k] for k in self.features} if stats else stats)
         shutil.rmtree(self.root / _layout.TMP_DIR, ignore_errors=True)
+        if self._png_pool is not None:
+            self._png_pool.shutdown()
         os.close(self._lock_fd)
         self._lock_fd = None
         logger.info('finalized %s: %d episodes, %d frames', self.root, self.num_episodes, self.num_frames)
@@ -447,6 +470,12 @@ class DatasetWriter:
         if exc_type is not None:
             self.discard_episode()
         self.finalize()
+
+
+def _write_png(path: Path, bgr: np.ndarray, params: list[int]) -> None:
+    if not cv2.imwrite(str(path), bgr, params):
+        raise RuntimeError(f'could not write {str(path)!r}')
+    _fsync_file(path)
 
 
 def _fsync_file(path: Path) -> None:
