@@ -85,3 +85,11 @@ def test_stats_json_is_pooled_before_finalize(tmp_path, helpers):
 def test_numeric_stats_rejects_empty():
     with pytest.raises(ValueError, match='non-empty'):
         numeric_stats(np.zeros((0, 3)))
+
+
+def test_reopening_keeps_the_exact_stats(write_dataset):
+    root, _ = write_dataset(video=False, lengths=(6, 8))
+    before = (root / 'meta' / 'stats.json').read_bytes()
+    writer = DatasetWriter.open(root)
+    assert (root / 'meta' / 'stats.json').read_bytes() == before  # not replaced by pooled quantiles
+    writer.finalize()

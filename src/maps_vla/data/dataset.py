@@ -64,8 +64,6 @@ class Dataset:
         self.features: dict[str, dict[str, Any]] = self.info['features']
         self.image_keys = _layout.image_keys(self.features)
         self._numeric = _layout.numeric_features(self.features)
-        self._video = bool(self.info.get('video_path')) and any(
-            self.features[k]['dtype'] == 'video' for k in self.image_keys)
         rows = _layout.read_jsonl(self.root / _layout.EPISODES_PATH)
         episodes, start = [], 0
         for i, row in enumerate(rows):
@@ -88,21 +86,12 @@ class Dataset:
                            'latter (a writer stopped before updating info.json)', self.root,
                            self.info['total_episodes'], self.info['total_frames'], len(episodes), start)
         for ep in episodes:
-            for path in self._episode_files(ep.episode_index):
+            for path in (self.root / name for name in _layout.episode_files(self.info, ep.episode_index)):
                 if not path.exists():
                     raise FileNotFoundError(f'episode {ep.episode_index} is listed in {_layout.EPISODES_PATH} but '
                                             f'{str(path)!r} does not exist')
         self._cache: collections.OrderedDict[int, dict[str, np.ndarray]] = collections.OrderedDict()
         self._stats: dict[str, dict[str, np.ndarray]] | None = None
-
-    def _episode_files(self, episode_index: int) -> list[Path]:
-        files = [self.root / _layout.episode_file(self.info, episode_index)]
-        for key in self.image_keys:
-            if self._video:
-                files.append(self.root / _layout.episode_file(self.info, episode_index, key))
-            else:
-                files.append(self.root / _layout.image_dir(key, episode_index))
-        return files
 
     # ---------------------------------------------------------------------------------------------- metadata
     def __len__(self) -> int:
@@ -153,7 +142,7 @@ class Dataset:
     def _images(self, key: str, episode_index: int, frames: list[int] | None) -> np.ndarray:
         """uint8 (n, H, W, 3) frames of one camera (all when `frames` is None)."""
         length = self.episodes[episode_index].length
-        if self._video:
+        if self.features[key]['dtype'] == 'video':
             path = self.root / _layout.episode_file(self.info, episode_index, key)
             images = read_video(path, self.fps) if frames is None else read_video_frames(path, self.fps, frames)
             if frames is None and len(images) != length:

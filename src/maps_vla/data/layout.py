@@ -27,8 +27,8 @@ from maps_vla.policy import OBS_IMAGE_PREFIX
 __all__ = [
     'CODEBASE_VERSION', 'CHUNKS_SIZE', 'INFO_PATH', 'EPISODES_PATH', 'TASKS_PATH', 'EPISODES_STATS_PATH',
     'STATS_PATH', 'DATA_PATH', 'VIDEO_PATH', 'IMAGE_DIR', 'IMAGE_PATH', 'TMP_DIR', 'DEFAULT_FEATURES',
-    'normalize_features', 'image_keys', 'numeric_features', 'episode_file', 'image_dir', 'image_file', 'read_info',
-    'write_json_atomic', 'read_jsonl', 'append_jsonl', 'fsync_dir',
+    'normalize_features', 'image_keys', 'numeric_features', 'episode_file', 'episode_files', 'image_dir',
+    'image_file', 'read_info', 'write_json_atomic', 'read_jsonl', 'append_jsonl', 'fsync_dir',
 ]
 
 logger = logging.getLogger(__name__)
@@ -125,6 +125,17 @@ def episode_file(info: dict[str, Any], episode_index: int, video_key: str | None
     if video_key is None:
         return info['data_path'].format(episode_chunk=chunk, episode_index=episode_index)
     return info['video_path'].format(episode_chunk=chunk, video_key=video_key, episode_index=episode_index)
+
+
+def episode_files(info: dict[str, Any], episode_index: int) -> list[str]:
+    """Relative paths an episode consists of: its Parquet file, then one mp4 or PNG folder per camera."""
+    files = [episode_file(info, episode_index)]
+    for key in image_keys(info['features']):
+        if info['features'][key]['dtype'] == 'video':
+            files.append(episode_file(info, episode_index, key))
+        else:
+            files.append(image_dir(key, episode_index))
+    return files
 
 
 def image_dir(image_key: str, episode_index: int) -> str:

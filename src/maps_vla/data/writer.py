@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import fcntl
+import json
 import logging
 import os
 import re
@@ -172,7 +173,9 @@ class DatasetWriter:
         if video_config is None and keys and info['features'][keys[0]]['dtype'] == 'video':
             video_config = VideoConfig.from_feature_info(info['features'][keys[0]].get('info', {}))
         writer = cls(root, info, video_config=video_config, png_compression=png_compression, lock_fd=lock_fd)
-        writer._write_meta()
+        if writer._meta_is_stale():
+            logger.warning('%s: info.json / stats.json lag behind episodes.jsonl; rewriting them', root)
+            writer._write_meta()
         logger.info('opened dataset %s to append after %d episodes', root, writer.num_episodes)
         return writer
 
@@ -214,17 +217,20 @@ class DatasetWriter:
             tmp.unlink(missing_ok=True)
             _layout.append_jsonl(tmp, [kept[i] for i in range(len(episodes))])
             os.replace(tmp, stats_path)
+            _layout.fsync_dir(stats_path.parent)
         for folder in ('data', 'videos', 'images'):
             for path in sorted((root / folder).rglob('episode_*')) if (root / folder).is_dir() else []:
                 match = _EPISODE_FILE.search(path.name)
                 if match and int(match.group(1)) >= len(episodes) and path.exists():
                     logger.warning('removing %s of an episode that was never committed', path)
-                    shutil.rmtree(path) if path.is_dir() else path.unlink()
+                    if path.is_dir():
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink()
         for i in range(len(episodes)):
-            for key in [None] + (_layout.image_keys(info['features']) if info.get('video_path') else []):
-                path = root / _layout.episode_file(info, i, key)
-                if not path.is_file():
-                    raise FileNotFoundError(f'episode {i} is committed but {str(path)!r} is missing')
+            for name in _layout.episode_files(info, i):
+                if not (root / name).exists():
+                    raise FileNotFoundError(f'episode {i} is committed but {str(root / name)!r} is missing')
 
     # ------------------------------------------------------------------------------------------------ state
     @property
@@ -425,6 +431,15 @@ class DatasetWriter:
         self._reset_buffer()
         logger.info('saved episode %d (%d frames) to %s', index, length, self.root)
         return index
+
+    def _meta_is_stale(self) -> bool:
+        totals = (self.info['total_episodes'], self.info['total_frames'], self.info['total_tasks'])
+        if totals != (self.num_episodes, self.num_frames, len(self._tasks)):
+            return True
+        path = self.root / _layout.STATS_PATH
+        stats = json.loads(path.read_text()) if path.is_file() else {}
+        counts = {tuple(ft.get('count', ())) for ft in stats.values()}
+        return counts != ({(self.num_frames,)} if self.num_episodes else set())
 
     def _write_meta(self, stats: dict[str, dict[str, np.ndarray]] | None = None) -> None:
         """stats.json, then info.json with counters from the committed episodes."""
