@@ -161,3 +161,23 @@ def test_discard_episode(write_dataset, helpers, tmp_path):
     assert ds.num_episodes == 1 and ds.tasks == ['pick the cube']
     np.testing.assert_array_equal(ds.get_episode(0)['action'], _stack(kept, 'action'))
     assert not (root / '.tmp').exists()
+
+
+def test_from_config_creates_then_resumes(tmp_path, helpers):
+    from maps_vla.config import from_dict
+    from maps_vla.data import DatasetConfig
+
+    cfg = from_dict(DatasetConfig, {'root': str(tmp_path / 'ds'), 'video': True,
+                                    'video_codec': {'pix_fmt': 'yuv444p', 'crf': 10}})
+    rng = np.random.default_rng(0)
+    for resume in (False, True):
+        cfg = DatasetConfig(**{**cfg.__dict__, 'resume': resume})
+        with DatasetWriter.from_config(cfg, helpers.FEATURES) as writer:
+            for frame in helpers.make_episode(rng, 2):
+                writer.add_frame(frame)
+            writer.save_episode()
+    ds = Dataset(tmp_path / 'ds')
+    assert ds.num_episodes == 2
+    assert ds.features[helpers.CAMERAS[0]]['info']['video.pix_fmt'] == 'yuv444p'
+    with pytest.raises(ValueError, match='fps'):
+        DatasetConfig(fps=0)
