@@ -1,0 +1,102 @@
+"""Record expert demonstrations from an env into a `DatasetWriter` (what `maps-vla collect` will run)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+import numpy as np
+from tqdm import tqdm
+
+from maps_vla.data.dataset import ACTION
+from maps_vla.data.writer import DatasetWriter
+
+__all__ = ['Expert', 'CollectResult', 'collect_episodes']
+
+logger = logging.getLogger(__name__)
+
+
+class Expert(Protocol):
+    """A scripted or teleop expert: one action (action_dim,) per observation."""
+
+    def reset(self) -> None: ...
+
+    def get_action(self, obs: dict[str, Any]) -> np.ndarray: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class CollectResult:
+    """What happened to one attempted episode."""
+
+    seed: int  # env.reset seed
+    success: bool  # info['success'] at the last step
+    steps: int  # frames recorded
+    episode_index: int | None  # index in the dataset, None when discarded
+
+
+def collect_episodes(env: Any, expert: Expert, writer: DatasetWriter, n: int, seeds: Iterable[int], *,
+                     max_steps: int = 300, keep_failures: bool = False,
+                     stop_on_success: bool = True, progress: bool = True) -> list[CollectResult]:
+    """Roll out `expert` in `env` seed after seed until `n` episodes are saved.
+
+    Each frame holds the observation before the step and the action taken from it; the task is
+    `env.instruction`. An episode ends when the env terminates or truncates, at `max_steps`, or (with
+    `stop_on_success`) at the first step whose info['success'] is true.
+
+    Args:
+        env: follows the maps_vla.sim env API (reset(seed), step(action), instruction).
+        expert: has reset() and get_action(obs).
+        writer: open dataset writer whose features match the env's observations plus 'action'.
+        n: episodes to save.
+        seeds: seeds to try, in order; failures use up a seed without saving unless `keep_failures`.
+        max_steps: cap on frames per episode.
+        keep_failures: save unsuccessful episodes too.
+        stop_on_success: end an episode as soon as it succeeds.
+        progress: show a tqdm bar.
+
+    Returns:
+        One CollectResult per attempted seed; fewer than `n` saved ones (with a warning) if `seeds` ran out.
+
+    Raises:
+        ValueError: n < 1 or max_steps < 1, or the observations lack a feature of the dataset.
+    """
+    if n < 1 or max_steps < 1:
+        raise ValueError(f'n and max_steps must be >= 1, got n={n}, max_steps={max_steps}')
+    keys = [k for k in writer.frame_keys if k != ACTION]
+    results: list[CollectResult] = []
+    saved = 0
+    with tqdm(total=n, desc='collect', unit='episode', disable=not progress) as bar:
+        for seed in seeds:
+            expert.reset()
+            obs = env.reset(seed)
+            missing = [k for k in keys if k not in obs]
+            if missing:
+                raise ValueError(f'the env observation lacks the dataset feature(s) {missing}; it has {sorted(obs)}')
+            success, steps = False, 0
+            try:
+                for steps in range(1, max_steps + 1):
+                    action = np.asarray(expert.get_action(obs), dtype=np.float32)
+                    writer.add_frame({**{k: obs[k] for k in keys}, ACTION: action}, task=env.instruction)
+                    obs, _, terminated, truncated, info = env.step(action)
+                    success = bool(info.get('success', False))
+                    if terminated or truncated or (stop_on_success and success):
+                        break
+            except BaseException:
+                writer.discard_episode()
+                raise
+            if success or keep_failures:
+                index = writer.save_episode()
+                saved += 1
+                bar.update(1)
+            else:
+                writer.discard_episode()
+                index = None
+            results.append(CollectResult(int(seed), success, steps, index))
+            logger.debug('seed %d: success=%s steps=%d saved as %s', seed, success, steps, index)
+            if saved == n:
+                break
+    if saved < n:
+        logger.warning('collected only %d of %d episodes: the %d seeds ran out', saved, n, len(results))
+    return results

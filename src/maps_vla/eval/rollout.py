@@ -1,0 +1,118 @@
+"""Run one episode of a policy in an env, executing action chunks open-loop."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from maps_vla.policy import ACTIONS, OBS_IMAGE_PREFIX, BasePolicy
+
+__all__ = ['Outcome', 'EpisodeResult', 'rollout']
+
+logger = logging.getLogger(__name__)
+
+_DEFAULT_VIDEO_KEY = OBS_IMAGE_PREFIX + 'third_person'
+
+
+class Outcome(enum.Enum):
+    """How an episode ended."""
+
+    SUCCESS = 'success'  # info['success'] became true
+    FAILURE = 'failure'  # the env terminated without success
+    TIMEOUT = 'timeout'  # max_steps reached or the env truncated
+
+
+@dataclasses.dataclass
+class EpisodeResult:
+    """One rollout."""
+
+    seed: int  # env.reset seed
+    outcome: Outcome  # how it ended
+    steps: int  # env steps taken
+    reward: float  # sum of rewards
+    inferences: int  # policy.infer calls
+    infer_seconds: float  # total wall time inside policy.infer
+    instruction: str  # env.instruction
+    frames: np.ndarray | None = None  # uint8 (steps + 1, H, W, 3) of the video camera when recorded
+
+    @property
+    def success(self) -> bool:
+        return self.outcome is Outcome.SUCCESS
+
+
+def rollout(env: Any, policy: BasePolicy, seed: int, max_steps: int, *, execute_steps: int | None = None,
+            record_video: bool = False, video_key: str | None = None) -> EpisodeResult:
+    """Reset `env` with `seed` and run `policy` until success, termination, truncation or `max_steps`.
+
+    Each `infer` returns a chunk (chunk, action_dim); its first `execute_steps` actions (all when None) are sent
+    without looking at the new observations, then the policy is asked again. The episode stops at the first
+    step whose info['success'] is true.
+
+    Args:
+        env: follows the maps_vla.sim env API (reset(seed), step(action), action_spec, instruction).
+        policy: a BasePolicy; reset() is called first.
+        seed: env seed.
+        max_steps: cap on env steps.
+        execute_steps: actions executed per chunk (>= 1), None for the whole chunk.
+        record_video: keep the frames of `video_key` (reset observation plus one per step).
+        video_key: camera to record; default 'observation.images.third_person', else the first camera.
+
+    Returns:
+        EpisodeResult.
+
+    Raises:
+        ValueError: bad max_steps / execute_steps, or the policy returns no 'actions' or ones of the wrong shape.
+        KeyError: `video_key` is not in the observations.
+    """
+    if max_steps < 1:
+        raise ValueError(f'max_steps must be >= 1, got {max_steps}')
+    if execute_steps is not None and execute_steps < 1:
+        raise ValueError(f'execute_steps must be >= 1 or None, got {execute_steps}')
+    action_dim = env.action_spec.dim
+    policy.reset()
+    obs = env.reset(seed)
+    if record_video and video_key is None:
+        cameras = sorted(k for k in obs if k.startswith(OBS_IMAGE_PREFIX))
+        if not cameras:
+            raise KeyError(f'record_video needs a camera observation; observation keys: {sorted(obs)}')
+        video_key = _DEFAULT_VIDEO_KEY if _DEFAULT_VIDEO_KEY in cameras else cameras[0]
+    frames = [np.asarray(obs[video_key]).copy()] if record_video else []
+    steps, reward, inferences, infer_seconds = 0, 0.0, 0, 0.0
+    outcome = Outcome.TIMEOUT
+    while steps < max_steps:
+        start = time.perf_counter()
+        output = policy.infer(obs)
+        infer_seconds += time.perf_counter() - start
+        if ACTIONS not in output:
+            raise ValueError(f'policy.infer must return {{{ACTIONS!r}: (chunk, action_dim)}}, '
+                             f'got keys {sorted(output)}')
+        actions = np.asarray(output[ACTIONS], dtype=np.float32)
+        inferences += 1
+        if actions.ndim != 2 or actions.shape[0] < 1 or actions.shape[1] != action_dim:
+            raise ValueError(f'policy returned actions of shape {actions.shape}; expected (chunk, {action_dim})')
+        done = False
+        for action in actions[:execute_steps]:
+            obs, r, terminated, truncated, info = env.step(action)
+            steps += 1
+            reward += float(r)
+            if record_video:
+                frames.append(np.asarray(obs[video_key]).copy())
+            if info.get('success', False):
+                outcome, done = Outcome.SUCCESS, True
+            elif terminated:
+                outcome, done = Outcome.FAILURE, True
+            elif truncated:
+                outcome, done = Outcome.TIMEOUT, True
+            if done or steps >= max_steps:
+                break
+        if done:
+            break
+    logger.debug('seed %d: %s after %d steps, %d inferences', seed, outcome.value, steps, inferences)
+    return EpisodeResult(seed=int(seed), outcome=outcome, steps=steps, reward=reward, inferences=inferences,
+                         infer_seconds=infer_seconds, instruction=str(env.instruction),
+                         frames=np.stack(frames) if record_video else None)

@@ -1,0 +1,54 @@
+"""collect_episodes with the fake env: successes saved, failures discarded, frames = observation + action."""
+
+import numpy as np
+import pytest
+
+from maps_vla.data import Dataset, DatasetWriter, collect_episodes
+
+
+class _StuckExpert:
+    def reset(self):
+        pass
+
+    def get_action(self, obs):
+        return np.zeros(7, dtype=np.float32)
+
+
+def test_collect_saves_successful_expert_episodes(fake_env, tmp_path):
+    env = fake_env.FakeEnv(fake_env.FakeEnvConfig())
+    expert = fake_env.ReachExpert()
+    writer = DatasetWriter.create(tmp_path / 'ds', int(env.control_hz), env.features, video=True)
+    results = collect_episodes(env, expert, writer, n=3, seeds=range(100), max_steps=40)
+    writer.finalize()
+    assert len(results) == 3 and all(r.success for r in results)
+    assert [r.episode_index for r in results] == [0, 1, 2] and expert.resets == 3
+    ds = Dataset(tmp_path / 'ds')
+    assert ds.num_episodes == 3 and ds.tasks == [env.instruction]
+    ep = ds.get_episode(1)
+    assert len(ep['action']) == results[1].steps
+    # Frame t holds the observation before action t: replaying the actions from reset reproduces the states.
+    obs = env.reset(results[1].seed)
+    for t, action in enumerate(ep['action']):
+        np.testing.assert_array_equal(ep['observation.state'][t], obs['observation.state'])
+        obs, *_ = env.step(action)
+    assert np.linalg.norm(obs['observation.state'][:3] - obs['observation.state'][3:6]) < env.cfg.tolerance
+
+
+def test_collect_discards_failures_and_stops_when_seeds_run_out(fake_env, tmp_path, caplog):
+    env = fake_env.FakeEnv(fake_env.FakeEnvConfig(max_steps=5))
+    with DatasetWriter.create(tmp_path / 'ds', 10, env.features, video=False) as writer:
+        results = collect_episodes(env, _StuckExpert(), writer, n=2, seeds=[1, 2, 3], max_steps=50)
+        assert writer.num_episodes == 0
+    assert [(r.seed, r.success, r.steps, r.episode_index) for r in results] == [(s, False, 5, None) for s in (1, 2, 3)]
+    assert 'collected only 0 of 2' in caplog.text
+    with DatasetWriter.open(tmp_path / 'ds') as writer:
+        results = collect_episodes(env, _StuckExpert(), writer, n=1, seeds=[4], keep_failures=True)
+    assert results[0].episode_index == 0 and Dataset(tmp_path / 'ds').num_episodes == 1
+
+
+def test_collect_names_missing_observation_keys(fake_env, tmp_path):
+    env = fake_env.FakeEnv()
+    features = {**env.features, 'observation.images.top': {'dtype': 'video', 'shape': (8, 8, 3)}}
+    with DatasetWriter.create(tmp_path / 'ds', 10, features, video=False) as writer:
+        with pytest.raises(ValueError, match=r"lacks the dataset feature\(s\) \['observation.images.top'\]"):
+            collect_episodes(env, fake_env.ReachExpert(), writer, n=1, seeds=[0])

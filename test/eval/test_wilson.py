@@ -1,0 +1,31 @@
+"""Wilson intervals against hand-computed values (z = 1.959964 for 95 %)."""
+
+import pytest
+
+from maps_vla.eval import wilson_interval
+
+
+@pytest.mark.parametrize('k, n, low, high', [
+    (0, 10, 0.0, 0.27754),    # z²/(n + z²) = 3.8415 / 13.8415
+    (10, 10, 0.72246, 1.0),
+    (5, 10, 0.23659, 0.76341),
+    (8, 10, 0.49016, 0.94334),
+    (1, 1, 0.20654, 1.0),
+    (45, 50, 0.78638, 0.95653),
+])
+def test_matches_hand_values(k, n, low, high):
+    got = wilson_interval(k, n)
+    assert got == pytest.approx((low, high), abs=5e-5)
+
+
+def test_other_confidence():
+    # 90 %: z = 1.644854, 3 of 20: centre 0.191706, half-width 0.130123 (worked by hand).
+    assert wilson_interval(3, 20, 0.90) == pytest.approx((0.061583, 0.321829), abs=5e-6)
+
+
+def test_no_trials_and_bad_values():
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    with pytest.raises(ValueError, match='successes=11, n=10'):
+        wilson_interval(11, 10)
+    with pytest.raises(ValueError, match='confidence'):
+        wilson_interval(1, 2, confidence=1.0)
