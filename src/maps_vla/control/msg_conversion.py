@@ -84,10 +84,10 @@ def _new(types: MessageTypes, msgtype: str, /, **fields: Any) -> Any:
     return message_class(types, msgtype)(**fields)
 
 
-def _numeric_seq(types: MessageTypes, owner: str, values: np.ndarray, dtype: str) -> Any:
-    """An unbounded numeric array for a field of message `owner`, in the form its class expects."""
+def _numeric_seq(types: MessageTypes, owner: str | type, values: np.ndarray, dtype: str) -> Any:
+    """An unbounded numeric array for a field of message `owner` (a type name or class), in the form it expects."""
     arr = np.ascontiguousarray(values, dtype=dtype).reshape(-1)
-    cls = message_class(types, owner)
+    cls = message_class(types, owner) if isinstance(owner, str) else owner
     if not dataclasses.is_dataclass(cls) and hasattr(cls, 'get_fields_and_field_types'):  # an rclpy class
         out = array.array('B' if dtype == 'uint8' else 'd')
         out.frombytes(arr.tobytes())
@@ -377,19 +377,23 @@ def chunk_to_trajectory(types: MessageTypes, chunk: ActionChunk, names: Sequence
     names = list(names if names is not None else chunk.names or [f'action_{i}' for i in range(chunk.dim)])
     if len(names) != chunk.dim:
         raise ValueError(f'{len(names)} joint names for {chunk.dim} action dims: {names}')
-    owner = 'trajectory_msgs/msg/JointTrajectoryPoint'
+    point_cls = message_class(types, 'trajectory_msgs/msg/JointTrajectoryPoint')
+    duration_cls = message_class(types, 'builtin_interfaces/msg/Duration')
     actions = chunk.actions
-    vel = np.gradient(actions, chunk.dt, axis=0) if chunk.horizon > 1 else np.zeros_like(actions)
-    acc = np.gradient(vel, chunk.dt, axis=0) if chunk.horizon > 1 else np.zeros_like(actions)
     empty = np.zeros(0)
-    points = [
-        _new(types, owner, positions=_numeric_seq(types, owner, actions[i], 'float64'),
-             velocities=_numeric_seq(types, owner, vel[i] if velocities else empty, 'float64'),
-             accelerations=_numeric_seq(types, owner, acc[i] if accelerations else empty, 'float64'),
-             effort=_numeric_seq(types, owner, empty, 'float64'),
-             time_from_start=sec_to_duration(types, i * chunk.dt))
-        for i in range(chunk.horizon)
-    ]
+    vel = acc = None
+    if velocities or accelerations:
+        vel = np.gradient(actions, chunk.dt, axis=0) if chunk.horizon > 1 else np.zeros_like(actions)
+        acc = np.gradient(vel, chunk.dt, axis=0) if chunk.horizon > 1 else np.zeros_like(actions)
+    points = []
+    for i in range(chunk.horizon):
+        sec, nanosec = _split_ns(i * chunk.dt)
+        points.append(point_cls(
+            positions=_numeric_seq(types, point_cls, actions[i], 'float64'),
+            velocities=_numeric_seq(types, point_cls, vel[i] if velocities else empty, 'float64'),
+            accelerations=_numeric_seq(types, point_cls, acc[i] if accelerations else empty, 'float64'),
+            effort=_numeric_seq(types, point_cls, empty, 'float64'),
+            time_from_start=duration_cls(sec=sec, nanosec=nanosec)))
     return _new(types, 'trajectory_msgs/msg/JointTrajectory', header=make_header(types, chunk.stamp, frame_id),
                 joint_names=names, points=points)
 

@@ -165,9 +165,9 @@ class _Replay:
             self.runner.set_instruction(cfg.instruction)
         if self.ee and not cfg.pose_topic:
             self.bridge.anchor(np.asarray(cfg.initial_position), np.asarray(cfg.initial_orientation))
-        out = ((cfg.action_chunk_topic, 'trajectory_msgs/msg/JointTrajectory'),
-               (cfg.action_topic, 'trajectory_msgs/msg/JointTrajectory'),
-               (cfg.command_topic, 'geometry_msgs/msg/PoseStamped' if self.ee else 'trajectory_msgs/msg/JointTrajectory'),
+        trajectory = 'trajectory_msgs/msg/JointTrajectory'
+        out = ((cfg.action_chunk_topic, trajectory), (cfg.action_topic, trajectory),
+               (cfg.command_topic, 'geometry_msgs/msg/PoseStamped' if self.ee else trajectory),
                (cfg.gripper_topic, 'std_msgs/msg/Float64MultiArray'),
                (cfg.status_topic, 'std_msgs/msg/String'))
         for topic, msgtype in out:
