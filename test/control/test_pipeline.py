@@ -131,3 +131,16 @@ def test_load_policy_needs_the_model_factory(tmp_path):
         pytest.skip('maps_vla.model.factory exists; its loader is tested with the model')
     with pytest.raises(FileNotFoundError, match='does not exist'):
         load_policy(tmp_path / 'missing')
+
+
+def test_replay_config_roundtrips_through_yaml(tmp_path):
+    from maps_vla.config import load_config, save_config
+
+    save_config(ReplayConfig(), tmp_path / 'replay.yaml')
+    assert load_config(ReplayConfig, tmp_path / 'replay.yaml') == ReplayConfig()
+    cfg = load_config(ReplayConfig, tmp_path / 'replay.yaml',
+                      ['smoother.method=temporal_ensemble', 'smoother.max_velocity=[0.1, .inf]', 'action.control_hz=5'])
+    assert cfg.smoother.method.value == 'temporal_ensemble' and cfg.smoother.max_velocity == (0.1, float('inf'))
+    assert cfg.action.control_hz == 5.0
+    with pytest.raises(ValueError, match="Did you mean 'policy_hz'"):
+        load_config(ReplayConfig, None, ['policy_hs=3'])

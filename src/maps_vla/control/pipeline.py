@@ -45,12 +45,13 @@ class ReplayConfig:
     """Topics, rates and component configs of a replay.
 
     The action spec decides the smoother's gripper_index and hold_mode and the safety bridge's kind, action_hz,
-    gripper_index and control_hz (= smoother.control_hz); the runner's cameras are camera.names.
+    gripper_index and control_hz (= smoother.control_hz); the runner's cameras are camera.names, and it always runs
+    synchronously.
     """
 
     action: ActionSpec = EE_DELTA_ACTION  # used unless the policy has its own `action_spec`
     camera: CameraConfig = dataclasses.field(default_factory=CameraConfig)
-    runner: PolicyRunnerConfig = dataclasses.field(default_factory=lambda: PolicyRunnerConfig(synchronous=True))
+    runner: PolicyRunnerConfig = dataclasses.field(default_factory=PolicyRunnerConfig)
     smoother: SmootherConfig = dataclasses.field(default_factory=SmootherConfig)
     safety: SafetyConfig = dataclasses.field(default_factory=SafetyConfig)
     policy_hz: float = 10.0  # how often the policy is asked for a chunk
@@ -127,7 +128,8 @@ def _components(policy: BasePolicy, cfg: ReplayConfig) -> tuple[ActionSpec, Poli
                                        hold_mode=HoldMode.ZERO if ee else HoldMode.KEEP)
     safety_cfg = dataclasses.replace(cfg.safety, kind=spec.kind, action_hz=spec.control_hz,
                                      gripper_index=spec.gripper_index, control_hz=cfg.smoother.control_hz)
-    runner_cfg = dataclasses.replace(cfg.runner, cameras=cfg.camera.names)
+    # Replay always infers synchronously: the simulated clock must not run ahead of a policy on another thread.
+    runner_cfg = dataclasses.replace(cfg.runner, cameras=cfg.camera.names, synchronous=True)
     for name, given, used in (('smoother', cfg.smoother, smoother_cfg), ('safety', cfg.safety, safety_cfg)):
         changed = {f.name: getattr(used, f.name) for f in dataclasses.fields(used)
                    if getattr(used, f.name) != getattr(given, f.name)}
