@@ -115,6 +115,9 @@ def read_messages(path: str | Path, topics: Iterable[str] | None = None,
                   typestore: Typestore | None = None) -> Iterator[BagMessage]:
     """Deserialized messages of `topics` (all when None) in receive-time order.
 
+    rosbags orders the messages of each storage file; the files of a split bag are read one after another, which
+    is time order for bags rosbag2 recorded.
+
     Args:
         path: a bag directory (with metadata.yaml) or a single .db3 / .mcap file.
         topics: topics to read; one missing from the bag is logged and skipped.
