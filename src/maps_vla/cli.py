@@ -17,6 +17,7 @@ __all__ = ['main']
 _VERBS: dict[str, tuple[str, str]] = {
     'demo': ('maps_vla.scripts.demo', 'fine-tune a small model with MAPS and print the λ table and drift'),
     'lambdas': ('maps_vla.scripts.lambdas', "print the MAPS λ of every module of a model or checkpoint"),
+    'replay': ('maps_vla.scripts.replay', 'run the robot runtime (policy, smoother, safety) offline on a ROS 2 bag'),
 }
 
 

@@ -1,0 +1,66 @@
+"""Franka joint names and limits, as data.
+
+Position and velocity limits: franka_description `robots/{fr3,fer}/joint_limits.yaml`; acceleration limits: MoveIt
+`fr3_joint_limits.yaml` (listed there for FR3 only; reused for FER/Panda as the conservative choice). FR3 velocity
+limits are also position-dependent in libfranka (`rate_limiting.h`); these are the constant upper bounds.
+See docs/reference/ros2_franka.md §1.7.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from maps_vla.registry import Registry
+
+__all__ = ['JointLimits', 'JOINT_LIMITS', 'joint_limits', 'FR3_HOME', 'GRIPPER_MAX_WIDTH']
+
+
+@dataclasses.dataclass(frozen=True)
+class JointLimits:
+    """Per-joint limits of one arm, in joint order."""
+
+    names: tuple[str, ...]  # joint names as published on joint_states
+    lower: tuple[float, ...]  # rad
+    upper: tuple[float, ...]  # rad
+    velocity: tuple[float, ...]  # rad/s
+    acceleration: tuple[float, ...]  # rad/s^2
+
+    def __post_init__(self) -> None:
+        n = len(self.names)
+        for field in ('lower', 'upper', 'velocity', 'acceleration'):
+            if len(getattr(self, field)) != n:
+                raise ValueError(f'JointLimits.{field} has {len(getattr(self, field))} values for {n} joints')
+        if any(lo >= hi for lo, hi in zip(self.lower, self.upper)):
+            raise ValueError('JointLimits.lower must be below upper for every joint')
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(lower, upper, velocity, acceleration) as float64 arrays (7,)."""
+        return tuple(np.asarray(getattr(self, f), dtype=np.float64)
+                     for f in ('lower', 'upper', 'velocity', 'acceleration'))
+
+
+_FR3_ACC = (3.75, 1.875, 2.5, 3.125, 3.75, 5.0, 5.0)
+_FR3 = dict(lower=(-2.7437, -1.7837, -2.9007, -3.0421, -2.8065, 0.5445, -3.0159),
+            upper=(2.7437, 1.7837, 2.9007, -0.1518, 2.8065, 4.5169, 3.0159),
+            velocity=(2.62, 2.62, 2.62, 2.62, 5.26, 4.18, 5.26), acceleration=_FR3_ACC)
+_FER = dict(lower=(-2.8973, -1.7628, -2.8973, -3.0718, -2.8973, -0.0175, -2.8973),
+            upper=(2.8973, 1.7628, 2.8973, -0.0698, 2.8973, 3.7525, 2.8973),
+            velocity=(2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61), acceleration=_FR3_ACC)
+
+JOINT_LIMITS: Registry[JointLimits] = Registry('robot type')
+JOINT_LIMITS.register('fr3')(JointLimits(names=tuple(f'fr3_joint{i}' for i in range(1, 8)), **_FR3))
+JOINT_LIMITS.register('fp3')(JointLimits(names=tuple(f'fp3_joint{i}' for i in range(1, 8)), **_FR3))
+JOINT_LIMITS.register('fer')(JointLimits(names=tuple(f'fer_joint{i}' for i in range(1, 8)), **_FER))
+# franka_ros2 <= 0.1.x and ROS 1 name the FER joints panda_joint1..7.
+JOINT_LIMITS.register('panda')(JointLimits(names=tuple(f'panda_joint{i}' for i in range(1, 8)), **_FER))
+
+# The 'ready' pose of franka_ros2's fake hardware, SRDF and move_to_start.
+FR3_HOME = (0.0, -np.pi / 4, 0.0, -3 * np.pi / 4, 0.0, np.pi / 2, np.pi / 4)
+GRIPPER_MAX_WIDTH = 0.08  # m, both fingers (each 0-0.04 m)
+
+
+def joint_limits(robot_type: str) -> JointLimits:
+    """The limits of 'fr3', 'fp3', 'fer' or 'panda' (ValueError with the closest name otherwise)."""
+    return JOINT_LIMITS.get(robot_type)

@@ -1,0 +1,318 @@
+"""The robot bridge's safety logic: smoothed commands -> bounded robot targets (no ROS types).
+
+End-effector delta mode (ActionSpec.kind 'ee_delta'): each command is a per-action-step delta (dx, dy, dz in m,
+then a rotation vector in rad, in the base frame) plus a gripper value in [0, 1]. Every tick the bridge adds the
+command's share of a step (action_hz / control_hz of it) to a target pose that starts at the measured pose, keeps
+the target within `max_lead` of the measured pose (no wind-up against contact), clamps it into the workspace box,
+and moves the emitted target by at most `max_translation_step` / `max_rotation_step` per tick. The result is a
+pose for the Cartesian impedance controller's `~/equilibrium_pose`.
+
+Joint mode ('joint_position'): commands are joint positions; the target is clamped into the joint limits (less a
+margin) and moves at most `joint_velocity_scale` * the velocity limit per tick.
+
+In both modes a non-finite command is rejected (logged, counted, hold), no command for `watchdog_timeout` s holds,
+and an e-stop latch holds until released. Holding means emitting the last target again. The gripper dimension is
+thresholded into open/close commands, emitted only when the state changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import logging
+import math
+
+import numpy as np
+
+from maps_vla.control.franka_limits import GRIPPER_MAX_WIDTH, joint_limits
+from maps_vla.control.rotations import quat_from_rotvec, quat_multiply, quat_normalize, quat_to_rotvec
+
+__all__ = ['SafetyConfig', 'SafetyStatus', 'PoseTarget', 'JointTarget', 'GripperCommand', 'SafetyOutput',
+           'SafetyBridge']
+
+logger = logging.getLogger(__name__)
+
+
+class SafetyStatus(enum.Enum):
+    WAITING = 'waiting'  # no measured pose / joint state yet: nothing to anchor the target to
+    ACTIVE = 'active'  # following commands
+    HOLD_WATCHDOG = 'hold_watchdog'  # no command for watchdog_timeout s (or none yet)
+    HOLD_REJECTED = 'hold_rejected'  # this tick's command was rejected
+    ESTOP = 'estop'  # e-stop latched
+
+
+@dataclasses.dataclass(frozen=True)
+class SafetyConfig:
+    """Limits of the bridge between the smoother and the robot."""
+
+    kind: str = 'ee_delta'  # ActionSpec.kind: 'ee_delta' (Cartesian target) or 'joint_position'
+    control_hz: float = 100.0  # bridge tick rate (one command per tick)
+    action_hz: float = 10.0  # ee_delta: a delta is meant per 1/action_hz s (ActionSpec.control_hz)
+    frame_id: str = 'fr3_link0'  # frame of the target pose
+    workspace_min: tuple[float, float, float] = (0.25, -0.45, 0.02)  # m, lower corner of the allowed box
+    workspace_max: tuple[float, float, float] = (0.75, 0.45, 0.70)  # m, upper corner
+    max_translation_step: float = 0.004  # m the target may move per tick (0.4 m/s at 100 Hz)
+    max_rotation_step: float = 0.02  # rad the target may turn per tick
+    max_lead: float = 0.05  # m the target may run ahead of the measured position
+    max_lead_rotation: float = 0.3  # rad the target may turn ahead of the measured orientation
+    watchdog_timeout: float = 0.2  # s without a command after which the target holds
+    robot_type: str = 'fr3'  # joint-limit table: fr3, fp3, fer, panda
+    joint_margin: float = 0.05  # rad kept clear of each joint limit
+    joint_velocity_scale: float = 0.5  # fraction of each joint's velocity limit allowed per tick
+    max_joint_lead: float = 0.2  # rad a joint target may run ahead of the measured joint
+    gripper_index: int | None = 6  # command dimension holding the gripper (0 open .. 1 closed); None: no gripper
+    gripper_threshold: float = 0.5  # closed when the command is >= this
+    gripper_open_width: float = GRIPPER_MAX_WIDTH  # m, Move goal when opening
+    gripper_grasp_width: float = 0.0  # m, Grasp goal when closing
+    gripper_speed: float = 0.1  # m/s
+    gripper_force: float = 20.0  # N, Grasp force / GripperCommand max_effort
+
+    def __post_init__(self) -> None:
+        if self.kind not in ('ee_delta', 'joint_position'):
+            raise ValueError(f"SafetyConfig.kind must be 'ee_delta' or 'joint_position', got {self.kind!r}")
+        positive = ('control_hz', 'action_hz', 'max_translation_step', 'max_rotation_step', 'max_lead',
+                    'max_lead_rotation', 'watchdog_timeout', 'joint_velocity_scale', 'max_joint_lead',
+                    'gripper_speed', 'gripper_force')
+        for name in positive:
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f'SafetyConfig.{name} must be a finite number > 0, got {value!r}')
+        if len(self.workspace_min) != 3 or len(self.workspace_max) != 3 or any(
+                lo >= hi for lo, hi in zip(self.workspace_min, self.workspace_max)):
+            raise ValueError(f'SafetyConfig.workspace_min {self.workspace_min} must be below workspace_max '
+                             f'{self.workspace_max} on x, y and z')
+        joint_limits(self.robot_type)  # raises with the known robot types
+        if self.joint_margin < 0:
+            raise ValueError(f'SafetyConfig.joint_margin must be >= 0, got {self.joint_margin}')
+        if not 0 <= self.gripper_grasp_width <= self.gripper_open_width <= GRIPPER_MAX_WIDTH:
+            raise ValueError(f'SafetyConfig gripper widths must satisfy 0 <= grasp ({self.gripper_grasp_width}) '
+                             f'<= open ({self.gripper_open_width}) <= {GRIPPER_MAX_WIDTH}')
+
+
+@dataclasses.dataclass(frozen=True)
+class PoseTarget:
+    """A PoseStamped for `~/equilibrium_pose`."""
+
+    stamp: float
+    position: np.ndarray  # (3,) m
+    quaternion: np.ndarray  # (4,) x, y, z, w
+    frame_id: str
+
+
+@dataclasses.dataclass(frozen=True)
+class JointTarget:
+    """A one-point joint trajectory."""
+
+    stamp: float
+    names: tuple[str, ...]
+    positions: np.ndarray  # (7,) rad
+
+
+@dataclasses.dataclass(frozen=True)
+class GripperCommand:
+    """An open (franka_msgs Move) or close (Grasp) goal; `finger_position` for control_msgs GripperCommand."""
+
+    stamp: float
+    width: float  # m between the fingers
+    speed: float  # m/s
+    force: float  # N (Grasp only)
+    grasp: bool  # True: close with Grasp, False: open with Move
+
+    @property
+    def finger_position(self) -> float:
+        """control_msgs/GripperCommand.position, which is per finger (half the width)."""
+        return 0.5 * self.width
+
+
+@dataclasses.dataclass(frozen=True)
+class SafetyOutput:
+    """What the bridge sends this tick; `pose`/`joints` is the (possibly held) target, None while WAITING."""
+
+    stamp: float
+    status: SafetyStatus
+    pose: PoseTarget | None = None
+    joints: JointTarget | None = None
+    gripper: GripperCommand | None = None  # only on a change of the open/closed state
+    reason: str = ''
+
+
+def _clip_norm(v: np.ndarray, limit: float) -> np.ndarray:
+    norm = float(np.sqrt(v @ v))
+    return v * (limit / norm) if norm > limit else v
+
+
+def _turn_towards(q_from: np.ndarray, q_to: np.ndarray, max_angle: float) -> np.ndarray:
+    """q_to, or the rotation `max_angle` of the way from q_from towards it."""
+    rel = quat_to_rotvec(quat_multiply(q_to, np.array([-q_from[0], -q_from[1], -q_from[2], q_from[3]])))
+    return quat_normalize(quat_multiply(quat_from_rotvec(_clip_norm(rel, max_angle)), q_from))
+
+
+class SafetyBridge:
+    """Bounded targets from smoothed commands; see the module docstring.
+
+    Args:
+        cfg: mode and limits.
+    """
+
+    def __init__(self, cfg: SafetyConfig | None = None) -> None:
+        self.cfg = cfg or SafetyConfig()
+        limits = joint_limits(self.cfg.robot_type)
+        self.joint_names = limits.names
+        lower, upper, velocity, _ = limits.arrays()
+        self._q_lo, self._q_hi = lower + self.cfg.joint_margin, upper - self.cfg.joint_margin
+        self._q_step = velocity * self.cfg.joint_velocity_scale / self.cfg.control_hz
+        self._ws_lo, self._ws_hi = np.asarray(self.cfg.workspace_min, float), np.asarray(self.cfg.workspace_max, float)
+        self._delta_scale = self.cfg.action_hz / self.cfg.control_hz
+        self.rejections: dict[str, int] = {}  # reason -> count
+        self._estop_reason: str | None = None
+        self._measured_pose: tuple[np.ndarray, np.ndarray] | None = None
+        self._measured_q: np.ndarray | None = None
+        self._pos = self._quat = self._q = None
+        self._command: np.ndarray | None = None
+        self._rejected: str | None = None
+        self._last_command_time: float | None = None
+        self._gripper_closed: bool | None = None
+
+    # ----------------------------------------------------------------------------------------------- inputs
+    def on_measured_pose(self, position: np.ndarray, quaternion: np.ndarray, stamp: float) -> None:
+        """The robot's measured end-effector pose (base frame); non-finite values are ignored and counted."""
+        position, quaternion = np.asarray(position, float), np.asarray(quaternion, float)
+        if not (np.all(np.isfinite(position)) and np.all(np.isfinite(quaternion))) or quaternion @ quaternion < 1e-12:
+            self._count('non-finite measured pose')
+            return
+        self._measured_pose = (position.copy(), quat_normalize(quaternion))
+
+    def on_joint_state(self, positions: np.ndarray, stamp: float) -> None:
+        """Measured arm joint positions (7,), in `joint_names` order; non-finite ones are ignored and counted."""
+        positions = np.asarray(positions, float)
+        if positions.shape != (len(self.joint_names),):
+            raise ValueError(f'joint state needs {len(self.joint_names)} positions ({self.joint_names}), got '
+                             f'shape {positions.shape}')
+        if not np.all(np.isfinite(positions)):
+            self._count('non-finite joint state')
+            return
+        self._measured_q = positions.copy()
+
+    def anchor(self, position: np.ndarray, quaternion: np.ndarray) -> None:
+        """Start the Cartesian target at this pose without a measurement (open loop, e.g. a bag without poses).
+
+        Raises:
+            ValueError: a non-finite position or a quaternion that cannot be normalized.
+        """
+        position = np.asarray(position, float).reshape(-1)
+        if position.shape != (3,) or not np.all(np.isfinite(position)):
+            raise ValueError(f'anchor position must be 3 finite values, got {position.tolist()}')
+        self._pos, self._quat = position.copy(), quat_normalize(quaternion)
+
+    def on_command(self, command: np.ndarray, stamp: float) -> None:
+        """One smoothed command (A,), used by the next tick; a non-finite one is rejected there.
+
+        Raises:
+            ValueError: a command whose length does not fit the mode (7 deltas or joints, plus the gripper).
+        """
+        command = np.asarray(command, dtype=np.float64).reshape(-1)
+        want = (6 if self.cfg.kind == 'ee_delta' else len(self.joint_names)) + (self.cfg.gripper_index is not None)
+        if command.size != want:
+            raise ValueError(f'{self.cfg.kind} command needs {want} values (gripper_index '
+                             f'{self.cfg.gripper_index}), got {command.size}')
+        if not np.all(np.isfinite(command)):
+            self._rejected = f'non-finite command {command.tolist()}'
+            self._command = None
+            return
+        self._rejected = None
+        self._command = command
+        self._last_command_time = stamp
+
+    def engage_estop(self, reason: str = 'e-stop') -> None:
+        """Latch the e-stop: hold until release_estop()."""
+        if self._estop_reason is None:
+            logger.warning('e-stop engaged: %s', reason)
+        self._estop_reason = reason or 'e-stop'
+        self._command = None
+
+    def release_estop(self) -> None:
+        """Release the latch; commands older than the release are not replayed."""
+        if self._estop_reason is not None:
+            logger.info('e-stop released')
+        self._estop_reason = None
+        self._command = None
+        self._last_command_time = None
+
+    @property
+    def estopped(self) -> bool:
+        return self._estop_reason is not None
+
+    # ------------------------------------------------------------------------------------------------- tick
+    def tick(self, now: float) -> SafetyOutput:
+        """The target for this tick (see SafetyOutput)."""
+        ee = self.cfg.kind == 'ee_delta'
+        if ee and self._pos is None and self._measured_pose is not None:
+            self._pos, self._quat = self._measured_pose[0].copy(), self._measured_pose[1].copy()
+            if np.any(self._pos < self._ws_lo) or np.any(self._pos > self._ws_hi):
+                logger.warning('measured position %s is outside the workspace %s..%s; the target moves into it at '
+                               'max_translation_step per tick', self._pos.tolist(), self._ws_lo.tolist(),
+                               self._ws_hi.tolist())
+        if not ee and self._q is None and self._measured_q is not None:
+            self._q = self._measured_q.copy()
+        if (self._pos if ee else self._q) is None:
+            self._command = None
+            return SafetyOutput(now, SafetyStatus.WAITING, reason='no measured state yet')
+        command, self._command = self._command, None
+        gripper = None
+        if self._estop_reason is not None:
+            status, reason = SafetyStatus.ESTOP, self._estop_reason
+        elif self._rejected is not None:
+            status, reason = SafetyStatus.HOLD_REJECTED, self._rejected
+            self._count(self._rejected)
+            self._rejected = None
+        elif self._last_command_time is None or now - self._last_command_time > self.cfg.watchdog_timeout:
+            status = SafetyStatus.HOLD_WATCHDOG
+            reason = 'no command yet' if self._last_command_time is None else \
+                f'no command for {now - self._last_command_time:.3f}s'
+        else:
+            status, reason = SafetyStatus.ACTIVE, ''
+            if command is not None:
+                self._step_ee(command) if ee else self._step_joints(command)
+                gripper = self._gripper(command, now)
+        if ee:
+            pose = PoseTarget(now, self._pos.copy(), self._quat.copy(), self.cfg.frame_id)
+            return SafetyOutput(now, status, pose=pose, gripper=gripper, reason=reason)
+        return SafetyOutput(now, status, joints=JointTarget(now, self.joint_names, self._q.copy()), gripper=gripper,
+                            reason=reason)
+
+    def _step_ee(self, command: np.ndarray) -> None:
+        delta = np.delete(command, self.cfg.gripper_index) if self.cfg.gripper_index is not None else command
+        delta = delta * self._delta_scale
+        pos = self._pos + delta[:3]
+        quat = quat_multiply(quat_from_rotvec(delta[3:6]), self._quat)
+        if self._measured_pose is not None:  # no wind-up: stay near where the robot really is
+            m_pos, m_quat = self._measured_pose
+            pos = m_pos + _clip_norm(pos - m_pos, self.cfg.max_lead)
+            quat = _turn_towards(m_quat, quat, self.cfg.max_lead_rotation)
+        pos = np.clip(pos, self._ws_lo, self._ws_hi)
+        # The last guard: whatever happened above, the emitted target never jumps.
+        self._pos = self._pos + _clip_norm(pos - self._pos, self.cfg.max_translation_step)
+        self._quat = _turn_towards(self._quat, quat, self.cfg.max_rotation_step)
+
+    def _step_joints(self, command: np.ndarray) -> None:
+        q = np.delete(command, self.cfg.gripper_index) if self.cfg.gripper_index is not None else command
+        if self._measured_q is not None:
+            q = np.clip(q, self._measured_q - self.cfg.max_joint_lead, self._measured_q + self.cfg.max_joint_lead)
+        q = np.clip(q, self._q_lo, self._q_hi)
+        self._q = self._q + np.clip(q - self._q, -self._q_step, self._q_step)
+
+    def _gripper(self, command: np.ndarray, now: float) -> GripperCommand | None:
+        if self.cfg.gripper_index is None:
+            return None
+        closed = bool(command[self.cfg.gripper_index] >= self.cfg.gripper_threshold)
+        if closed == self._gripper_closed:
+            return None
+        self._gripper_closed = closed
+        width = self.cfg.gripper_grasp_width if closed else self.cfg.gripper_open_width
+        return GripperCommand(now, width, self.cfg.gripper_speed, self.cfg.gripper_force, closed)
+
+    def _count(self, reason: str) -> None:
+        key = reason.split(' [')[0]
+        if key not in self.rejections:
+            logger.warning('safety bridge rejected input: %s (further ones are counted, not logged)', reason)
+        self.rejections[key] = self.rejections.get(key, 0) + 1
