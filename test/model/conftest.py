@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from maps_vla.model import make_policy, make_policy_config
-from maps_vla.model.vla.configuration_vla import ActionHeadConfig, LLMConfig, VisionConfig
+from maps_vla.model.vla.configuration_vla import ActionHeadConfig, LLMConfig
 from maps_vla.model.vla.processor_vla import NormStats
 
 

@@ -73,8 +73,9 @@ def test_l1_sequence_layout_and_shifted_readout(attention, make_tiny, make_batch
         ids = policy.tokenizer(policy.processor.build_prompt(batch['task'][0])).input_ids
         embed = policy.language_model.get_input_embeddings()
         n = cfg.chunk_size * cfg.action_dim
+        eos = embed(torch.tensor([[policy.tokenizer.eos_token_id]]))
         embeds = torch.cat([embed(torch.tensor([ids[:1]])), prefix, embed(torch.tensor([ids[1:]])),
-                            torch.zeros(1, n, cfg.llm.hidden_size), embed(torch.tensor([[policy.tokenizer.eos_token_id]]))], 1)
+                            torch.zeros(1, n, cfg.llm.hidden_size), eos], 1)
         length = embeds.shape[1]
         mask = torch.zeros(1, 1, length, length) if attention == 'bidirectional' else None
         hidden = policy.language_model.model(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
@@ -150,7 +151,8 @@ def test_infer_numpy_in_numpy_out(make_tiny, build_policy):
     obs[TASK] = 'Put the bowl on the plate'
     out = policy.infer(obs)
     assert out[ACTIONS].shape == (8, 7) and out[ACTIONS].dtype == np.float32
-    batch = {'images': torch.from_numpy(np.stack([obs[OBS_IMAGE_PREFIX + c] for c in cfg.cameras])).permute(0, 3, 1, 2)[None],
+    views = np.stack([obs[OBS_IMAGE_PREFIX + c] for c in cfg.cameras])
+    batch = {'images': torch.from_numpy(views).permute(0, 3, 1, 2)[None],
              'task': [obs[TASK]], 'state': policy.processor.normalize_state(torch.from_numpy(obs[OBS_STATE]))[None]}
     normalized = policy.predict_action_chunk(batch, normalized=True)[0]
     np.testing.assert_allclose(out[ACTIONS], policy.processor.unnormalize_actions(normalized).numpy(), rtol=1e-6)

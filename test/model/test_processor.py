@@ -63,7 +63,8 @@ def test_bad_image_shape_is_rejected(processor):
 
 
 def test_prompt_and_tokenization(processor):
-    assert processor.build_prompt('Pick up the Cup.') == 'In: What action should the robot take to pick up the cup?\nOut:'
+    prompt = processor.build_prompt('Pick up the Cup.')
+    assert prompt == 'In: What action should the robot take to pick up the cup?\nOut:'
     ids, mask = processor.tokenize(['ab', 'abcd'])
     assert ids.shape == mask.shape == (2, 5)
     assert ids[0, 0] == processor.tokenizer.bos_token_id and mask[0].tolist() == [1, 1, 1, 0, 0]

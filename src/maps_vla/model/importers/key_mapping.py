@@ -115,7 +115,8 @@ def dinov2_rules(num_layers: int, layerscale: str = 'scale_factor') -> list[Rule
     rules = [Rule(('embeddings.cls_token', 'embeddings.position_embeddings'), ('cls_token', 'pos_embed'), 'dino_embed'),
              Rule(('embeddings.register_tokens',), ('reg_token',)),
              Rule(('embeddings.mask_token',), (), 'zeros')]
-    rules += [Rule((f'embeddings.patch_embeddings.projection.{p}',), (f'patch_embed.proj.{p}',)) for p in ('weight', 'bias')]
+    rules += [Rule((f'embeddings.patch_embeddings.projection.{p}',), (f'patch_embed.proj.{p}',))
+              for p in ('weight', 'bias')]
     for n in range(num_layers):
         ours, theirs = f'encoder.layer.{n}.', f'blocks.{n}.'
         for p in ('weight', 'bias'):

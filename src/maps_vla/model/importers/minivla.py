@@ -144,8 +144,9 @@ def import_minivla(run_dir: str | os.PathLike, config: VLAConfig | str = 'minivl
                                 'timm_weights=(<vit_large_patch14_reg4_dinov2.lvd142m file>, '
                                 '<vit_so400m_patch14_siglip_224 file>)')
 
-    policy = build_empty(config, load_tokenizer(tokenizer if tokenizer is not None else config.tokenizer),
-                         norm_stats, action_spec)
+    if tokenizer is not None:
+        config = config.replace(tokenizer=str(tokenizer))
+    policy = build_empty(config, load_tokenizer(config.tokenizer), norm_stats, action_spec)
     tensors = _assemble.vision_tensors(policy, foreign, _DINO, _SIGLIP, 'gamma')
     tensors.update(_assemble.projector_tensors(policy, foreign, _PROJECTOR))
     tensors.update(_assemble.llm_tensors(policy, foreign, _LLM))

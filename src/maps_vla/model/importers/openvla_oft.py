@@ -122,6 +122,7 @@ def import_openvla_oft(folder: str | os.PathLike, config: VLAConfig | str = 'ope
     if not folder.is_dir():
         raise FileNotFoundError(f'Checkpoint folder {str(folder)!r} does not exist')
     config = VLA_PRESETS.get(config)() if isinstance(config, str) else config
+    config = config.replace(tokenizer=str(folder))  # the tokenizer ships with the checkpoint
     hf_config = _check_hf_config(require_file(folder / 'config.json', 'OpenVLA config'), config)
     norm_stats = _norm_stats(folder, hf_config, unnorm_key)
     require_file(folder / 'tokenizer_config.json', 'tokenizer')

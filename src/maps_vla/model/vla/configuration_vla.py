@@ -99,7 +99,8 @@ class VisionConfig:
             raise ValueError(f'VisionConfig.dino.intermediate_size {self.dino.intermediate_size} must be a multiple '
                              f'of hidden_size {self.dino.hidden_size} (transformers stores it as mlp_ratio)')
         if self.siglip.num_register_tokens:
-            raise ValueError(f'VisionConfig.siglip.num_register_tokens must be 0, got {self.siglip.num_register_tokens}')
+            raise ValueError('VisionConfig.siglip.num_register_tokens must be 0, got '
+                             f'{self.siglip.num_register_tokens}')
         if not 0 < self.center_crop_scale <= 1:
             raise ValueError(f'VisionConfig.center_crop_scale must be in (0, 1], got {self.center_crop_scale}')
 
@@ -147,7 +148,8 @@ class LLMConfig:
             raise ValueError(f'LLMConfig: hidden_size {self.hidden_size}, num_heads {self.num_heads} and num_kv_heads '
                              f'{self.num_kv_heads} must divide evenly')
         if self.attn_implementation not in ('sdpa', 'eager'):
-            raise ValueError(f"LLMConfig.attn_implementation must be 'sdpa' or 'eager', got {self.attn_implementation!r}")
+            raise ValueError("LLMConfig.attn_implementation must be 'sdpa' or 'eager', got "
+                             f'{self.attn_implementation!r}')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,4 +250,7 @@ def _openvla() -> VLAConfig:
                       num_heads=32, num_kv_heads=32, rope_theta=10000.0, max_position_embeddings=2048,
                       tie_word_embeddings=False, pad_token_id=32000),
         head=ActionHeadConfig(action_vocab_end=32000),
+        # OpenVLA(-OFT) trained on 'Out: ' + actions and appends '▁' (29871) at inference when it is missing: with
+        # the Llama-2 tokenizer the trailing space yields that token (to verify once the real tokenizer is at hand)
+        prompt_template='In: What action should the robot take to {instruction}?\nOut: ',
     )

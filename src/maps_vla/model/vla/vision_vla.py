@@ -33,11 +33,14 @@ __all__ = ['FusedVisionBackbone', 'second_to_last_features']
 
 def _dino(cfg: VisionConfig) -> Dinov2WithRegistersModel:
     vit = cfg.dino
-    return Dinov2WithRegistersModel(Dinov2WithRegistersConfig(
+    model = Dinov2WithRegistersModel(Dinov2WithRegistersConfig(
         hidden_size=vit.hidden_size, num_hidden_layers=vit.num_layers, num_attention_heads=vit.num_heads,
         mlp_ratio=vit.intermediate_size // vit.hidden_size, hidden_act=vit.hidden_act,
         layer_norm_eps=vit.layer_norm_eps, image_size=cfg.image_size, patch_size=cfg.patch_size,
         num_register_tokens=vit.num_register_tokens))
+    with torch.no_grad():  # timm's no_embed_class: CLS gets no position embedding (keeps timm files exchangeable)
+        model.embeddings.position_embeddings[:, 0].zero_()
+    return model
 
 
 def _siglip(cfg: VisionConfig) -> SiglipVisionModel:
