@@ -20,7 +20,7 @@ class EnvConfig:
     physics_hz: float = 500.0  # MuJoCo step rate
     image_size: tuple[int, int] = (224, 224)  # (height, width) of both camera images
     render: bool = True  # False leaves the image keys out of observations (state-only rollouts, speed tests)
-    action_kind: str = 'ee_delta'  # 'ee_delta': [dx, dy, dz, droll, dpitch, dyaw, gripper]; 'joint_position': [q1..q7, gripper]
+    action_kind: str = 'ee_delta'  # 'ee_delta' [dx dy dz droll dpitch dyaw gripper] | 'joint_position' [q1..q7 gripper]
     max_pos_step: float = 0.05  # m; EE delta translations are clipped to this per step and axis
     max_rot_step: float = 0.25  # rad; EE delta rotations are clipped to this per step and axis
     episode_seconds: float = 20.0  # episodes are truncated after this much simulated time

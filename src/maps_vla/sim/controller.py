@@ -20,9 +20,10 @@ __all__ = ['DifferentialIK', 'ArmController']
 class DifferentialIK:
     """Damped least squares IK for the TCP site, with joint-limit clamping and a null-space pull to a rest pose.
 
-    One `solve` runs a few Gauss-Newton iterations: dq = Jᵀ (J Jᵀ + λ² I)⁻¹ e, with e = (position error, rotation
-    error as a world-frame rotation vector). Joints at a limit that the step would push further are frozen and the
-    step is re-solved without them; the result is clipped into the limits less `limit_margin`.
+    One `solve` runs a few Gauss-Newton iterations: dq = Jᵀ (J Jᵀ + λ² I)⁻¹ e, with
+    e = (position error, rotation error as a world-frame rotation vector). Joints at a limit that the step would
+    push further are frozen and the step is re-solved without them; the result is clipped into the limits less
+    `limit_margin`.
 
     Args:
         physics: supplies the model, joint addresses, the TCP site and the joint ranges.

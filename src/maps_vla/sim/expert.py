@@ -20,7 +20,9 @@ __all__ = ['PickPlaceExpert', 'Phase']
 _SPEED = 0.25  # m/s, TCP speed limit
 _YAW_SPEED = 1.5  # rad/s
 _CLEAR_HEIGHT = 0.12  # m above the object or goal for approach, carry and retreat
-_GRASP_ABOVE_CENTER = 0.002  # m; TCP just above the object centre when closing: a grasp axis through the centre of mass leaves gravity no lever to spin the object about it
+# TCP height above the object centre when closing (m): a grasp axis through the centre of mass leaves gravity no
+# lever to spin the object about it.
+_GRASP_ABOVE_CENTER = 0.002
 _CLOSE_SECONDS = 0.6
 _OPEN_SECONDS = 0.4
 _POS_TOL = 0.006

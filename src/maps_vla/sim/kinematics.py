@@ -102,19 +102,20 @@ def rotvec_to_matrix(rotvec: np.ndarray) -> np.ndarray:
 
 
 def matrix_to_rotvec(rot: np.ndarray) -> np.ndarray:
-    """(3, 3) rotation matrix -> (3,) axis-angle with angle in [0, pi]; robust near 0 and pi."""
+    """(3, 3) rotation matrix -> (3,) axis-angle with angle in [0, pi]; accurate near 0 and near pi."""
     rot = np.asarray(rot, dtype=float)
-    cos_angle = np.clip((np.trace(rot) - 1.0) / 2.0, -1.0, 1.0)
-    angle = float(np.arccos(cos_angle))
-    skew = np.array([rot[2, 1] - rot[1, 2], rot[0, 2] - rot[2, 0], rot[1, 0] - rot[0, 1]])
+    skew = np.array([rot[2, 1] - rot[1, 2], rot[0, 2] - rot[2, 0], rot[1, 0] - rot[0, 1]])  # 2 sin(angle) axis
+    sin_angle = np.linalg.norm(skew) / 2.0
+    cos_angle = (np.trace(rot) - 1.0) / 2.0
+    angle = float(np.arctan2(sin_angle, cos_angle))
     if angle < 1e-6:
-        return 0.5 * skew  # first-order: R ~ I + [w]x
-    if np.pi - angle > 1e-4:
-        return angle / (2.0 * np.sin(angle)) * skew
-    # Near pi the skew part vanishes; take the axis from the symmetric part, signed by the skew part.
-    sym = (rot + np.eye(3)) / 2.0
-    i = int(np.argmax(np.diag(sym)))
-    axis = sym[:, i] / np.sqrt(max(sym[i, i], 1e-12))
+        return 0.5 * skew  # first order: R ~ I + [w]x
+    if angle < np.pi - 1e-3:
+        return angle / (2.0 * sin_angle) * skew
+    # Near pi the skew part vanishes: the symmetric part is cos(a) I + (1 - cos(a)) axis axisᵀ.
+    outer = ((rot + rot.T) / 2.0 - cos_angle * np.eye(3)) / (1.0 - cos_angle)
+    i = int(np.argmax(np.diag(outer)))
+    axis = outer[:, i] / np.sqrt(outer[i, i])
     if np.dot(axis, skew) < 0:
         axis = -axis
     return angle * axis / np.linalg.norm(axis)

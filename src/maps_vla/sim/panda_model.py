@@ -142,7 +142,8 @@ def panda_xml() -> str:
         '    </default>',
         '  </default>',
         '  <worldbody>',
-        '    <body name="panda_link0" childclass="panda">',
+        '    <!-- gravcomp: the links\' gravity is compensated, as by the real arm\'s controller -->',
+        '    <body name="panda_link0" childclass="panda" gravcomp="1">',
     ]
     lines += _link_geoms(0).geoms('      ')
     indent = '      '
@@ -150,7 +151,7 @@ def panda_xml() -> str:
         a, d, alpha = _kin.DH_A[i], _kin.DH_D[i], _kin.DH_ALPHA[i]
         pos = _v(a, -math.sin(alpha) * d, math.cos(alpha) * d)
         quat = _v(math.cos(alpha / 2), math.sin(alpha / 2), 0, 0)
-        lines.append(f'{indent}<body name="panda_link{i + 1}" pos="{pos}" quat="{quat}">')
+        lines.append(f'{indent}<body name="panda_link{i + 1}" pos="{pos}" quat="{quat}" gravcomp="1">')
         indent += '  '
         lo, hi = _kin.JOINT_LOWER[i], _kin.JOINT_UPPER[i]
         lines.append(f'{indent}<joint name="panda_joint{i + 1}" range="{_v(lo, hi)}"/>')
@@ -158,12 +159,13 @@ def panda_xml() -> str:
     hy = _kin.HAND_YAW
     lines.append(f'{indent}<site name="flange" pos="{_v(0, 0, _kin.FLANGE_D)}" size="0.005"/>')
     lines.append(f'{indent}<body name="panda_hand" pos="{_v(0, 0, _kin.FLANGE_D)}" '
-                 f'quat="{_v(math.cos(hy / 2), 0, 0, math.sin(hy / 2))}">')
+                 f'quat="{_v(math.cos(hy / 2), 0, 0, math.sin(hy / 2))}" gravcomp="1">')
     hand_indent = indent + '  '
     lines += _hand_geoms().geoms(hand_indent)
     lines.append(f'{hand_indent}<site name="tcp" pos="{_v(0, 0, _kin.TCP_OFFSET)}" size="0.005" rgba="1 0 0 0"/>')
     for side, joint, quat in (('left', 1, ''), ('right', 2, ' quat="0 0 0 1"')):
-        lines.append(f'{hand_indent}<body name="panda_{side}finger" pos="{_v(0, 0, _kin.FINGER_OFFSET)}"{quat}>')
+        lines.append(f'{hand_indent}<body name="panda_{side}finger" pos="{_v(0, 0, _kin.FINGER_OFFSET)}"{quat} '
+                     'gravcomp="1">')
         lines.append(f'{hand_indent}  <joint name="panda_finger_joint{joint}" class="finger"/>')
         lines += _finger_geoms().geoms(hand_indent + '  ')
         lines.append(f'{hand_indent}</body>')

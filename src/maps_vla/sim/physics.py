@@ -31,8 +31,9 @@ class Physics:
         self.data = mujoco.MjData(model)
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self._renderer: mujoco.Renderer | None = None
-        arm = [model.joint(n) for n in _scene.ARM_JOINTS]
-        fingers = [model.joint(n) for n in _scene.FINGER_JOINTS]
+        arm_names, finger_names = _scene.robot_joint_names({model.joint(i).name for i in range(model.njnt)})
+        arm = [model.joint(n) for n in arm_names]
+        fingers = [model.joint(n) for n in finger_names]
         self.arm_qpos_adr = np.array([j.qposadr[0] for j in arm])
         self.arm_dof_adr = np.array([j.dofadr[0] for j in arm])
         self.finger_qpos_adr = np.array([j.qposadr[0] for j in fingers])
@@ -138,7 +139,8 @@ class Physics:
         b = self.model.body(body).id
         contact = self.data.contact
         b1, b2 = self.model.geom_bodyid[contact.geom1], self.model.geom_bodyid[contact.geom2]
-        return bool(np.any(((b1 == b) & np.isin(b2, self._robot_bodies)) | ((b2 == b) & np.isin(b1, self._robot_bodies))))
+        robot = self._robot_bodies
+        return bool(np.any(((b1 == b) & np.isin(b2, robot)) | ((b2 == b) & np.isin(b1, robot))))
 
     def set_free_body_pose(self, body: str, pos: np.ndarray, quat: np.ndarray) -> None:
         """Place a body with a free joint at `pos` (3,) with orientation `quat` (4,, w x y z), at rest."""

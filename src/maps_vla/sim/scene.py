@@ -1,4 +1,4 @@
-"""Builds the tabletop scene around a Panda robot file: table, floor, light, the two policy cameras, CPU render settings.
+"""Builds the tabletop scene around a Panda robot file: table, floor, light, both policy cameras, CPU render settings.
 
 The robot comes from the generated `assets/franka_panda/panda.xml` or from a user's local mujoco_menagerie
 `franka_emika_panda/panda.xml` (realistic meshes). Everything else is added here with MjSpec, so the same code
@@ -22,7 +22,7 @@ from maps_vla.sim import panda_model as _panda_model
 __all__ = [
     'ASSET_DIR', 'ARM_JOINTS', 'FINGER_JOINTS', 'TCP_SITE', 'THIRD_PERSON_CAMERA', 'WRIST_CAMERA', 'CAMERAS',
     'THIRD_PERSON_EYE', 'THIRD_PERSON_TARGET', 'TABLE_HALF', 'TABLE_CENTER_X', 'look_at_xyaxes', 'load_robot_spec',
-    'add_tabletop', 'build_scene_spec', 'asset_texts', 'write_assets',
+    'robot_joint_names', 'add_tabletop', 'build_scene_spec', 'asset_texts', 'write_assets',
 ]
 
 logger = logging.getLogger(__name__)
@@ -35,9 +35,10 @@ THIRD_PERSON_CAMERA = 'third_person'
 WRIST_CAMERA = 'wrist'
 CAMERAS = (THIRD_PERSON_CAMERA, WRIST_CAMERA)
 
-# mujoco_menagerie's franka_emika_panda/panda.xml names -> ours; its hand body is 'hand' and it has no TCP site.
-_MENAGERIE_JOINTS = {f'joint{i}': f'panda_joint{i}' for i in range(1, 8)} | {
-    'finger_joint1': 'panda_finger_joint1', 'finger_joint2': 'panda_finger_joint2'}
+# mujoco_menagerie's franka_emika_panda/panda.xml names its joints differently, its hand body is 'hand' and it has
+# no TCP site; such a file is used with its own joint names (renaming would orphan its actuators and tendon).
+_MENAGERIE_ARM_JOINTS = tuple(f'joint{i}' for i in range(1, 8))
+_MENAGERIE_FINGER_JOINTS = ('finger_joint1', 'finger_joint2')
 _MENAGERIE_HAND = 'hand'
 
 # Fixed third-person camera: in front of the robot, looking down at the workspace.
@@ -67,39 +68,49 @@ def _wrist_xyaxes() -> list[float]:
     return [*right, *np.cross(-view, right)]  # image up = outwards (+x): the fingers appear at the bottom
 
 
+def robot_joint_names(joint_names: set[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The (7 arm, 2 finger) joint names a robot model uses: ours (`panda_joint1..7`, `panda_finger_joint1/2`) or
+    mujoco_menagerie's (`joint1..7`, `finger_joint1/2`).
+
+    Raises:
+        ValueError: if neither complete set is present; names what is missing.
+    """
+    for arm, fingers in ((ARM_JOINTS, FINGER_JOINTS), (_MENAGERIE_ARM_JOINTS, _MENAGERIE_FINGER_JOINTS)):
+        if all(n in joint_names for n in (*arm, *fingers)):
+            return arm, fingers
+    missing = [n for n in (*ARM_JOINTS, *FINGER_JOINTS) if n not in joint_names]
+    raise ValueError(f'robot model lacks joints {", ".join(missing)}; expected panda_joint1..7 and '
+                     f"panda_finger_joint1/2 (or mujoco_menagerie's joint1..7 and finger_joint1/2)")
+
+
 def load_robot_spec(path: Path | None = None) -> mujoco.MjSpec:
     """Load a Panda robot MJCF and check it has the names the env drives.
 
     Args:
         path: a robot-only MJCF; None for the generated `assets/franka_panda/panda.xml`. A mujoco_menagerie
             `franka_emika_panda/panda.xml` is accepted as it is: its joints `joint1..7`/`finger_joint1/2` are
-            renamed to ours and a `tcp` site is added 0.1034 m along its `hand` body.
+            used under their own names and a `tcp` site is added 0.1034 m along its `hand` body.
 
     Returns:
         The spec (not compiled), without the robot file's own lights.
 
     Raises:
         FileNotFoundError: if `path` does not exist.
-        ValueError: if joints `panda_joint1..7`, `panda_finger_joint1/2` or the site `tcp` are missing.
+        ValueError: if the arm/finger joints or the `tcp` site (or menagerie's `hand` body) are missing.
     """
     path = _panda_model_path() if path is None else Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f'robot MJCF {str(path)!r} does not exist')
     spec = mujoco.MjSpec.from_file(str(path))
-    joints = {j.name for j in spec.joints}
-    for old, new in _MENAGERIE_JOINTS.items():
-        if old in joints and new not in joints:
-            spec.joint(old).name = new
-    if spec.site(TCP_SITE) is None and spec.body(_MENAGERIE_HAND) is not None:
-        spec.body(_MENAGERIE_HAND).add_site(name=TCP_SITE, pos=[0.0, 0.0, _kin.TCP_OFFSET], size=[0.005] * 3)
-    joints = {j.name for j in spec.joints}
-    missing = [n for n in (*ARM_JOINTS, *FINGER_JOINTS) if n not in joints]
+    try:
+        robot_joint_names({j.name for j in spec.joints})
+    except ValueError as err:
+        raise ValueError(f'robot MJCF {str(path)!r}: {err}') from None
     if spec.site(TCP_SITE) is None:
-        missing.append(f'site {TCP_SITE!r}')
-    if missing:
-        raise ValueError(f'robot MJCF {str(path)!r} lacks {", ".join(missing)}; expected joints panda_joint1..7, '
-                         f"panda_finger_joint1/2 and a site 'tcp' on the hand (or menagerie's joint1..7, "
-                         f"finger_joint1/2 and body 'hand')")
+        if spec.body(_MENAGERIE_HAND) is None:
+            raise ValueError(f"robot MJCF {str(path)!r} has neither a site {TCP_SITE!r} nor a body "
+                             f"{_MENAGERIE_HAND!r} to put it on")
+        spec.body(_MENAGERIE_HAND).add_site(name=TCP_SITE, pos=[0.0, 0.0, _kin.TCP_OFFSET], size=[0.005] * 3)
     for light in list(spec.lights):
         spec.delete(light)
     return spec
@@ -161,7 +172,8 @@ def build_scene_spec(robot_xml: Path | None = None, *, timestep: float = 0.002,
     spec.option.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
     spec.option.impratio = 10.0
     # Like the real arm's controller, compensate the links' gravity, so the position servos hold their targets
-    # without sag (otherwise the TCP droops by millimetres, depending on the pose).
+    # without sag (otherwise the TCP droops by millimetres, depending on the pose). panda.xml sets it already;
+    # a menagerie robot file does not.
     for body in _robot_bodies(spec):
         body.gravcomp = 1.0
     spec.visual.global_.offheight = max(int(image_size[0]), 1)
@@ -170,7 +182,7 @@ def build_scene_spec(robot_xml: Path | None = None, *, timestep: float = 0.002,
 
 
 def _robot_bodies(spec: mujoco.MjSpec) -> list:
-    root = spec.joint(ARM_JOINTS[0]).parent
+    root = spec.joint(robot_joint_names({j.name for j in spec.joints})[0][0]).parent
     while root.parent.name != spec.worldbody.name:
         root = root.parent
     return [root, *root.find_all(mujoco.mjtObj.mjOBJ_BODY)]
@@ -189,7 +201,7 @@ def _scene_xml() -> str:
         '  <!-- Generated by maps_vla.sim.scene.write_assets; the env builds the same scene with MjSpec. -->',
         '  <include file="panda.xml"/>',
         '  <include file="tabletop.xml"/>',
-        '  <option timestep="0.002"/>',
+        '  <option timestep="0.002" cone="elliptic" impratio="10"/>',
         '</mujoco>',
         '',
     ])

@@ -11,6 +11,8 @@ cards' materials (`model.geom_matid`), so nothing is re-uploaded to the renderer
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import mujoco
 import numpy as np
 
@@ -18,6 +20,9 @@ from maps_vla.sim import emoji as _emoji
 from maps_vla.sim.physics import Physics
 from maps_vla.sim.tasks.base import SHAPES, ObjectShape, Task, yaw_quat
 from maps_vla.sim.tasks.pick_place import TRAIN_COLORS
+
+if TYPE_CHECKING:
+    from maps_vla.sim.config_env import EnvConfig
 
 __all__ = ['EmojiCards']
 
@@ -36,7 +41,7 @@ class EmojiCards(Task):
     name = 'emoji'
     variants = ('train', 'ood_emoji')
 
-    def __init__(self, cfg) -> None:
+    def __init__(self, cfg: EnvConfig) -> None:
         super().__init__(cfg)
         self.emojis = _emoji.EMOJI_TRAIN if self.variant == 'train' else _emoji.EMOJI_HELDOUT
         self.num_cards = cfg.num_cards

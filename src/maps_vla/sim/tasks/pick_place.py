@@ -11,12 +11,17 @@ Variants (`PickPlace.variants`):
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import mujoco
 import numpy as np
 
 from maps_vla.sim import scene as _scene
 from maps_vla.sim.physics import Physics
 from maps_vla.sim.tasks.base import SHAPES, ObjectShape, Task, sample_positions, yaw_quat
+
+if TYPE_CHECKING:
+    from maps_vla.sim.config_env import EnvConfig
 
 __all__ = ['PickPlace', 'TRAIN_COLORS', 'HELDOUT_COLORS']
 
@@ -38,7 +43,7 @@ class PickPlace(Task):
     name = 'pick_place'
     variants = ('train', 'ood_color', 'ood_shape', 'ood_distractors', 'ood_lighting', 'ood_camera')
 
-    def __init__(self, cfg) -> None:
+    def __init__(self, cfg: EnvConfig) -> None:
         super().__init__(cfg)
         self._shapes = ('cylinder', 'block') if self.variant == 'ood_shape' else ('cube',)
         self._colors = HELDOUT_COLORS if self.variant == 'ood_color' else TRAIN_COLORS
