@@ -1,0 +1,188 @@
+"""The env contract other packages code against: API, features, determinism, config validation, images."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from maps_vla.config import from_dict, to_dict
+from maps_vla.policy import ActionSpec
+from maps_vla.sim import TASK_NAMES, TASK_VARIANTS, EnvConfig, make_env
+from maps_vla.sim import emoji as _emoji
+
+_SMALL = {'image_size': (64, 64)}
+
+
+@pytest.fixture(scope='module')
+def env():
+    env = make_env(EnvConfig(**_SMALL))
+    yield env
+    env.close()
+
+
+def test_public_surface():
+    assert set(TASK_NAMES) == {'pick_place', 'emoji'}
+    assert TASK_VARIANTS['pick_place'][0] == 'train' and TASK_VARIANTS['emoji'] == ('train', 'ood_emoji')
+
+
+def test_observation_matches_features(env):
+    obs = env.reset(seed=3)
+    feats = env.features
+    assert set(feats) == {k for k in obs if k != 'task'} | {'action'}
+    for key, feat in feats.items():
+        assert set(feat) == {'dtype', 'shape', 'names'}
+        if key == 'action':
+            continue
+        value = obs[key]
+        assert value.shape == tuple(feat['shape']), key
+        assert value.dtype == (np.uint8 if feat['dtype'] == 'image' else np.dtype(feat['dtype'])), key
+        if feat['dtype'] != 'image':
+            assert len(feat['names']) == feat['shape'][0]
+    assert obs['task'] == env.instruction and obs['task'].startswith('put the ')
+    assert feats['observation.state']['shape'] == (8,) and feats['observation.joint_state']['shape'] == (9,)
+    assert isinstance(env.action_spec, ActionSpec) and env.action_spec.kind == 'ee_delta'
+    assert feats['action']['shape'] == (7,) and env.control_hz == 10.0
+
+
+def test_state_is_tcp_pose_and_fingers(env):
+    obs = env.reset(seed=0)
+    p = env.physics
+    np.testing.assert_allclose(obs['observation.state'][:3], p.tcp_pos, atol=1e-6)
+    np.testing.assert_allclose(obs['observation.state'][6:], p.finger_qpos, atol=1e-6)
+    assert np.linalg.norm(obs['observation.state'][3:6]) < 0.1  # near tool-down at home
+    np.testing.assert_allclose(obs['observation.joint_state'], p.joint_state, atol=1e-6)
+
+
+def test_step_returns_gym_tuple(env):
+    obs = env.reset(seed=0)
+    obs, reward, terminated, truncated, info = env.step(np.zeros(7, dtype=np.float32))
+    assert isinstance(reward, float) and reward == 0.0
+    assert terminated is False and truncated is False and info['success'] is False
+
+
+def test_same_seed_gives_identical_episode():
+    rng = np.random.default_rng(0)
+    actions = [np.concatenate([0.02 * rng.standard_normal(6), [i > 3]]) for i in range(6)]
+    runs = []
+    for _ in range(2):
+        env = make_env(EnvConfig(task='pick_place', variant='ood_distractors', **_SMALL))
+        trace = [env.reset(seed=11)]
+        trace += [env.step(a)[0] for a in actions]
+        runs.append(trace)
+        env.close()
+    for a, b in zip(*runs):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert np.array_equal(a[key], b[key]) if key != 'task' else a[key] == b[key], key
+
+
+def test_reset_without_seed_continues_the_stream_and_seeds_differ(env):
+    first = env.reset(seed=5)['observation.state']
+    second = env.reset()['observation.state']
+    assert not np.array_equal(first, second)
+    np.testing.assert_array_equal(env.reset(seed=5)['observation.state'], first)
+
+
+def test_step_errors(env):
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match='shape'):
+        env.step(np.zeros(6))
+    with pytest.raises(ValueError, match='non-finite'):
+        env.step(np.full(7, np.nan))
+    fresh = make_env(EnvConfig(render=False))
+    with pytest.raises(RuntimeError, match='reset'):
+        fresh.step(np.zeros(7))
+    with pytest.raises(RuntimeError, match='reset'):
+        fresh.instruction
+
+
+def test_truncation_after_episode_seconds():
+    env = make_env(EnvConfig(render=False, episode_seconds=0.5, control_hz=20))
+    env.reset(seed=0)
+    flags = [env.step(np.zeros(7))[3] for _ in range(10)]
+    assert flags == [False] * 9 + [True]
+    with pytest.raises(RuntimeError):
+        env.step(np.zeros(7))
+
+
+def test_joint_position_actions_reach_targets():
+    env = make_env(EnvConfig(action_kind='joint_position', render=False))
+    env.reset(seed=0)
+    assert env.action_spec.kind == 'joint_position' and env.action_spec.gripper_index == 7
+    target = np.array([0.3, -0.5, 0.2, -2.0, 0.1, 1.8, 0.5])
+    for _ in range(20):
+        env.step(np.concatenate([target, [0.0]]))
+    np.testing.assert_allclose(env.physics.arm_qpos, target, atol=2e-3)
+    # Joint limits are respected, however far the target.
+    for _ in range(20):
+        env.step(np.array([5.0, 5, 5, 5, 5, 5, 5, 0]))
+    lo, hi = env.physics.arm_range.T
+    assert np.all(env.physics.arm_qpos <= hi + 1e-3) and np.all(env.physics.arm_qpos >= lo - 1e-3)
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    ({'task': 'pick_plate'}, "Did you mean 'pick_place'"),
+    ({'variant': 'ood_emoji'}, 'variant'),
+    ({'control_hz': 7.0}, 'whole number'),
+    ({'control_hz': 0.0}, 'control_hz'),
+    ({'image_size': (224, 8)}, 'image_size'),
+    ({'action_kind': 'torque'}, 'action_kind'),
+    ({'max_pos_step': 0.0}, 'max_pos_step'),
+    ({'episode_seconds': -1.0}, 'episode_seconds'),
+    ({'init_joint_noise': 1.0}, 'init_joint_noise'),
+    ({'num_cards': 5}, 'num_cards'),
+])
+def test_config_validation(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        EnvConfig(**kwargs)
+
+
+def test_config_round_trips_through_yaml_dicts():
+    cfg = EnvConfig(task='emoji', variant='ood_emoji', control_hz=20.0, image_size=(96, 128))
+    assert from_dict(EnvConfig, to_dict(cfg)) == cfg
+    assert dataclasses.replace(cfg, num_cards=3).num_cards == 3
+
+
+@pytest.mark.parametrize('task,variant', [('pick_place', 'train'), ('emoji', 'train')])
+def test_both_cameras_render_sensible_images(task, variant):
+    env = make_env(EnvConfig(task=task, variant=variant))
+    obs = env.reset(seed=0)
+    third, wrist = obs['observation.images.third_person'], obs['observation.images.wrist']
+    for image in (third, wrist):
+        assert image.shape == (224, 224, 3) and image.dtype == np.uint8
+        assert image.std() > 15  # not blank
+        assert len(np.unique(image.reshape(-1, 3), axis=0)) > 50
+        assert (image.max(axis=2) < 10).mean() < 0.5  # mostly lit, not a black frame
+    assert np.abs(third.astype(int) - wrist.astype(int)).mean() > 10
+    # The arm moves in the images.
+    for _ in range(3):
+        obs, *_ = env.step(np.array([0.05, 0.05, -0.05, 0, 0, 0, 0]))
+    assert np.abs(obs['observation.images.third_person'].astype(int) - third).mean() > 0.5
+    env.close()
+
+
+def test_emoji_textures_are_distinct():
+    images = [_emoji.render_emoji(e, 64) for e in _emoji.EMOJI_TRAIN + _emoji.EMOJI_HELDOUT]
+    assert len(_emoji.EMOJI_TRAIN) + len(_emoji.EMOJI_HELDOUT) >= 16
+    assert not set(_emoji.EMOJI_TRAIN) & set(_emoji.EMOJI_HELDOUT)
+    for image in images:
+        assert image.shape == (64, 64, 3) and image.std() > 20
+    flat = np.stack(images).reshape(len(images), -1).astype(float)
+    dists = np.abs(flat[:, None] - flat[None]).mean(-1)
+    assert dists[~np.eye(len(images), dtype=bool)].min() > 5
+    names = [_emoji.emoji_name(e) for e in _emoji.EMOJI_TRAIN + _emoji.EMOJI_HELDOUT]
+    assert 'smiling face with sunglasses' in names and len(set(names)) == len(names)
+
+
+def test_emoji_instruction_names_a_card_on_the_table():
+    env = make_env(EnvConfig(task='emoji', variant='ood_emoji', num_cards=3, **_SMALL))
+    obs = env.reset(seed=2)
+    target = env.task.target_emoji
+    assert target in _emoji.EMOJI_HELDOUT
+    assert obs['task'] == f'put the cube on the {_emoji.emoji_name(target)}'
+    env.close()
+
+
+def test_missing_emoji_font_names_the_debian_package(tmp_path):
+    with pytest.raises(FileNotFoundError, match='fonts-noto-color-emoji'):
+        make_env(EnvConfig(task='emoji', emoji_font=tmp_path / 'NoEmoji.ttf'))
