@@ -39,6 +39,7 @@ def test_overrides_reach_sections_the_file_leaves_out(tmp_path):
     cfg = load_config(Outer, tmp_path / 'c.yaml', ['inner.scale=2', 'mode=b'])
     assert cfg == Outer(name='q', mode=Mode.B, inner=Inner(size=4, scale=2.0))
     assert isinstance(cfg.inner.scale, float)
+    assert load_config(Outer, None, ['inner.scale=3e-4']).inner.scale == 3e-4  # YAML 1.1 reads this as a str
 
 
 def test_unknown_key_suggests_closest():

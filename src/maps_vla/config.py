@@ -56,6 +56,12 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         return dict(value)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str):
+        # PyYAML (YAML 1.1) reads '3e-4' as a string: accept any spelling Python reads as a float.
+        try:
+            return float(value)
+        except ValueError:
+            raise TypeError(f'{where}: expected float, got {value!r}') from None
     if tp is Path:
         return Path(value)
     if tp in (int, float, str, bool) and not isinstance(value, tp):
