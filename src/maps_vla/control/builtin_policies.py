@@ -5,7 +5,6 @@ The built-ins need no weights: they exercise the runtime (replay, sim, ROS nodes
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -97,27 +96,17 @@ class SinePolicy(BasePolicy):
 
 
 def load_policy(path: str | Path) -> BasePolicy:
-    """A policy from a checkpoint folder, through `maps_vla.model.factory.load_policy` (imported on demand).
+    """A policy from a checkpoint folder (`maps_vla.model`, imported only when a checkpoint is used).
 
     Raises:
-        FileNotFoundError: no such folder.
-        RuntimeError: maps_vla.model.factory (or its load_policy) is not available in this installation.
+        FileNotFoundError: no such folder, or a file of the checkpoint is missing (named).
     """
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f'Checkpoint folder {str(path)!r} does not exist')
-    try:
-        factory = importlib.import_module('maps_vla.model.factory')
-    except ImportError as exc:
-        raise RuntimeError(f'Loading checkpoint {str(path)!r} needs maps_vla.model.factory, which cannot be '
-                           f'imported ({exc}); use a built-in policy: {", ".join(BUILTIN_POLICIES.names())}') from exc
-    loader = getattr(factory, 'load_policy', None)
-    if loader is None:
-        raise RuntimeError(f'maps_vla.model.factory has no load_policy(path); cannot load {str(path)!r}')
-    policy = loader(path)
-    if not isinstance(policy, BasePolicy):
-        raise RuntimeError(f'maps_vla.model.factory.load_policy returned {type(policy).__name__}, not a BasePolicy')
-    return policy
+    from maps_vla.model.factory import load_policy as load_checkpoint
+
+    return load_checkpoint(path)
 
 
 def make_policy(spec: str, action_spec: ActionSpec = EE_DELTA_ACTION, **kwargs: Any) -> BasePolicy:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 from transformers import PreTrainedTokenizerBase
@@ -12,7 +13,7 @@ from maps_vla.model.vla.modeling_vla import VLAPolicy
 from maps_vla.model.vla.processor_vla import NormStats
 from maps_vla.policy import ActionSpec
 
-__all__ = ['make_policy', 'make_policy_config']
+__all__ = ['make_policy', 'make_policy_config', 'load_policy']
 
 
 def make_policy_config(name: str) -> VLAConfig:
@@ -40,3 +41,9 @@ def make_policy(cfg: VLAConfig | str, *, tokenizer: PreTrainedTokenizerBase | No
     with torch.device(device) if device is not None else contextlib.nullcontext():
         policy = VLAPolicy(config, tokenizer=tokenizer, norm_stats=norm_stats, action_spec=action_spec)
     return policy.to(dtype=dtype) if dtype is not None else policy
+
+
+def load_policy(directory: str | os.PathLike, device: str | torch.device = 'cpu',
+                dtype: torch.dtype | None = None) -> VLAPolicy:
+    """A trained policy from a maps_vla checkpoint folder, in eval mode (see `VLAPolicy.from_pretrained`)."""
+    return VLAPolicy.from_pretrained(directory, device=device, dtype=dtype)
