@@ -6,6 +6,14 @@
     obs, reward, terminated, truncated, info = env.step(expert.get_action(obs))
 """
 
+import os as _os
+
+# Headless machines (CI, SSH, clusters) have no window system: render offscreen through EGL unless the user
+# chose a backend. MuJoCo reads this once, when it is first imported, so it must be set before that.
+if 'MUJOCO_GL' not in _os.environ and not _os.environ.get('DISPLAY') and not _os.environ.get('WAYLAND_DISPLAY'):
+    _os.environ['MUJOCO_GL'] = 'egl'
+    _os.environ.setdefault('PYOPENGL_PLATFORM', 'egl')
+
 from maps_vla.sim.config_env import EnvConfig
 from maps_vla.sim.factory import TASK_NAMES, TASK_VARIANTS, make_env, make_expert
 
