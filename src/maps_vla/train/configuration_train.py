@@ -1,0 +1,84 @@
+"""`TrainConfig`: everything `maps-vla train` needs, as one dataclass tree read from YAML plus overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from maps_vla.maps.factory import FinetuneMethodConfig
+from maps_vla.train.augment import AugmentConfig
+
+__all__ = ['ModelSourceConfig', 'DataConfig', 'TrainConfig', 'MIXED_PRECISION', 'LR_SCHEDULES']
+
+MIXED_PRECISION = ('no', 'bf16', 'fp16')
+LR_SCHEDULES = ('constant', 'cosine', 'step')
+
+
+@dataclasses.dataclass
+class ModelSourceConfig:
+    """Where the policy to fine-tune comes from (exactly one of checkpoint / preset is used)."""
+
+    checkpoint: str | None = None  # a maps_vla checkpoint folder (save_pretrained / `maps-vla import` output)
+    preset: str = 'tiny'  # else a random-init preset ('tiny', 'minivla', 'openvla'), adapted to the dataset
+    dual_encoder: bool = False  # add a frozen copy of the vision encoder (arXiv 2509.11417); presets only
+    head: str | None = None  # action head for presets: 'l1_regression' | 'discrete_bins' | 'string' (None: preset's)
+    image_size: int | None = None  # override the preset's image side (None: preset's)
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """The robot episodes and the optional vision-language co-training data."""
+
+    root: str = ''  # LeRobot v2.1 dataset folder (maps-vla collect / bag2episodes output)
+    num_workers: int = 0  # DataLoader worker processes
+    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)  # image augmentation
+    cotrain_root: str | None = None  # vision-language data folder with vl.jsonl (arXiv 2509.11417 co-training)
+    cotrain_ratio: float = 0.0  # fraction of optimizer steps that take a VL batch instead of a robot batch
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.cotrain_ratio < 1.0:
+            raise ValueError(f'DataConfig.cotrain_ratio must be in [0, 1), got {self.cotrain_ratio}')
+        if self.cotrain_ratio > 0 and not self.cotrain_root:
+            raise ValueError('DataConfig.cotrain_ratio > 0 needs DataConfig.cotrain_root (a folder with vl.jsonl)')
+        if self.num_workers < 0:
+            raise ValueError(f'DataConfig.num_workers must be >= 0, got {self.num_workers}')
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """One fine-tuning run."""
+
+    model: ModelSourceConfig = dataclasses.field(default_factory=ModelSourceConfig)  # the starting policy
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)  # what to train on
+    method: FinetuneMethodConfig = dataclasses.field(default_factory=FinetuneMethodConfig)  # MAPS / baselines
+    out_dir: str = 'outputs/train'  # checkpoints, TensorBoard logs and the final policy go here
+    steps: int = 1000  # optimizer steps
+    batch_size: int = 8  # samples per micro-batch per process
+    grad_accum: int = 1  # micro-batches per optimizer step
+    grad_clip: float | None = None  # max global grad norm (None: off, as the official MAPS script)
+    mixed_precision: str = 'no'  # 'no' | 'bf16' | 'fp16' (accelerate autocast)
+    lr_schedule: str = 'constant'  # 'constant' (MAPS scripts) | 'cosine' | 'step' (x0.1 at lr_decay_step)
+    warmup_steps: int = 0  # linear LR warm-up steps
+    lr_decay_step: int | None = None  # 'step' schedule: where the LR drops by 10x
+    seed: int = 0  # seeds model init, data order and augmentation
+    save_every: int = 500  # checkpoint every N optimizer steps (and at the end)
+    keep_checkpoints: int = 2  # newest training-state checkpoints kept on disk
+    log_every: int = 10  # TensorBoard scalars every N steps
+    drift_every: int = 100  # per-module drift scalars every N steps (0: off)
+    resume: bool = True  # continue from out_dir's latest checkpoint when there is one
+    progress: bool = True  # tqdm progress bar
+
+    def __post_init__(self) -> None:
+        for name in ('steps', 'batch_size', 'grad_accum', 'save_every', 'log_every', 'keep_checkpoints'):
+            if getattr(self, name) < 1:
+                raise ValueError(f'TrainConfig.{name} must be >= 1, got {getattr(self, name)}')
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise ValueError(f'TrainConfig.mixed_precision must be one of {MIXED_PRECISION}, got '
+                             f'{self.mixed_precision!r}')
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f'TrainConfig.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}')
+        if self.lr_schedule == 'step' and not self.lr_decay_step:
+            raise ValueError("TrainConfig.lr_schedule='step' needs lr_decay_step")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ValueError(f'TrainConfig.grad_clip must be > 0 or None, got {self.grad_clip}')
+        if self.warmup_steps < 0 or self.drift_every < 0:
+            raise ValueError('TrainConfig.warmup_steps and drift_every must be >= 0')

@@ -1,0 +1,67 @@
+"""Vision-language co-training data (arXiv 2509.11417): image + question -> answer batches mixed into training.
+
+A co-training folder holds `vl.jsonl`, one JSON object per line: {"image": "<path relative to the folder>",
+"question": "...", "answer": "..."}; images are RGB PNG/JPEG. Keeping VL batches in the mix preserves the
+backbone's vision-language skills while it learns actions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+__all__ = ['VLDataset', 'collate_vl', 'is_cotrain_step', 'VL_INDEX_FILE']
+
+VL_INDEX_FILE = 'vl.jsonl'
+
+
+class VLDataset(torch.utils.data.Dataset):
+    """Image-question-answer examples: {'images': float (3, H, W) in [0, 1], 'question': str, 'answer': str}."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+        index = self.root / VL_INDEX_FILE
+        if not index.is_file():
+            raise FileNotFoundError(f'Co-training folder {str(self.root)!r} has no {VL_INDEX_FILE}')
+        self.items: list[dict[str, str]] = []
+        for number, line in enumerate(index.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            item = json.loads(line)
+            missing = {'image', 'question', 'answer'} - set(item)
+            if missing:
+                raise ValueError(f'{str(index)!r} line {number} lacks {sorted(missing)}')
+            self.items.append(item)
+        if not self.items:
+            raise ValueError(f'{str(index)!r} holds no examples')
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.items[index]
+        path = self.root / item['image']
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise FileNotFoundError(f'Co-training image {str(path)!r} is missing or unreadable')
+        rgb = np.ascontiguousarray(bgr[..., ::-1].transpose(2, 0, 1))
+        return {'images': torch.from_numpy(rgb).float().div_(255.0), 'question': item['question'],
+                'answer': item['answer']}
+
+
+def collate_vl(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    return {'images': torch.stack([s['images'] for s in samples]), 'question': [s['question'] for s in samples],
+            'answer': [s['answer'] for s in samples]}
+
+
+def is_cotrain_step(step: int, ratio: float) -> bool:
+    """Whether optimizer step `step` (0-based) takes a VL batch: evenly spread, exactly `ratio` in the long run,
+    and a pure function of the step so that a resumed run mixes exactly like an uninterrupted one."""
+    return ratio > 0 and math.floor((step + 1) * ratio) > math.floor(step * ratio)
