@@ -17,6 +17,9 @@ __all__ = ['main']
 _VERBS: dict[str, tuple[str, str]] = {
     'demo': ('maps_vla.scripts.demo', 'fine-tune a small model with MAPS and print the λ table and drift'),
     'lambdas': ('maps_vla.scripts.lambdas', "print the MAPS λ of every module of a model or checkpoint"),
+    'collect': ('maps_vla.scripts.collect', 'record scripted-expert demonstrations in the MuJoCo sim'),
+    'train': ('maps_vla.scripts.train', 'fine-tune a VLA policy with MAPS (or a baseline) on episodes'),
+    'eval': ('maps_vla.scripts.eval', 'roll out a policy in the sim: ID/OOD success table, plot, videos'),
     'replay': ('maps_vla.scripts.replay', 'run the robot runtime (policy, smoother, safety) offline on a ROS 2 bag'),
 }
 
