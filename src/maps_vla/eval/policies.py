@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
 
 from maps_vla.policy import ACTIONS, ActionSpec, BasePolicy
 
-__all__ = ['ExpertPolicy', 'RandomPolicy']
+__all__ = ['ExpertPolicy', 'BoundExpertPolicy', 'RandomPolicy']
 
 
 class _Expert(Protocol):
@@ -37,6 +38,35 @@ class ExpertPolicy(BasePolicy):
 
     def reset(self) -> None:
         self.expert.reset()
+
+
+class BoundExpertPolicy(ExpertPolicy):
+    """A scripted expert that reads privileged state of the env it acts in, rebound to each env it builds.
+
+    Pass `policy.make_env` as `evaluate`'s env_factory: every variant's env gets a fresh expert of its own.
+
+    Args:
+        env_factory: env config -> env (e.g. `maps_vla.sim.make_env`).
+        expert_factory: env -> expert (e.g. `maps_vla.sim.make_expert`).
+    """
+
+    def __init__(self, env_factory: Callable[[Any], Any], expert_factory: Callable[[Any], _Expert]) -> None:
+        self._env_factory, self._expert_factory = env_factory, expert_factory
+        self.expert = None
+
+    def make_env(self, cfg: Any) -> Any:
+        env = self._env_factory(cfg)
+        self.expert = self._expert_factory(env)
+        return env
+
+    def infer(self, obs: dict[str, Any]) -> dict[str, np.ndarray]:
+        if self.expert is None:
+            raise RuntimeError('BoundExpertPolicy has no env yet: build envs through its make_env')
+        return super().infer(obs)
+
+    def reset(self) -> None:
+        if self.expert is not None:
+            self.expert.reset()
 
 
 class RandomPolicy(BasePolicy):

@@ -24,9 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from maps_vla.eval.evaluate import evaluate
-    from maps_vla.eval.policies import ExpertPolicy, RandomPolicy
+    from maps_vla.eval.policies import BoundExpertPolicy, RandomPolicy
     from maps_vla.policy import EE_DELTA_ACTION
-    from maps_vla.sim import TASK_VARIANTS, EnvConfig, make_env
+    from maps_vla.sim import TASK_VARIANTS, EnvConfig, make_env, make_expert
 
     if args.task not in TASK_VARIANTS:
         print(f'maps-vla eval: error: unknown task {args.task!r}; known: {", ".join(TASK_VARIANTS)}', file=sys.stderr)
@@ -39,9 +39,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     image_size, env_factory = 224, make_env
     if args.policy == 'expert':
-        expert = _BoundExpert()
-        policy = ExpertPolicy(expert)
-        env_factory = expert.bind
+        policy = BoundExpertPolicy(make_env, make_expert)
+        env_factory = policy.make_env
     elif args.policy == 'random':
         policy = RandomPolicy(EE_DELTA_ACTION, seed=args.seed)
     else:
@@ -61,23 +60,3 @@ def run(args: argparse.Namespace) -> int:
     print(report.to_markdown())
     print(f'wrote {args.out}')
     return 0
-
-
-class _BoundExpert:
-    """The scripted expert of whichever env the evaluation built last (it reads that env's privileged state)."""
-
-    def __init__(self) -> None:
-        self._expert = None
-
-    def bind(self, cfg):
-        from maps_vla.sim import make_env, make_expert
-
-        env = make_env(cfg)
-        self._expert = make_expert(env)
-        return env
-
-    def reset(self) -> None:
-        self._expert.reset()
-
-    def get_action(self, obs):
-        return self._expert.get_action(obs)
