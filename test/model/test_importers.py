@@ -357,3 +357,23 @@ def test_vocab_mismatch_names_the_config_key(oft, make_tiny):
     folder, _ = oft
     with pytest.raises(ValueError, match=r"config\.json: key 'text_config\.vocab_size' is 384"):
         import_openvla_oft(folder, 'openvla')
+
+
+def test_import_verb_writes_a_loadable_checkpoint(tmp_path, make_tiny, make_batch, build_policy, capsys):
+    from maps_vla.cli import main
+    from maps_vla.config import save_config
+    from maps_vla.model.vla.modeling_vla import VLAPolicy
+
+    cfg = make_tiny()
+    policy = build_policy(cfg).eval()
+    write_minivla_run(policy, tmp_path / 'run')
+    save_config(cfg, tmp_path / 'tiny.yaml')
+    assert main(['import', str(tmp_path / 'run'), '--format', 'minivla', '--config', str(tmp_path / 'tiny.yaml'),
+                 '--out', str(tmp_path / 'ours')]) == 0
+    loaded = VLAPolicy.from_pretrained(tmp_path / 'ours')
+    for name, value in loaded.state_dict().items():
+        if not name.startswith(('action_head.', 'proprio_projector.')):
+            assert torch.equal(value, policy.state_dict()[name]), name
+    assert main(['import', str(tmp_path / 'nothing'), '--format', 'openvla-oft', '--config', str(tmp_path / 'tiny.yaml'),
+                 '--out', str(tmp_path / 'x')]) == 1
+    assert 'maps-vla import: error' in capsys.readouterr().err
