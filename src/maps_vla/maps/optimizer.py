@@ -495,8 +495,11 @@ def _foreach_spd_adam(
             step_size, bc2_sqrt = _bias_corrections(state_steps[i], lrs[i], beta1, beta2)
             neg_step_sizes[i] = -step_size
             bc2_sqrts.append(bc2_sqrt)
-        group_denoms = _foreach_upcast(group_exp_avg_sqs, fresh=True)
-        torch._foreach_sqrt_(group_denoms)
+        if group_exp_avg_sqs[0].dtype == _compute_dtype(group_exp_avg_sqs[0]):
+            group_denoms = torch._foreach_sqrt(group_exp_avg_sqs)
+        else:
+            group_denoms = _foreach_upcast(group_exp_avg_sqs)
+            torch._foreach_sqrt_(group_denoms)
         torch._foreach_div_(group_denoms, bc2_sqrts)
         torch._foreach_add_(group_denoms, eps)
         for i, d in zip(idx, group_denoms):
@@ -551,9 +554,9 @@ def _foreach_spd_adam(
         _foreach_write_back([params[i] for i in chunk], thetas)
 
 
-def _foreach_upcast(tensors: list[Tensor], fresh: bool = False) -> list[Tensor]:
-    """The tensors in their compute dtype; ``fresh`` forces new tensors even where no cast is needed."""
-    return [t.to(_compute_dtype(t), copy=fresh) for t in tensors]
+def _foreach_upcast(tensors: list[Tensor]) -> list[Tensor]:
+    """The tensors in their compute dtype (themselves for float32/float64, float32 copies otherwise)."""
+    return [_upcast(t) for t in tensors]
 
 
 def _foreach_write_back(params: list[Tensor], thetas: list[Tensor]) -> None:
@@ -592,13 +595,14 @@ def _fused_spd_adam(
     max_decays: list[float],
     reduce_partials: _PartialReducer | None,
 ) -> None:
-    kernels = _compiled_kernels()
+    compiled = _compiled_kernels()
     step_sizes, bc2_sqrts, rows = [], [], []
     for i, param in enumerate(params):
         state_steps[i] += 1
         step_size, bc2_sqrt = _bias_corrections(state_steps[i], lrs[i], beta1, beta2)
         step_sizes.append(step_size)
         bc2_sqrts.append(bc2_sqrt)
+        kernels = _kernels_for(param, compiled)
         p, g, m, v = _flat(param, grads[i], exp_avgs[i], exp_avg_sqs[i])
         if lams[i] == 0:
             kernels.adam(p, g, m, v, beta1, beta2, step_size, bc2_sqrt, eps)
@@ -614,6 +618,7 @@ def _fused_spd_adam(
                              reduce_partials)
     for weight, i in zip(weights.unbind(0), projected):
         param = params[i]
+        kernels = _kernels_for(param, compiled)
         p, _, m, v = _flat(param, grads[i], exp_avgs[i], exp_avg_sqs[i])
         weight = weight.to(device=param.device, dtype=_compute_dtype(param), non_blocking=True)
         if anchors[i] is None:
@@ -622,9 +627,15 @@ def _fused_spd_adam(
             kernels.project(p, m, v, _flat_anchor(anchors[i], param), weight, step_sizes[i], bc2_sqrts[i], eps)
 
 
+def _kernels_for(param: Tensor, compiled: _Kernels) -> _Kernels:
+    # Tensors of 0 or 1 elements (empty shards, scalar gains) run the same math eagerly: compiling them would add
+    # size-specialised graphs, and marking sizes unbacked instead makes inductor's kernels ~10x slower.
+    return compiled if param.numel() > 1 else _EAGER_KERNELS
+
+
 def _flat(param: Tensor, *others: Tensor) -> tuple[Tensor, ...]:
-    """1-D aliases of ``param`` and its grad/moments, so one compilation serves every shape, including 0 and 1
-    elements; kept as they are when ``param`` is not contiguous (the moments share its strides)."""
+    """1-D aliases of ``param`` and its grad/moments, so one compilation serves every shape; kept as they are when
+    ``param`` is not contiguous (the moments share its strides)."""
     if not param.is_contiguous():
         return (param, *others)
     return tuple(_flat_alias(t.contiguous()) for t in (param, *others))
@@ -637,11 +648,8 @@ def _flat_anchor(anchor: Tensor, param: Tensor) -> Tensor:
 
 
 def _flat_alias(t: Tensor) -> Tensor:
-    # Not a view (no ._base), so dynamo guards neither the rank nor the base of the original tensor; unbacked, so
-    # sizes 0 and 1 are not specialised either.
-    flat = t.new_empty(0).set_(t.untyped_storage(), t.storage_offset(), (t.numel(),), (1,))
-    torch._dynamo.decorators.mark_unbacked(flat, 0)
-    return flat
+    # Not a view (no ._base), so dynamo guards neither the rank nor the base of the original tensor.
+    return t.new_empty(0).set_(t.untyped_storage(), t.storage_offset(), (t.numel(),), (1,))
 
 
 def _candidate(param: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, step_size: float, bc2_sqrt: float,
@@ -698,6 +706,9 @@ class _Kernels:
     partials_zero: Callable[..., Tensor]
     project: Callable[..., None]
     project_zero: Callable[..., None]
+
+
+_EAGER_KERNELS = _Kernels(_fused_adam, _fused_partials, _fused_partials_zero, _fused_project, _fused_project_zero)
 
 
 @functools.cache
