@@ -65,8 +65,9 @@ class SPDAdam(Optimizer):
 
     λ is not scaled by lr (r_t already shrinks with the step). With ``max_decay=None`` (the official code) λ r_t is
     not clamped, so λ > 1 can move θ past θ₀; ``max_decay=1.0`` stops at θ₀ (maps_spd.md §4.6). λ = 0 skips the
-    projection, so such groups are exactly :class:`torch.optim.Adam` (``weight_decay=0``, ``amsgrad=False``).
-    Since γ_{t-1} ≥ 0, r_t ≤ 1 always; the upper clamp only guards rounding.
+    projection, so such groups are :class:`torch.optim.Adam` (``weight_decay=0``, ``amsgrad=False``): bit for bit
+    with ``foreach=False``/``True`` (same op order), to rounding with ``fused=True``. Since γ_{t-1} ≥ 0, r_t ≤ 1
+    always; the upper clamp only guards rounding.
 
     Anchors. ``anchor='copy'`` stores θ₀ as a copy of the parameters when the group is added (so build the optimizer
     before the first step, after any LoRA injection). ``anchor='zero'`` uses θ₀ = 0 and stores nothing (the SPD
@@ -77,7 +78,10 @@ class SPDAdam(Optimizer):
 
     Precision. The candidate, the reductions and the projection are computed in float32 for bfloat16/float16
     parameters (float64 stays float64) and written back once. The moments follow the parameter dtype, as in
-    torch's Adam. Decisions and ratios are computed in float64.
+    torch's Adam. Decisions and ratios are computed in float64. No kernel reads a tensor value on the host: the
+    decision is a ``torch.where`` on 0-dim tensors, and the step counter lives on the CPU as in torch's Adam with
+    ``capturable=False``. With :class:`torch.amp.GradScaler`, ``scaler.step(opt)`` unscales the gradients and skips
+    steps with inf/NaN before calling :meth:`step`.
 
     Distributed. Under DDP the averaged ``.grad`` is used as is. Parameters that are DTensors (FSDP2
     ``fully_shard``, sharded on dim 0) are stepped on their local shards; their partial dot products and squared
@@ -86,9 +90,8 @@ class SPDAdam(Optimizer):
     Anchors of DTensor parameters are DTensors with the same placements, so distributed state dicts work.
 
     Args:
-        params (iterable): parameters, named parameters, or dicts defining parameter groups. A group dict may set any
-            argument below except ``foreach``/``fused`` combinations that conflict, plus ``'anchors'``; other keys
-            (such as ``'name'``) are kept untouched.
+        params (iterable): parameters, named parameters, or dicts defining parameter groups. A group dict may
+            override any argument below and may carry ``'anchors'``; other keys (such as ``'name'``) are kept.
         lr (float, optional): learning rate (default: 1e-3).
         betas (tuple[float, float], optional): coefficients of the running averages of the gradient and its square
             (default: (0.9, 0.999)).
