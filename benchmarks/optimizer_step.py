@@ -10,7 +10,6 @@ roughly half of the tensors, as in training. Groups follow MAPS: one λ per bloc
 from __future__ import annotations
 
 import argparse
-import gc
 import math
 import os
 import platform
@@ -92,17 +91,30 @@ def make_optimizer(name, params, biases, anchors, args):
     return SPDAdam(spd_groups(params, biases, anchors, args.lam), lr=1e-4, **kind)
 
 
-def time_step(opt, args) -> tuple[float, float]:
-    """Returns (first step seconds, median seconds of the timed steps)."""
+def time_steps(optimizers: dict, args: argparse.Namespace) -> dict[str, tuple[float, list[float]]]:
+    """Returns {name: (first step seconds, timed step seconds)}.
+
+    The timed steps run in interleaved rounds (one step of each implementation per round), so that load from other
+    processes on a shared machine hits every implementation alike.
+    """
     sync = torch.cuda.synchronize if args.device == 'cuda' else (lambda: None)
-    times = []
-    for _ in range(args.warmup + args.repeats):
+
+    def timed(opt) -> float:
         sync()
         start = time.perf_counter()
         opt.step()
         sync()
-        times.append(time.perf_counter() - start)
-    return times[0], statistics.median(times[args.warmup:])
+        return time.perf_counter() - start
+
+    first = {name: timed(opt) for name, opt in optimizers.items()}
+    for _ in range(args.warmup - 1):
+        for opt in optimizers.values():
+            opt.step()
+    times: dict[str, list[float]] = {name: [] for name in optimizers}
+    for _ in range(args.repeats):
+        for name, opt in optimizers.items():
+            times[name].append(timed(opt))
+    return {name: (first[name], times[name]) for name in optimizers}
 
 
 def main() -> None:
@@ -112,13 +124,18 @@ def main() -> None:
     parser.add_argument('--dtype', choices=['float32', 'bfloat16', 'float16', 'float64'], default='float32')
     parser.add_argument('--anchor-dtype', choices=['float32', 'bfloat16', 'float16', 'float64'], default=None,
                         help='SPDAdam anchor dtype (default: --dtype)')
-    parser.add_argument('--repeats', type=int, default=5, help='timed steps; the median is reported')
-    parser.add_argument('--warmup', type=int, default=2, help='untimed steps first (fused compiles here)')
+    parser.add_argument('--repeats', type=int, default=5, help='timed steps per implementation')
+    parser.add_argument('--warmup', type=int, default=2,
+                        help='untimed steps first, at least 1 (fused compiles in the first)')
     parser.add_argument('--hidden', type=int, default=1024, help='transformer width')
     parser.add_argument('--lam', type=float, default=1.0, help='λ of the first block (MAPS λ_max)')
     parser.add_argument('--impls', nargs='+', default=list(_ACCESSES), choices=list(_ACCESSES), metavar='IMPL',
                         help=f'subset of: {", ".join(_ACCESSES)}')
     args = parser.parse_args()
+    if args.warmup < 1 or args.repeats < 1:
+        parser.error(f'--warmup and --repeats must be >= 1, got {args.warmup} and {args.repeats}')
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        parser.error('--device cuda needs a CUDA build of torch and a GPU')
 
     params, biases, anchors = build(args)
     n = sum(p.numel() for ps in params for p in ps)
@@ -129,27 +146,24 @@ def main() -> None:
           f'hidden {args.hidden}), {args.dtype}, anchors {args.anchor_dtype or args.dtype}, device {args.device} '
           f'({device}, {torch.get_num_threads()} threads, {os.cpu_count()} cores), torch {torch.__version__}')
     print(f'projection triggers on {100 * triggered_fraction(spd_groups(params, biases, anchors, args.lam)):.0f}% '
-          f'of the λ > 0 tensors at the first step; warm-up {args.warmup}, median of {args.repeats}')
+          f'of the λ > 0 tensors at the first step; warm-up {args.warmup}, {args.repeats} interleaved rounds')
 
-    results = {}
-    for name in args.impls:
-        opt = make_optimizer(name, params, biases, anchors, args)
-        results[name] = time_step(opt, args)
-        del opt
-        gc.collect()
-    base = results.get('AdamW fused', (None, None))[1]
-    header = (f'| {"implementation":<16} | {"ms/step":>9} | {"x AdamW fused":>13} | {"first step s":>12} | '
-              f'{"state B/param":>13} | {"traffic B/param":>15} | {"GB/s":>6} |')
+    optimizers = {name: make_optimizer(name, params, biases, anchors, args) for name in args.impls}
+    results = time_steps(optimizers, args)
+    base = statistics.median(results['AdamW fused'][1]) if 'AdamW fused' in results else None
+    header = (f'| {"implementation":<16} | {"median ms":>9} | {"min ms":>8} | {"x AdamW fused":>13} | '
+              f'{"first step s":>12} | {"state B/param":>13} | {"traffic B/param":>15} | {"GB/s":>6} |')
     print(header)
     print('|' + '|'.join('-' * (len(c)) for c in header.split('|')[1:-1]) + '|')
-    for name, (first, median) in results.items():
+    for name, (first, times) in results.items():
+        median, fastest = statistics.median(times), min(times)
         family = name.split()[0]
         state = _STATE[family] * elem + (anchor_elem if family == 'SPDAdam' else 0)
         main_acc, anchor_acc = _ACCESSES[name]
         traffic = main_acc * elem + anchor_acc * anchor_elem
         ratio = f'{median / base:.2f}' if base else 'n/a'
-        print(f'| {name:<16} | {1e3 * median:>9.1f} | {ratio:>13} | {first:>12.2f} | {state:>13} | {traffic:>15} | '
-              f'{traffic * n / median / 1e9:>6.1f} |')
+        print(f'| {name:<16} | {1e3 * median:>9.1f} | {1e3 * fastest:>8.1f} | {ratio:>13} | {first:>12.2f} | '
+              f'{state:>13} | {traffic:>15} | {traffic * n / median / 1e9:>6.1f} |')
 
 
 if __name__ == '__main__':
