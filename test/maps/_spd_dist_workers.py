@@ -127,7 +127,7 @@ def ddp_worker(rank, port, foreach):
         dist.destroy_process_group()
 
 
-def fsdp_worker(rank, port, foreach):
+def fsdp_worker(rank, port, kernel):
     from torch.distributed.tensor import DTensor, init_device_mesh
 
     _init(rank, port)
@@ -136,7 +136,7 @@ def fsdp_worker(rank, port, foreach):
         assert triggered > 0
         mesh = init_device_mesh('cpu', (WORLD,))
         model = _fsdp_net(mesh)
-        opt = SPDAdam(_groups(model), lr=LR, foreach=foreach)
+        opt = SPDAdam(_groups(model), lr=LR, **kernel)
         for group in opt.param_groups:
             for p in group['params']:
                 assert isinstance(p, DTensor)
@@ -166,7 +166,7 @@ def fsdp_worker(rank, port, foreach):
 
         # Without summing the shards' partial sums every rank decides on its own shard: the run drifts away.
         local_only = _fsdp_net(mesh)
-        opt = SPDAdam(_groups(local_only), lr=LR, foreach=foreach)
+        opt = SPDAdam(_groups(local_only), lr=LR, **kernel)
         reduce = optimizer_module._all_reduce_partials
         optimizer_module._all_reduce_partials = lambda partials, groups: None
         try:

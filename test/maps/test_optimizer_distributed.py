@@ -31,9 +31,10 @@ def test_ddp_equals_single_process():
     _spawn(workers.ddp_worker, True)
 
 
-@pytest.mark.parametrize('foreach', [False, True], ids=['single', 'foreach'])
-def test_fsdp2_sharded_equals_single_process_and_needs_the_all_reduce(foreach):
-    _spawn(workers.fsdp_worker, foreach)
+@pytest.mark.parametrize('kernel', [{'foreach': False}, {'foreach': True}, {'fused': True}],
+                         ids=['single', 'foreach', 'fused'])
+def test_fsdp2_sharded_equals_single_process_and_needs_the_all_reduce(kernel):
+    _spawn(workers.fsdp_worker, kernel)
 
 
 def test_fsdp2_distributed_state_dict_resume():
