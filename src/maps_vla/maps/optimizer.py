@@ -65,8 +65,9 @@ class SPDAdam(Optimizer):
 
     λ is not scaled by lr (r_t already shrinks with the step). With ``max_decay=None`` (the official code) λ r_t is
     not clamped, so λ > 1 can move θ past θ₀; ``max_decay=1.0`` stops at θ₀ (maps_spd.md §4.6). λ = 0 skips the
-    projection, so such groups are exactly :class:`torch.optim.Adam` (``weight_decay=0``, ``amsgrad=False``).
-    Since γ_{t-1} ≥ 0, r_t ≤ 1 always; the upper clamp only guards rounding.
+    projection, so such groups are :class:`torch.optim.Adam` (``weight_decay=0``, ``amsgrad=False``): bit for bit
+    with ``foreach=False``/``True`` (same op order), to rounding with ``fused=True``. Since γ_{t-1} ≥ 0, r_t ≤ 1
+    always; the upper clamp only guards rounding.
 
     Anchors. ``anchor='copy'`` stores θ₀ as a copy of the parameters when the group is added (so build the optimizer
     before the first step, after any LoRA injection). ``anchor='zero'`` uses θ₀ = 0 and stores nothing (the SPD
@@ -77,7 +78,10 @@ class SPDAdam(Optimizer):
 
     Precision. The candidate, the reductions and the projection are computed in float32 for bfloat16/float16
     parameters (float64 stays float64) and written back once. The moments follow the parameter dtype, as in
-    torch's Adam. Decisions and ratios are computed in float64.
+    torch's Adam. Decisions and ratios are computed in float64. No kernel reads a tensor value on the host: the
+    decision is a ``torch.where`` on 0-dim tensors, and the step counter lives on the CPU as in torch's Adam with
+    ``capturable=False``. With :class:`torch.amp.GradScaler`, ``scaler.step(opt)`` unscales the gradients and skips
+    steps with inf/NaN before calling :meth:`step`.
 
     Distributed. Under DDP the averaged ``.grad`` is used as is. Parameters that are DTensors (FSDP2
     ``fully_shard``, sharded on dim 0) are stepped on their local shards; their partial dot products and squared
@@ -86,9 +90,8 @@ class SPDAdam(Optimizer):
     Anchors of DTensor parameters are DTensors with the same placements, so distributed state dicts work.
 
     Args:
-        params (iterable): parameters, named parameters, or dicts defining parameter groups. A group dict may set any
-            argument below except ``foreach``/``fused`` combinations that conflict, plus ``'anchors'``; other keys
-            (such as ``'name'``) are kept untouched.
+        params (iterable): parameters, named parameters, or dicts defining parameter groups. A group dict may
+            override any argument below and may carry ``'anchors'``; other keys (such as ``'name'``) are kept.
         lr (float, optional): learning rate (default: 1e-3).
         betas (tuple[float, float], optional): coefficients of the running averages of the gradient and its square
             (default: (0.9, 0.999)).
@@ -495,8 +498,11 @@ def _foreach_spd_adam(
             step_size, bc2_sqrt = _bias_corrections(state_steps[i], lrs[i], beta1, beta2)
             neg_step_sizes[i] = -step_size
             bc2_sqrts.append(bc2_sqrt)
-        group_denoms = _foreach_upcast(group_exp_avg_sqs, fresh=True)
-        torch._foreach_sqrt_(group_denoms)
+        if group_exp_avg_sqs[0].dtype == _compute_dtype(group_exp_avg_sqs[0]):
+            group_denoms = torch._foreach_sqrt(group_exp_avg_sqs)
+        else:
+            group_denoms = _foreach_upcast(group_exp_avg_sqs)
+            torch._foreach_sqrt_(group_denoms)
         torch._foreach_div_(group_denoms, bc2_sqrts)
         torch._foreach_add_(group_denoms, eps)
         for i, d in zip(idx, group_denoms):
@@ -551,9 +557,9 @@ def _foreach_spd_adam(
         _foreach_write_back([params[i] for i in chunk], thetas)
 
 
-def _foreach_upcast(tensors: list[Tensor], fresh: bool = False) -> list[Tensor]:
-    """The tensors in their compute dtype; ``fresh`` forces new tensors even where no cast is needed."""
-    return [t.to(_compute_dtype(t), copy=fresh) for t in tensors]
+def _foreach_upcast(tensors: list[Tensor]) -> list[Tensor]:
+    """The tensors in their compute dtype (themselves for float32/float64, float32 copies otherwise)."""
+    return [_upcast(t) for t in tensors]
 
 
 def _foreach_write_back(params: list[Tensor], thetas: list[Tensor]) -> None:
@@ -592,23 +598,22 @@ def _fused_spd_adam(
     max_decays: list[float],
     reduce_partials: _PartialReducer | None,
 ) -> None:
-    adam_kernel, partials_kernel, project_kernel = _compiled_kernels()
+    compiled = _compiled_kernels()
     step_sizes, bc2_sqrts, rows = [], [], []
     for i, param in enumerate(params):
         state_steps[i] += 1
         step_size, bc2_sqrt = _bias_corrections(state_steps[i], lrs[i], beta1, beta2)
         step_sizes.append(step_size)
         bc2_sqrts.append(bc2_sqrt)
-        if param.numel() == 0:  # an empty shard: nothing to update, zero partial sums
-            if lams[i] != 0:
-                rows.append(torch.zeros(3, dtype=torch.float64, device=param.device))
-            continue
-        anchor = None if anchors[i] is None else anchors[i].to(param.device, non_blocking=True)
-        p, g, m, v, a = _flat(param, grads[i], exp_avgs[i], exp_avg_sqs[i], anchor)
+        kernels = _kernels_for(param, compiled)
+        p, g, m, v = _flat(param, grads[i], exp_avgs[i], exp_avg_sqs[i])
         if lams[i] == 0:
-            adam_kernel(p, g, m, v, beta1, beta2, step_size, bc2_sqrt, eps)
+            kernels.adam(p, g, m, v, beta1, beta2, step_size, bc2_sqrt, eps)
+        elif anchors[i] is None:
+            rows.append(kernels.partials_zero(p, g, m, v, beta1, beta2, step_size, bc2_sqrt, eps))
         else:
-            rows.append(partials_kernel(p, g, m, v, a, beta1, beta2, step_size, bc2_sqrt, eps))
+            a = _flat_anchor(anchors[i], param)
+            rows.append(kernels.partials(p, g, m, v, a, beta1, beta2, step_size, bc2_sqrt, eps))
     projected = [i for i in range(len(params)) if lams[i] != 0]
     if not projected:
         return
@@ -616,21 +621,33 @@ def _fused_spd_adam(
                              reduce_partials)
     for weight, i in zip(weights.unbind(0), projected):
         param = params[i]
-        if param.numel() == 0:
-            continue
-        anchor = None if anchors[i] is None else anchors[i].to(param.device, non_blocking=True)
-        p, _, m, v, a = _flat(param, grads[i], exp_avgs[i], exp_avg_sqs[i], anchor)
+        kernels = _kernels_for(param, compiled)
+        p, _, m, v = _flat(param, grads[i], exp_avgs[i], exp_avg_sqs[i])
         weight = weight.to(device=param.device, dtype=_compute_dtype(param), non_blocking=True)
-        project_kernel(p, m, v, a, weight, step_sizes[i], bc2_sqrts[i], eps)
+        if anchors[i] is None:
+            kernels.project_zero(p, m, v, weight, step_sizes[i], bc2_sqrts[i], eps)
+        else:
+            kernels.project(p, m, v, _flat_anchor(anchors[i], param), weight, step_sizes[i], bc2_sqrts[i], eps)
 
 
-def _flat(*tensors: Tensor | None) -> tuple[Tensor | None, ...]:
-    """1-D aliases of ``(param, grad, exp_avg, exp_avg_sq, anchor)``, so one dynamic-shape compilation serves every
-    tensor; kept as they are when a tensor that is written to is not contiguous."""
-    param, _, exp_avg, exp_avg_sq, _ = tensors
-    if not (param.is_contiguous() and exp_avg.is_contiguous() and exp_avg_sq.is_contiguous()):
-        return tensors
-    return tuple(None if t is None else _flat_alias(t.contiguous()) for t in tensors)
+def _kernels_for(param: Tensor, compiled: _Kernels) -> _Kernels:
+    # Tensors of 0 or 1 elements (empty shards, scalar gains) run the same math eagerly: compiling them would add
+    # size-specialised graphs, and marking sizes unbacked instead makes inductor's kernels ~10x slower.
+    return compiled if param.numel() > 1 else _EAGER_KERNELS
+
+
+def _flat(param: Tensor, *others: Tensor) -> tuple[Tensor, ...]:
+    """1-D aliases of ``param`` and its grad/moments, so one compilation serves every shape; kept as they are when
+    ``param`` is not contiguous (the moments share its strides)."""
+    if not param.is_contiguous():
+        return (param, *others)
+    return tuple(_flat_alias(t.contiguous()) for t in (param, *others))
+
+
+def _flat_anchor(anchor: Tensor, param: Tensor) -> Tensor:
+    """The anchor on the parameter's device (in its own dtype; the kernels cast it), shaped like ``_flat(param)``."""
+    anchor = anchor.to(param.device, non_blocking=True)
+    return _flat_alias(anchor.contiguous()) if param.is_contiguous() else anchor
 
 
 def _flat_alias(t: Tensor) -> Tensor:
@@ -650,39 +667,64 @@ def _moments_(grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, beta1: float, b
     exp_avg_sq.mul_(beta2).add_(grad * grad * (1 - beta2))
 
 
-def _fused_adam_math(param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, beta1: float,
-                     beta2: float, step_size: float, bc2_sqrt: float, eps: float) -> None:
+def _fused_adam(param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, beta1: float, beta2: float,
+                step_size: float, bc2_sqrt: float, eps: float) -> None:
     _moments_(grad, exp_avg, exp_avg_sq, beta1, beta2)
     param.copy_(_candidate(param, exp_avg, exp_avg_sq, step_size, bc2_sqrt, eps))
 
 
-def _fused_partials_math(param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, anchor: Tensor | None,
-                         beta1: float, beta2: float, step_size: float, bc2_sqrt: float, eps: float) -> Tensor:
+def _fused_partials(param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, anchor: Tensor | None,
+                    beta1: float, beta2: float, step_size: float, bc2_sqrt: float, eps: float) -> Tensor:
     _moments_(grad, exp_avg, exp_avg_sq, beta1, beta2)
     dtype = torch.promote_types(param.dtype, torch.float32)
-    displacement = param.to(dtype) if anchor is None else param.to(dtype) - anchor.to(dtype)
+    before = param.to(dtype)
     after = _candidate(param, exp_avg, exp_avg_sq, step_size, bc2_sqrt, eps)
     if anchor is not None:
-        after = after - anchor.to(dtype)
-    sums = [(grad.to(dtype) * displacement).sum(), (displacement * displacement).sum(), (after * after).sum()]
+        before, after = before - anchor.to(dtype), after - anchor.to(dtype)
+    sums = [(grad.to(dtype) * before).sum(), (before * before).sum(), (after * after).sum()]
     return torch.stack(sums).to(torch.float64)
 
 
-def _fused_project_math(param: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, anchor: Tensor | None, weight: Tensor,
-                        step_size: float, bc2_sqrt: float, eps: float) -> None:
+def _fused_partials_zero(param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, beta1: float,
+                         beta2: float, step_size: float, bc2_sqrt: float, eps: float) -> Tensor:
+    return _fused_partials(param, grad, exp_avg, exp_avg_sq, None, beta1, beta2, step_size, bc2_sqrt, eps)
+
+
+def _fused_project(param: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, anchor: Tensor, weight: Tensor,
+                   step_size: float, bc2_sqrt: float, eps: float) -> None:
     theta = _candidate(param, exp_avg, exp_avg_sq, step_size, bc2_sqrt, eps)
-    if anchor is None:
-        param.copy_(theta * (1 - weight))
-    else:
-        param.copy_(torch.lerp(theta, anchor.to(theta.dtype), weight))
+    param.copy_(torch.lerp(theta, anchor.to(theta.dtype), weight))
+
+
+def _fused_project_zero(param: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, weight: Tensor, step_size: float,
+                        bc2_sqrt: float, eps: float) -> None:
+    theta = _candidate(param, exp_avg, exp_avg_sq, step_size, bc2_sqrt, eps)
+    param.copy_(theta * (1 - weight))
+
+
+@dataclass(frozen=True)
+class _Kernels:
+    adam: Callable[..., None]
+    partials: Callable[..., Tensor]
+    partials_zero: Callable[..., Tensor]
+    project: Callable[..., None]
+    project_zero: Callable[..., None]
+
+
+_EAGER_KERNELS = _Kernels(_fused_adam, _fused_partials, _fused_partials_zero, _fused_project, _fused_project_zero)
 
 
 @functools.cache
-def _compiled_kernels() -> tuple[Callable[..., Any], ...]:
-    """The fused kernels, compiled on first use with dynamic shapes (one compilation per dtype combination)."""
+def _compiled_kernels() -> _Kernels:
+    """The fused kernels, compiled on first call with dynamic shapes: one compilation per dtype combination.
+
+    Zero-anchor variants are separate functions so that each compiled function sees few variants and stays under
+    dynamo's recompile limit.
+    """
     try:
         compile_ = functools.partial(torch.compile, dynamic=True, fullgraph=True)
-        return compile_(_fused_adam_math), compile_(_fused_partials_math), compile_(_fused_project_math)
+        return _Kernels(compile_(_fused_adam), compile_(_fused_partials), compile_(_fused_partials_zero),
+                        compile_(_fused_project), compile_(_fused_project_zero))
     except Exception as error:  # torch.compile raises backend-specific types
         raise RuntimeError(f'fused=True needs torch.compile, which failed here: {error}; '
                            'use foreach=True instead') from error
