@@ -82,3 +82,33 @@ def test_bad_configs_name_the_field(tmp_path):
         train(TrainConfig(out_dir=str(tmp_path)))
     with pytest.raises(FileNotFoundError):
         train(TrainConfig(out_dir=str(tmp_path), data=DataConfig(root=str(tmp_path / 'nope'))))
+
+
+def test_cotraining_mixes_vl_batches(tiny_dataset, tmp_path, monkeypatch):
+    import json
+
+    import cv2
+
+    from maps_vla.train import trainer
+
+    vl_root = tmp_path / 'vl'
+    vl_root.mkdir()
+    lines = []
+    for i in range(8):
+        cv2.imwrite(str(vl_root / f'{i}.png'), np.full((28, 28, 3), 30 * i, np.uint8))
+        lines.append(json.dumps({'image': f'{i}.png', 'question': 'which emoji is on the left card?',
+                                 'answer': ['fire', 'rocket'][i % 2]}))
+    (vl_root / 'vl.jsonl').write_text('\n'.join(lines) + '\n')
+    served = []
+
+    class CountingVL(trainer.VLDataset):
+        def __getitem__(self, index):
+            served.append(index)
+            return super().__getitem__(index)
+
+    monkeypatch.setattr(trainer, 'VLDataset', CountingVL)
+    cfg = _cfg(tiny_dataset, tmp_path / 'run', steps=4, drift_every=0,
+               data=DataConfig(root=str(tiny_dataset), cotrain_root=str(vl_root), cotrain_ratio=0.5))
+    result = train(cfg)
+    assert result.steps == 4 and all(np.isfinite(result.losses))
+    assert len(served) == 2 * cfg.batch_size  # steps 1 and 3 are VL steps at ratio 0.5
