@@ -112,3 +112,18 @@ def test_cotraining_mixes_vl_batches(tiny_dataset, tmp_path, monkeypatch):
     result = train(cfg)
     assert result.steps == 4 and all(np.isfinite(result.losses))
     assert len(served) == 2 * cfg.batch_size  # steps 1 and 3 are VL steps at ratio 0.5
+
+
+def test_lora_run_exports_merged_plain_weights(tiny_dataset, tmp_path):
+    from maps_vla.data.dataset import Dataset
+    from maps_vla.train.trainer import build_policy
+
+    cfg = _cfg(tiny_dataset, tmp_path / 'lora', steps=3, drift_every=0,
+               method=FinetuneMethodConfig(method='maps', lambda_max=1.0, lr=1e-3, lora=True, lora_rank=4))
+    merged = VLAPolicy.from_pretrained(train(cfg).policy_dir).state_dict()
+    initial = build_policy(cfg.model, Dataset(tiny_dataset), cfg.seed).state_dict()
+    assert merged.keys() == initial.keys()  # no lora_A/lora_B/base_layer names leak into the deployable policy
+    q_proj = 'language_model.model.layers.0.self_attn.q_proj.weight'
+    norm = 'language_model.model.layers.0.input_layernorm.weight'
+    assert not torch.equal(merged[q_proj], initial[q_proj])  # the LoRA update was merged into the linear layer
+    assert torch.equal(merged[norm], initial[norm])  # LoRA trains no norms: they stay pretrained
