@@ -127,3 +127,9 @@ def test_lora_run_exports_merged_plain_weights(tiny_dataset, tmp_path):
     norm = 'language_model.model.layers.0.input_layernorm.weight'
     assert not torch.equal(merged[q_proj], initial[q_proj])  # the LoRA update was merged into the linear layer
     assert torch.equal(merged[norm], initial[norm])  # LoRA trains no norms: they stay pretrained
+
+
+def test_bf16_clipping_and_schedules_run(tiny_dataset, tmp_path):
+    cfg = _cfg(tiny_dataset, tmp_path / 'bf16', steps=3, drift_every=0, mixed_precision='bf16', grad_clip=1.0,
+               lr_schedule='cosine', warmup_steps=2, grad_accum=2)
+    assert all(np.isfinite(train(cfg).losses))
