@@ -1,4 +1,4 @@
-"""Every YAML under config/train loads as a TrainConfig; the MiniVLA one says what the paper says; the sim one trains."""
+"""Every YAML under config/train loads as a TrainConfig; minivla_maps has the paper's values; sim_pick_place trains."""
 
 from pathlib import Path
 

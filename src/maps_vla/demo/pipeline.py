@@ -218,7 +218,8 @@ def run_demo(cfg: DemoConfig, *, announce: Callable[[str], None] | None = None,
             POLICY_ROWS[1]: (ExpertPolicy(expert_envs), expert_envs.make_env, 1),
             POLICY_ROWS[2]: (RandomPolicy(final.action_spec, seed=cfg.seed), make_env, 0),
         }
-        variants = {name: EnvConfig(task=cfg.task, variant=name, image_size=size) for name in ('train', cfg.ood_variant)}
+        variants = {name: EnvConfig(task=cfg.task, variant=name, image_size=size)
+                    for name in ('train', cfg.ood_variant)}
         seeds = list(range(_EVAL_SEED + cfg.seed, _EVAL_SEED + cfg.seed + cfg.eval_episodes))
         reports, files = {}, {}
         for name, (candidate, env_factory, videos) in candidates.items():

@@ -133,7 +133,7 @@ def write_summary(result: DemoResult) -> str:
         '→ `eval/<policy>/` (per-variant tables, CSVs, videos).', '',
         '## Success', '', success_table(result.reports, cfg.ood_variant), verdict(result), '',
         '![success rate](success_rate.png)', '',
-        f'Rollout of the fine-tuned policy: [rollout.mp4](rollout.mp4)' if 'rollout video' in result.files else '',
+        'Rollout of the fine-tuned policy: [rollout.mp4](rollout.mp4)' if 'rollout video' in result.files else '',
         '', '## MAPS λ per module', '',
         'Under the linear schedule λ grows towards the input, so early modules are pulled harder back to their '
         'starting weights; λ = 0 modules (new heads, biases, the last LLM layer) train freely.', '',

@@ -63,7 +63,6 @@ def run(args: argparse.Namespace) -> int:
     event_devices = [KeyboardDevice(sources=sources)] if args.device != 'keyboard' and sources else []
 
     env = make_env(env_cfg)
-    saved = 0
     try:
         with contextlib.ExitStack() as stack:
             writer = (DatasetWriter.open(args.out) if args.resume else
@@ -77,7 +76,6 @@ def run(args: argparse.Namespace) -> int:
                   f'keys{" (episode events only)" if args.device != "keyboard" else ""}:\n{key_help()}', flush=True)
             session = TeleopSession(env, device, writer, session_cfg, event_devices=event_devices, view=view)
             result = session.run()
-            saved = len(result.saved)
     except (FileExistsError, FileNotFoundError, ValueError, RuntimeError, ImportError) as exc:
         return fail(str(exc), 1)
     except KeyboardInterrupt:
@@ -87,5 +85,5 @@ def run(args: argparse.Namespace) -> int:
         env.close()
         if view is not None:
             view.close()
-    print(f'saved {saved} episodes ({result.frames} frames, {result.discarded} dropped) to {args.out}')
+    print(f'saved {len(result.saved)} episodes ({result.frames} frames, {result.discarded} dropped) to {args.out}')
     return 0
