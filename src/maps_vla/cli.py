@@ -15,13 +15,14 @@ __all__ = ['main']
 
 # verb -> (module, one-line help)
 _VERBS: dict[str, tuple[str, str]] = {
-    'demo': ('maps_vla.scripts.demo', 'fine-tune a small model with MAPS and print the λ table and drift'),
+    'demo': ('maps_vla.scripts.demo', 'the whole loop in sim on CPU: demos, MAPS fine-tune, ID/OOD eval, report'),
     'lambdas': ('maps_vla.scripts.lambdas', "print the MAPS λ of every module of a model or checkpoint"),
     'collect': ('maps_vla.scripts.collect', 'record scripted-expert demonstrations in the MuJoCo sim'),
     'import': ('maps_vla.scripts.import_checkpoint', 'convert an OpenVLA-OFT or MiniVLA checkpoint folder into ours'),
     'train': ('maps_vla.scripts.train', 'fine-tune a VLA policy with MAPS (or a baseline) on episodes'),
     'eval': ('maps_vla.scripts.eval', 'roll out a policy in the sim: ID/OOD success table, plot, videos'),
     'replay': ('maps_vla.scripts.replay', 'run the robot runtime (policy, smoother, safety) offline on a ROS 2 bag'),
+    'teleop': ('maps_vla.scripts.teleop', 'record teleoperated demos in the sim (keyboard, gamepad, SpaceMouse)'),
 }
 
 

@@ -18,6 +18,12 @@ def test_matches_hand_values(k, n, low, high):
     assert got == pytest.approx((low, high), abs=5e-5)
 
 
+@pytest.mark.parametrize('n', range(1, 60))
+def test_all_or_nothing_bounds_are_exact(n):
+    # 0/10 used to give low = 2.8e-17 > rate, so the success plot's error bar went negative and raised.
+    assert wilson_interval(0, n)[0] == 0.0 and wilson_interval(n, n)[1] == 1.0
+
+
 def test_other_confidence():
     # 90 %: z = 1.644854, 3 of 20: centre 0.191706, half-width 0.130123 (worked by hand).
     assert wilson_interval(3, 20, 0.90) == pytest.approx((0.061583, 0.321829), abs=5e-6)

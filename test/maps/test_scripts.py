@@ -32,7 +32,7 @@ def test_lambdas_checkpoint_header(make_toy, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path, capsys):
-    assert main(['demo', '--steps', '3', '--batch-size', '2', '--out', str(tmp_path)]) == 0
+    assert main(['demo', '--toy', '--steps', '3', '--batch-size', '2', '--out', str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert 'MAPS (SPDAdam)' in out and 'FFT (AdamW)' in out and '| projector | projector |' in out
     assert (tmp_path / 'drift.png').stat().st_size > 1000 and (tmp_path / 'drift.md').exists()

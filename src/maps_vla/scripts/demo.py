@@ -1,124 +1,69 @@
-"""`maps-vla demo`: fine-tune the toy VLA with MAPS and with plain fine-tuning, and compare their drift.
+"""`maps-vla demo`: the whole loop in the MuJoCo sim on CPU in a few minutes, nothing downloaded.
 
-A stand-in until the simulation demo exists. The tiny `ToyVLA` (our module names, random "pretrained" weights)
-learns a synthetic regression task (action = fixed random function of image patch means and proprio) on CPU.
-Both runs start from the same weights and see the same batches. The command prints the MAPS λ table, the
-training and held-out losses of both runs and the per-module drift table, and writes `drift.png` and
-`drift.md` under `--out`.
+Scripted-expert demos -> MAPS fine-tune of a small policy -> ID/OOD evaluation beside the expert and random
+floors -> a report folder (success table and plot, λ table, drift table and plot, a rollout video, summary.md).
+`--size smallest` is the CI setting (about 2 minutes on 2 cores), `small` a longer CPU run, `gpu` a larger model
+for one GPU. `maps-vla demo --toy` instead runs the seconds-long toy comparison of MAPS and plain fine-tuning
+(λ table and drift, no simulator).
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import logging
+import sys
 import time
-from pathlib import Path
 
 __all__ = ['add_arguments', 'run']
 
-logger = logging.getLogger(__name__)
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--steps', type=int, default=300, help='training steps per run (default 300)')
-    parser.add_argument('--lambda-max', type=float, default=2.0, help='MAPS λ_max (default 2.0)')
+    parser.add_argument('--toy', action='store_true',
+                        help='run the quick toy comparison of MAPS and plain fine-tuning instead (no sim)')
+    parser.add_argument('--size', default='smallest', help="'smallest' (CI, ~2 min on 2 CPU cores), 'small' (longer "
+                        "CPU run) or 'gpu' (larger model and more steps, --device cuda)")
+    parser.add_argument('--steps', type=int, default=None, help="fine-tuning steps (default: the size's)")
+    parser.add_argument('--episodes', type=int, default=None, help="scripted-expert demos (default: the size's)")
+    parser.add_argument('--eval-episodes', type=int, default=None, help='evaluation episodes per variant and policy')
+    parser.add_argument('--out', default=None, help='report folder (default outputs/demo; --toy: outputs/demo-toy)')
+    parser.add_argument('--device', default=None, help="'cpu' or 'cuda' (default: cpu; cuda for --size gpu)")
+    parser.add_argument('--video', action='store_true', help='store the demos as mp4 instead of PNG')
+    parser.add_argument('--lambda-max', type=float, default=None, help='MAPS λ_max (default 1.5; --toy 2.0)')
     parser.add_argument('--schedule', default='linear', help='MAPS λ schedule (default linear)')
-    parser.add_argument('--lr', type=float, default=1e-3, help='learning rate of both runs (default 1e-3)')
-    parser.add_argument('--batch-size', type=int, default=16, help='batch size (default 16)')
-    parser.add_argument('--seed', type=int, default=0, help='seed of the weights, the task and the batches')
-    parser.add_argument('--out', type=Path, default=Path('outputs/demo'), help='output folder (default outputs/demo)')
-
-
-class _Task:
-    """Synthetic regression: action = tanh(features @ W), features = 2×2 patch means per channel and proprio."""
-
-    def __init__(self, cfg, seed: int) -> None:
-        import torch
-
-        self.cfg = cfg
-        gen = torch.Generator().manual_seed(seed + 1)
-        n_features = 3 * 4 + cfg.proprio_dim
-        self.weight = torch.randn(n_features, cfg.action_dim, generator=gen) * (3.0 / n_features ** 0.5)
-
-    def batch(self, size: int, gen):
-        import torch
-
-        cfg = self.cfg
-        pixels = torch.randn(size, 3, cfg.image_size, cfg.image_size, generator=gen)
-        ids = torch.randint(0, cfg.vocab_size, (size, 4), generator=gen)
-        proprio = torch.randn(size, cfg.proprio_dim, generator=gen)
-        pooled = torch.nn.functional.adaptive_avg_pool2d(pixels, 2).flatten(1) * cfg.image_size / 2
-        target = torch.tanh(torch.cat([pooled, proprio], dim=1) @ self.weight)
-        return (pixels, ids, proprio), target
-
-
-def _train(model, optimizer, task: _Task, args: argparse.Namespace, label: str) -> list[float]:
-    import torch
-    from tqdm import tqdm
-
-    gen = torch.Generator().manual_seed(args.seed + 2)  # same batches for every run
-    losses = []
-    model.train()
-    for _ in tqdm(range(args.steps), desc=label, unit='step', leave=False):
-        inputs, target = task.batch(args.batch_size, gen)
-        loss = torch.nn.functional.mse_loss(model(*inputs), target)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
-    return losses
-
-
-def _eval(model, task: _Task, seed: int) -> float:
-    import torch
-
-    gen = torch.Generator().manual_seed(seed + 3)
-    inputs, target = task.batch(128, gen)
-    model.eval()
-    with torch.no_grad():
-        return float(torch.nn.functional.mse_loss(model(*inputs), target))
+    parser.add_argument('--lr', type=float, default=None, help='learning rate (default 3e-4; --toy 1e-3)')
+    parser.add_argument('--batch-size', type=int, default=None, help="batch size (default: the size's; --toy 16)")
+    parser.add_argument('--seed', type=int, default=0, help='seed of demos, weights, batches and baselines')
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
+    if args.toy:
+        from maps_vla.scripts import _demo_toy
 
-    from maps_vla.maps.drift import drift_report, drift_table, plot_drift
-    from maps_vla.maps.factory import FinetuneMethodConfig, make_optimizer
-    from maps_vla.maps.param_groups import lambda_table
-    from maps_vla.maps.toy import ToyVLA
+        return _demo_toy.run(args)
+    from maps_vla.demo import demo_config, run_demo
 
-    if args.steps < 1 or args.batch_size < 1:
-        print(f'maps-vla demo: error: --steps and --batch-size must be >= 1, got {args.steps}, {args.batch_size}')
+    try:
+        cfg = demo_config(args.size, out=args.out, steps=args.steps, episodes=args.episodes,
+                          eval_episodes=args.eval_episodes, device=args.device, video=args.video or None,
+                          lambda_max=args.lambda_max, schedule=args.schedule, lr=args.lr, batch_size=args.batch_size,
+                          seed=args.seed)
+    except (ValueError, TypeError) as exc:
+        print(f'maps-vla demo: error: {exc}', file=sys.stderr)
         return 2
-    methods = {
-        'MAPS': FinetuneMethodConfig(method='maps', lambda_max=args.lambda_max, schedule=args.schedule, lr=args.lr),
-        'FFT': FinetuneMethodConfig(method='fft', lr=args.lr),
-    }
     start = time.perf_counter()
-    torch.set_num_threads(1)  # the toy's 32-wide matmuls gain nothing from threads; spare the other cores
-    torch.manual_seed(args.seed)
-    pretrained = ToyVLA()
-    task = _Task(pretrained.cfg, args.seed)
-    theta0 = {n: p.detach().clone() for n, p in pretrained.named_parameters()}
-    print(f'MAPS λ per module (schedule={args.schedule}, lambda_max={args.lambda_max:g}):')
-    print(lambda_table(pretrained, args.lambda_max, args.schedule))
-    print(f'\nheld-out MSE before fine-tuning: {_eval(pretrained, task, args.seed):.4f}')
-    drift = {}
-    for label, cfg in methods.items():
-        model = copy.deepcopy(pretrained)
-        optimizer, _ = make_optimizer(cfg, model)
-        losses = _train(model, optimizer, task, args, label)
-        tail = losses[-max(1, len(losses) // 10):]
-        print(f'{label:>4} ({type(optimizer).__name__}): train MSE first {losses[0]:.4f}, '
-              f'last-10% mean {sum(tail) / len(tail):.4f}; held-out MSE {_eval(model, task, args.seed):.4f}')
-        drift[label] = drift_report(model, theta0)
-    table = drift_table(drift)
-    print('\nDrift from the pretrained weights per module:')
-    print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / 'drift.md').write_text(table + '\n')
-    png = plot_drift(drift, args.out / 'drift.png', title=f'Toy VLA drift: MAPS ({args.schedule}, '
-                     f'λ_max={args.lambda_max:g}) vs FFT, {args.steps} steps')
-    print(f'\nwrote {png} and {args.out / "drift.md"} in {time.perf_counter() - start:.1f} s')
+    print(f'maps-vla demo --size {cfg.size}: {cfg.episodes} demos, {cfg.steps} MAPS steps on {cfg.device}, '
+          f'{cfg.eval_episodes} eval episodes per variant -> {cfg.out}', flush=True)
+    root = logging.getLogger()
+    level = root.level
+    if not getattr(args, 'verbose', False):
+        root.setLevel(logging.WARNING)  # the stage headers and progress bars are the output; -v shows the logs
+    try:
+        result = run_demo(cfg, announce=lambda text: print(text, flush=True))
+    except (FileExistsError, RuntimeError) as exc:
+        print(f'maps-vla demo: error: {exc}', file=sys.stderr)
+        return 1
+    finally:
+        root.setLevel(level)
+    print('\n' + result.summary)
+    print(f'report: {result.out}/summary.md ({time.perf_counter() - start:.0f} s in all)')
     return 0

@@ -1,0 +1,81 @@
+"""`DemoConfig` and the three sizes of `maps-vla demo`: smallest (CI, CPU), small (CPU, longer), gpu."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from maps_vla.registry import Registry
+
+__all__ = ['DemoConfig', 'DEMO_SIZES', 'MODEL_SIZES', 'demo_config']
+
+MODEL_SIZES = ('tiny', 'small')  # 'tiny' = the tiny preset; 'small' = the same layout, wider and deeper (GPU)
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoConfig:
+    """Everything one run of the sim demo does (see `maps_vla.demo.run_demo`)."""
+
+    size: str = 'smallest'  # name of the preset these values came from (shown in the report)
+    out: str = 'outputs/demo'  # report folder; a previous demo's files there are replaced
+    task: str = 'pick_place'  # sim task
+    ood_variant: str = 'ood_color'  # the held-out variant evaluated beside 'train'
+    episodes: int = 20  # scripted-expert demonstrations to collect
+    image_size: int = 64  # camera side (px) of the demos and the evaluation envs
+    video: bool = False  # store demos as mp4 (True) or PNG (False: 3-4x faster to load per sample, measured)
+    collect_max_steps: int = 200  # frames per demo at most
+    model: str = 'tiny'  # policy size: 'tiny' (the preset, 0.34 M parameters) or 'small' (wider and deeper, 11 M)
+    policy_image_size: int = 28  # side (px) the policy resizes each view to; a multiple of 14
+    steps: int = 300  # MAPS fine-tuning steps
+    batch_size: int = 8  # samples per step
+    lr: float = 3e-4  # learning rate (random-init starting weights need more than the paper's 5e-5)
+    lambda_max: float = 1.5  # MAPS λ_max (the paper's Franka setting)
+    schedule: str = 'linear'  # MAPS λ schedule
+    mixed_precision: str = 'no'  # 'no' | 'bf16' (GPU)
+    eval_episodes: int = 10  # evaluation episodes per variant and policy
+    eval_max_steps: int = 150  # env steps per evaluation episode at most
+    device: str = 'cpu'  # 'cpu' or 'cuda' (training and the trained policy's rollouts)
+    threads: int | None = 1  # torch CPU threads (1: tiny matmuls gain nothing and a shared box stays fast)
+    seed: int = 0  # seeds demos, weights, data order and the random baseline
+
+    def __post_init__(self) -> None:
+        for name in ('episodes', 'collect_max_steps', 'steps', 'batch_size', 'eval_episodes', 'eval_max_steps'):
+            if getattr(self, name) < 1:
+                raise ValueError(f'DemoConfig.{name} must be >= 1, got {getattr(self, name)!r}')
+        if not 16 <= self.image_size <= 512:
+            raise ValueError(f'DemoConfig.image_size must be in 16..512, got {self.image_size!r}')
+        if self.policy_image_size < 14 or self.policy_image_size % 14:
+            raise ValueError(f'DemoConfig.policy_image_size must be a multiple of 14 (the ViT patch), got '
+                             f'{self.policy_image_size!r}')
+        if self.model not in MODEL_SIZES:
+            raise ValueError(f'DemoConfig.model must be one of {MODEL_SIZES}, got {self.model!r}')
+        if self.device not in ('cpu', 'cuda') and not self.device.startswith('cuda:'):
+            raise ValueError(f"DemoConfig.device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f'DemoConfig.threads must be >= 1 or None, got {self.threads!r}')
+        if not self.lr > 0 or self.lambda_max < 0:
+            raise ValueError(f'DemoConfig.lr must be > 0 and lambda_max >= 0, got {self.lr!r}, {self.lambda_max!r}')
+        if self.ood_variant == 'train':
+            raise ValueError("DemoConfig.ood_variant must be a held-out variant, not 'train'")
+
+
+DEMO_SIZES: Registry[dict[str, Any]] = Registry('demo size')
+# CI: must finish in about 2-3 minutes on 2 shared CPU cores.
+DEMO_SIZES.register('smallest')({})
+# A longer CPU run (tens of minutes on 2 cores): more demos, bigger views, 2k steps.
+DEMO_SIZES.register('small')(dict(episodes=50, image_size=96, policy_image_size=56, steps=2000, batch_size=16,
+                                  eval_episodes=20))
+# One GPU: a wider, deeper model on 112 px views, 200 demos, 20k steps in bf16.
+DEMO_SIZES.register('gpu')(dict(episodes=200, image_size=128, model='small', policy_image_size=112, steps=20000,
+                                batch_size=32, mixed_precision='bf16', eval_episodes=50, device='cuda',
+                                threads=None))
+
+
+def demo_config(size: str = 'smallest', **overrides: Any) -> DemoConfig:
+    """The preset `size` ('smallest', 'small', 'gpu') with `overrides` (None values are ignored).
+
+    Raises:
+        ValueError: unknown size (with the closest name) or an invalid value.
+    """
+    values = {**DEMO_SIZES.get(size), **{k: v for k, v in overrides.items() if v is not None}}
+    return DemoConfig(size=size, **values)
