@@ -54,26 +54,6 @@ class DemoResult:
     summary: str = ''  # summary.md text
 
 
-class _ExpertEnvs:
-    """Builds envs for `evaluate` and keeps the scripted expert of the latest one (it reads that env's state)."""
-
-    def __init__(self) -> None:
-        self._expert = None
-
-    def make_env(self, env_cfg):
-        from maps_vla.sim import make_env, make_expert
-
-        env = make_env(env_cfg)
-        self._expert = make_expert(env)
-        return env
-
-    def reset(self) -> None:
-        self._expert.reset()
-
-    def get_action(self, obs):
-        return self._expert.get_action(obs)
-
-
 def _prepare_out(out: Path) -> None:
     if out.exists() and any(out.iterdir()):
         if not (out / _MARKER).exists():
@@ -150,7 +130,7 @@ def run_demo(cfg: DemoConfig, *, announce: Callable[[str], None] | None = None,
     from maps_vla.data.dataset import Dataset
     from maps_vla.data.writer import DatasetWriter
     from maps_vla.demo import report as _report
-    from maps_vla.eval import ExpertPolicy, RandomPolicy, evaluate
+    from maps_vla.eval import BoundExpertPolicy, RandomPolicy, evaluate
     from maps_vla.maps.drift import drift_report
     from maps_vla.maps.factory import FinetuneMethodConfig
     from maps_vla.maps.param_groups import lambda_table
@@ -212,10 +192,10 @@ def run_demo(cfg: DemoConfig, *, announce: Callable[[str], None] | None = None,
         say(f'[4/5] evaluating on train (ID) and {cfg.ood_variant} (OOD), {cfg.eval_episodes} episodes each, '
             f'for {", ".join(POLICY_ROWS)}')
         final = VLAPolicy.from_pretrained(trained.policy_dir, device=cfg.device)
-        expert_envs = _ExpertEnvs()
+        expert = BoundExpertPolicy(make_env, make_expert)
         candidates = {
             POLICY_ROWS[0]: (final, make_env, 1),
-            POLICY_ROWS[1]: (ExpertPolicy(expert_envs), expert_envs.make_env, 1),
+            POLICY_ROWS[1]: (expert, expert.make_env, 1),
             POLICY_ROWS[2]: (RandomPolicy(final.action_spec, seed=cfg.seed), make_env, 0),
         }
         variants = {name: EnvConfig(task=cfg.task, variant=name, image_size=size)
