@@ -21,6 +21,7 @@ _VERBS: dict[str, tuple[str, str]] = {
     'train': ('maps_vla.scripts.train', 'fine-tune a VLA policy with MAPS (or a baseline) on episodes'),
     'eval': ('maps_vla.scripts.eval', 'roll out a policy in the sim: ID/OOD success table, plot, videos'),
     'replay': ('maps_vla.scripts.replay', 'run the robot runtime (policy, smoother, safety) offline on a ROS 2 bag'),
+    'bag2episodes': ('maps_vla.scripts.bag2episodes', 'convert a recorded teleop ROS 2 bag into LeRobot episodes'),
 }
 
 
