@@ -8,7 +8,8 @@ from setuptools import find_packages, setup
 PACKAGE = 'maps_vla'
 
 # ROS nodes (src/maps_vla/ros/<x>_node.py); each is also a `ros2 run maps_vla <x>_node` executable.
-NODES: list[str] = []
+NODES: list[str] = ['camera_node', 'policy_node', 'smoother_node', 'franka_bridge_node', 'mujoco_bridge_node',
+                    'recorder_node']
 
 setup(
     name=PACKAGE,

@@ -23,6 +23,7 @@ _VERBS: dict[str, tuple[str, str]] = {
     'eval': ('maps_vla.scripts.eval', 'roll out a policy in the sim: ID/OOD success table, plot, videos'),
     'replay': ('maps_vla.scripts.replay', 'run the robot runtime (policy, smoother, safety) offline on a ROS 2 bag'),
     'teleop': ('maps_vla.scripts.teleop', 'record teleoperated demos in the sim (keyboard, gamepad, SpaceMouse)'),
+    'bag2episodes': ('maps_vla.scripts.bag2episodes', 'convert a recorded teleop ROS 2 bag into LeRobot episodes'),
 }
 
 

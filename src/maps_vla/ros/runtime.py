@@ -1,0 +1,59 @@
+"""What every node shares: the main loop (Humble and Jazzy), message classes for msg_conversion, QoS, clock."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rosidl_runtime_py.utilities import get_message
+
+from maps_vla.control import msg_conversion as mc
+
+__all__ = ['run_node', 'MESSAGE_TYPES', 'SENSOR_QOS', 'RELIABLE_QOS', 'now_sec', 'stamp_or_now']
+
+# 'pkg/msg/Name' -> rclpy class, for the builders of maps_vla.control.msg_conversion.
+MESSAGE_TYPES: Callable[[str], type] = functools.lru_cache(maxsize=None)(get_message)
+SENSOR_QOS = qos_profile_sensor_data  # best effort, keep last 5: cameras and franka's convenience topics
+RELIABLE_QOS = QoSProfile(depth=10)  # reliable, volatile: commands, chunks, instructions (matches `ros2 topic pub`)
+
+
+def run_node(node_factory: Callable[[], Node], args: list[str] | None = None, *, threads: int = 1) -> None:
+    """Init rclpy, spin the node until Ctrl-C or shutdown, then destroy it and shut down.
+
+    `with rclpy.init():` exists only from rclpy 7.4 (Kilted) on; Humble (3.3) and Jazzy (7.1) need this
+    try/finally. ExternalShutdownException lives in rclpy.executors on both.
+
+    Args:
+        node_factory: builds the node (after rclpy.init).
+        args: command-line arguments (None: sys.argv).
+        threads: >1 spins a MultiThreadedExecutor with that many threads.
+    """
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = node_factory()
+        executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def now_sec(node: Node) -> float:
+    """The node clock (ROS time: simulated under use_sim_time) in seconds."""
+    return node.get_clock().now().nanoseconds * 1e-9
+
+
+def stamp_or_now(node: Node, msg: Any) -> float:
+    """`msg.header.stamp` in seconds, or the node clock when the stamp is zero (unset)."""
+    stamp = mc.stamp_of(msg)
+    return stamp if stamp > 0 else now_sec(node)

@@ -1,0 +1,251 @@
+"""The rclpy nodes, wired in-process: parameters, topics, services. Runs only where rclpy exists (colcon test in the
+Docker image); the logic behind each node is tested without ROS in test/control and test/sim."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip('rclpy')
+
+from geometry_msgs.msg import PoseStamped  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rosgraph_msgs.msg import Clock  # noqa: E402
+from sensor_msgs.msg import Image, JointState  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+from std_srvs.srv import SetBool, Trigger  # noqa: E402
+from trajectory_msgs.msg import JointTrajectory  # noqa: E402
+
+from maps_vla.control import msg_conversion as mc  # noqa: E402
+from maps_vla.control.chunk import ActionChunk  # noqa: E402
+from maps_vla.control.proprio import TOOL_DOWN_QUAT  # noqa: E402
+from maps_vla.control.smoothing import SmootherConfig  # noqa: E402
+from maps_vla.ros.params import NodeParams  # noqa: E402
+from maps_vla.ros.runtime import MESSAGE_TYPES, RELIABLE_QOS, SENSOR_QOS, now_sec  # noqa: E402
+
+pytestmark = pytest.mark.ros
+FINGERS = ['fr3_finger_joint1', 'fr3_finger_joint2']
+
+
+@pytest.fixture
+def graph():
+    """An rclpy context with a spinning executor; yields (add_node, probe node)."""
+    rclpy.init()
+    executor = MultiThreadedExecutor(num_threads=4)
+    probe = Node('probe')
+    executor.add_node(probe)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    nodes = [probe]
+
+    def add(node: Node) -> Node:
+        nodes.append(node)
+        executor.add_node(node)
+        return node
+
+    yield add, probe
+    executor.shutdown()
+    for node in nodes:
+        node.destroy_node()
+    rclpy.try_shutdown()
+    thread.join(5.0)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def collect(probe: Node, msg_type, topic: str, qos=RELIABLE_QOS) -> list:
+    out: list = []
+    probe.create_subscription(msg_type, topic, out.append, qos)
+    return out
+
+
+def call(probe: Node, srv_type, name: str, request):
+    client = probe.create_client(srv_type, name)
+    assert client.wait_for_service(timeout_sec=10.0), f'service {name} not available'
+    future = client.call_async(request)
+    assert wait_for(future.done), f'service {name} did not answer'
+    return future.result()
+
+
+# ---------------------------------------------------------------------------------------------------- params
+def test_node_params_declare_typed_read_only_and_validate_dynamic_sets(graph):
+    add, _ = graph
+    node = add(Node('params_test', parameter_overrides=[Parameter('method', value='none'),
+                                                         Parameter('max_velocity', value=[0.5, 0.5])]))
+    changes = []
+    params = NodeParams(node, {'': SmootherConfig}, dynamic=('hold_after',),
+                        on_change=lambda prefix, cfg: changes.append(cfg))
+    assert params[''].method.value == 'none' and params[''].max_velocity == (0.5, 0.5)
+    assert params[''].max_jerk == () and node.get_parameter('gripper_index').value == -1
+    descriptor = node.describe_parameter('blend_window')
+    assert descriptor.read_only and 'crossfade' in descriptor.description
+    assert not node.set_parameters([Parameter('hold_after', value=-1.0)])[0].successful  # __post_init__ rejects
+    assert not node.set_parameters([Parameter('blend_window', value=0.3)])[0].successful  # read-only
+    assert node.set_parameters([Parameter('hold_after', value=0.8)])[0].successful
+    assert params[''].hold_after == 0.8 and changes[-1].hold_after == 0.8
+
+
+def test_invalid_start_values_fail_the_node(graph):
+    from maps_vla.ros.smoother_node import SmootherNode
+
+    with pytest.raises(ValueError, match='control_hz must be in'):
+        SmootherNode(parameter_overrides=[Parameter('control_hz', value=0.5)])
+
+
+# ------------------------------------------------------------------------------------------- policy -> bridge
+def test_smoother_turns_chunks_into_ticks(graph):
+    from maps_vla.ros.smoother_node import SmootherNode
+
+    add, probe = graph
+    add(SmootherNode(parameter_overrides=[Parameter('control_hz', value=50.0)]))
+    actions = collect(probe, JointTrajectory, 'action')
+    pub = probe.create_publisher(JointTrajectory, 'action_chunk', RELIABLE_QOS)
+    names = ('dx', 'dy', 'dz', 'droll', 'dpitch', 'dyaw', 'gripper')
+    chunk = ActionChunk(now_sec(probe), np.tile([0.01, 0, 0, 0, 0, 0, 1.0], (10, 1)), 0.1, names)
+    assert wait_for(lambda: pub.get_subscription_count() > 0)
+    pub.publish(mc.chunk_to_trajectory(MESSAGE_TYPES, chunk))
+    assert wait_for(lambda: len(actions) >= 10)
+    last = actions[-1]
+    assert tuple(last.joint_names) == names and len(last.points) == 1
+    assert np.all(np.isfinite(last.points[0].positions))
+
+
+def _publish_observation(probe: Node, image_pub, js_pub, pose_pub) -> None:
+    now = now_sec(probe)
+    image_pub.publish(mc.numpy_to_image(MESSAGE_TYPES, np.zeros((120, 160, 3), np.uint8), 'bgr8', now, 'cam'))
+    js_pub.publish(mc.numpy_to_joint_state(MESSAGE_TYPES, FINGERS, [0.04, 0.04], stamp=now))
+    pose_pub.publish(mc.numpy_to_pose(MESSAGE_TYPES, [0.4, 0.0, 0.4], TOOL_DOWN_QUAT, now, 'fr3_link0'))
+
+
+def test_policy_node_publishes_chunks_stamped_with_the_observation(graph):
+    from maps_vla.ros.policy_node import PolicyNode
+
+    add, probe = graph
+    node = add(PolicyNode(parameter_overrides=[Parameter('checkpoint', value='sine'),
+                                               Parameter('instruction', value='wave'),
+                                               Parameter('policy_hz', value=20.0)]))
+    chunks = collect(probe, JointTrajectory, 'action_chunk')
+    pubs = (probe.create_publisher(Image, 'camera/third_person/image_raw', SENSOR_QOS),
+            probe.create_publisher(JointState, 'joint_states', SENSOR_QOS),
+            probe.create_publisher(PoseStamped, 'measured_pose', SENSOR_QOS))
+    stamps = []
+    for _ in range(40):
+        _publish_observation(probe, *pubs)
+        stamps.append(now_sec(probe))
+        if chunks:
+            break
+        time.sleep(0.05)
+    assert wait_for(lambda: len(chunks) >= 1)
+    chunk = mc.trajectory_to_chunk(chunks[0])
+    assert chunk.horizon == 10 and chunk.dim == 7 and stamps[0] - 1e-3 <= chunk.stamp <= stamps[-1] + 1e-3
+    assert call(probe, Trigger, 'policy_node/pause', Trigger.Request()).success and node.runner.paused
+    assert node.set_parameters([Parameter('instruction', value='stop waving')])[0].successful
+    assert node.runner.instruction == 'stop waving'
+
+
+def test_franka_bridge_follows_actions_without_jumps_and_latches_estop(graph):
+    from maps_vla.ros.franka_bridge_node import FrankaBridgeNode
+
+    add, probe = graph
+    add(FrankaBridgeNode(parameter_overrides=[Parameter('io.gripper', value='none')]))
+    targets = collect(probe, PoseStamped, 'equilibrium_pose')
+    status = collect(probe, String, 'safety_status')
+    pose_pub = probe.create_publisher(PoseStamped, 'measured_pose', SENSOR_QOS)
+    action_pub = probe.create_publisher(JointTrajectory, 'action', RELIABLE_QOS)
+    names = ('dx', 'dy', 'dz', 'droll', 'dpitch', 'dyaw', 'gripper')
+    assert not wait_for(lambda: targets, timeout=0.5)  # nothing before the first measurement
+    for _ in range(30):
+        now = now_sec(probe)
+        pose_pub.publish(mc.numpy_to_pose(MESSAGE_TYPES, [0.4, 0.0, 0.4], TOOL_DOWN_QUAT, now, 'fr3_link0'))
+        one = ActionChunk(now, np.array([[0.02, 0, 0, 0, 0, 0, 0]]), 0.01, names)
+        action_pub.publish(mc.chunk_to_trajectory(MESSAGE_TYPES, one))
+        time.sleep(0.02)
+    assert wait_for(lambda: len(targets) > 20)
+    positions = np.array([[t.pose.position.x, t.pose.position.y, t.pose.position.z] for t in targets])
+    assert np.all(np.isfinite(positions)) and np.abs(np.diff(positions, axis=0)).max() <= 0.004 + 1e-9
+    assert positions[-1, 0] > 0.4  # moved along +x
+    assert call(probe, SetBool, 'franka_bridge_node/estop', SetBool.Request(data=True)).success
+    assert wait_for(lambda: any(s.data.startswith('estop') for s in status))
+
+
+# --------------------------------------------------------------------------------------------------- the sim
+def test_mujoco_bridge_publishes_franka_interfaces_and_accepts_commands(graph):
+    from maps_vla.ros.mujoco_bridge_node import MujocoBridgeNode
+
+    add, probe = graph
+    add(MujocoBridgeNode(parameter_overrides=[Parameter('cameras', value=['third_person'])]))
+    clock = collect(probe, Clock, '/clock')
+    arm = collect(probe, JointState, 'franka/joint_states')
+    images = collect(probe, Image, 'camera/third_person/image_raw', SENSOR_QOS)
+    poses = collect(probe, PoseStamped, 'franka_robot_state_broadcaster/current_pose', SENSOR_QOS)
+    instruction = collect(probe, String, 'instruction')
+    assert wait_for(lambda: len(clock) > 20 and images and poses and instruction)
+    assert list(arm[-1].name) == [f'fr3_joint{i}' for i in range(1, 8)]
+    assert images[-1].encoding == 'rgb8' and images[-1].height == 224
+    start = np.array([poses[-1].pose.position.x, poses[-1].pose.position.y, poses[-1].pose.position.z])
+    target = probe.create_publisher(PoseStamped, 'cartesian_impedance_example_controller/equilibrium_pose',
+                                    RELIABLE_QOS)
+    assert wait_for(lambda: target.get_subscription_count() > 0)
+    target.publish(mc.numpy_to_pose(MESSAGE_TYPES, start + [0.05, 0.0, 0.0], TOOL_DOWN_QUAT, 0.0, 'fr3_link0'))
+    assert wait_for(lambda: poses[-1].pose.position.x > start[0] + 0.04)
+    assert call(probe, Trigger, 'mujoco_bridge_node/reset', Trigger.Request()).success
+
+
+def test_recorder_node_writes_an_episode_from_the_sim(graph, tmp_path):
+    from maps_vla.data import Dataset
+    from maps_vla.ros.mujoco_bridge_node import MujocoBridgeNode
+    from maps_vla.ros.recorder_node import RecorderNode
+
+    add, probe = graph
+    add(MujocoBridgeNode(parameter_overrides=[Parameter('cameras', value=['third_person'])]))
+    add(RecorderNode(parameter_overrides=[Parameter('root', value=str(tmp_path / 'ds')),
+                                          Parameter('video', value=False)],
+                     cli_args=['--ros-args', '-r', 'measured_pose:=franka_robot_state_broadcaster/current_pose']))
+    events = collect(probe, String, 'episode_events')
+    action_pub = probe.create_publisher(JointTrajectory, 'action', RELIABLE_QOS)
+    names = ('dx', 'dy', 'dz', 'droll', 'dpitch', 'dyaw', 'gripper')
+    stop = threading.Event()
+
+    def teleop() -> None:
+        while not stop.is_set():
+            one = ActionChunk(0.0, np.zeros((1, 7)), 0.1, names)  # stamp 0 = "now" for the recorder
+            action_pub.publish(mc.chunk_to_trajectory(MESSAGE_TYPES, one))
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=teleop, daemon=True)
+    thread.start()
+    try:
+        time.sleep(1.0)
+        assert call(probe, Trigger, 'recorder_node/start', Trigger.Request()).success
+        time.sleep(1.5)
+        result = call(probe, Trigger, 'recorder_node/stop', Trigger.Request())
+    finally:
+        stop.set()
+        thread.join()
+    assert result.success and result.message.startswith('saved episode 0'), result.message
+    assert wait_for(lambda: [e.data for e in events] == ['start', 'stop'])
+    assert Dataset(tmp_path / 'ds').num_episodes == 1
+
+
+def test_run_node_shuts_down_after_a_failing_constructor():
+    from maps_vla.ros.runtime import run_node
+
+    def broken() -> Node:
+        raise ValueError('bad parameters')
+
+    with pytest.raises(ValueError, match='bad parameters'):
+        run_node(broken, [])
+    assert not rclpy.ok()
