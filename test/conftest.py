@@ -1,6 +1,24 @@
 """Shared fixtures. Tests mirror src/maps_vla/ (test/maps, test/model, ...)."""
 
+import importlib.util
 import os
+import sys
+from pathlib import Path
+
+import pytest
 
 os.environ.setdefault('MUJOCO_GL', 'egl')
 os.environ.setdefault('PYOPENGL_PLATFORM', 'egl')
+
+
+@pytest.fixture(scope='session')
+def fake_env():
+    """The module test/mocks/fake_env.py (FakeEnv, FakeEnvConfig, make_fake_env, ReachExpert, ReachPolicy,
+    StillPolicy), loaded by path because pytest runs in importlib mode."""
+    name = 'maps_vla_test_fake_env'
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / 'mocks' / 'fake_env.py')
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up there
+        spec.loader.exec_module(module)
+    return sys.modules[name]
