@@ -104,7 +104,12 @@ class MujocoBridgeNode(Node):
             while self._running.is_set():
                 with self._lock:
                     state = self.sim.step()
-                self._publish(state)
+                try:
+                    self._publish(state)
+                except Exception:  # after rclpy shut the context down (Ctrl-C) publishing fails: stop quietly
+                    if self.context.ok():
+                        raise
+                    break
                 next_step = max(next_step + period, time.monotonic() - period)  # lagging: do not catch up
                 time.sleep(max(0.0, next_step - time.monotonic()))
         finally:
