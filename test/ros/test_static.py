@@ -190,6 +190,25 @@ def test_nodes_are_exactly_the_ros_node_modules_with_main_params_and_one_node_cl
         assert declared_params(name), f'{name}: PARAMS declares nothing'
 
 
+# Attributes rclpy's Node keeps on itself (Humble 3.3 and Jazzy 7.1 node.py): a node that assigns one breaks
+# rclpy (e.g. `self._clock = create_publisher(...)` makes get_clock() return a publisher).
+RCLPY_NODE_ATTRIBUTES = {
+    '_allow_undeclared_parameters', '_clients', '_clock', '_context', '_default_callback_group', '_descriptors',
+    '_guards', '_logger', '_logger_service', '_on_set_parameters_callbacks', '_parameter_event_publisher',
+    '_parameter_overrides', '_parameter_service', '_parameters', '_parameters_callbacks',
+    '_post_set_parameters_callbacks', '_pre_set_parameters_callbacks', '_publishers', '_rate_group', '_services',
+    '_subscriptions', '_time_source', '_timers', '_type_description_service', '_executor', '_handle'}
+
+
+@pytest.mark.parametrize('node', _setup_nodes())
+def test_nodes_do_not_overwrite_rclpy_node_attributes(node):
+    tree = ast.parse((ROS_DIR / f'{node}.py').read_text())
+    assigned = {t.attr for n in ast.walk(tree) if isinstance(n, (ast.Assign, ast.AnnAssign))
+                for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
+                for t in ast.walk(t) if isinstance(t, ast.Attribute) and getattr(t.value, 'id', '') == 'self'}
+    assert not assigned & RCLPY_NODE_ATTRIBUTES, f'{node} overwrites rclpy Node attributes {assigned & RCLPY_NODE_ATTRIBUTES}'
+
+
 def test_node_classes_live_only_in_ros():
     for path in (ROOT / 'src' / 'maps_vla').rglob('*.py'):
         if ROS_DIR in path.parents:

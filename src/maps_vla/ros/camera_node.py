@@ -33,10 +33,10 @@ class CameraNode(Node):
         super().__init__('camera_node', **kwargs)
         params = NodeParams(self, PARAMS)
         self.cfg, self.source = params[''], params['source']
-        self._publishers = {}
+        self._outputs = {}
         self._captures: dict[str, VideoCaptureSource] = {}
         for cam in camera_plan(self.cfg, self.source):
-            self._publishers[cam.name] = self.create_publisher(Image, cam.output, SENSOR_QOS)
+            self._outputs[cam.name] = self.create_publisher(Image, cam.output, SENSOR_QOS)
             if cam.device is not None:
                 self._captures[cam.name] = VideoCaptureSource(cam.device)
                 self.create_timer(1.0 / self.source.fps, functools.partial(self._poll, cam),
@@ -63,7 +63,7 @@ class CameraNode(Node):
             self.get_logger().warning(f'camera {cam.name}: no frame from {cam.device!r}', throttle_duration_sec=5.0)
             return
         # Stamp with the node clock (a video file's own stamps start at 0).
-        self._publishers[cam.name].publish(
+        self._outputs[cam.name].publish(
             mc.numpy_to_image(MESSAGE_TYPES, self._image(item[0]), 'rgb8', now_sec(self), cam.name))
 
     def _on_driver_image(self, name: str, msg: Image | CompressedImage) -> None:
@@ -76,7 +76,7 @@ class CameraNode(Node):
             self.get_logger().warning(f'camera {name}: dropped a frame: {exc}', throttle_duration_sec=5.0)
             return
         out.header = msg.header
-        self._publishers[name].publish(out)
+        self._outputs[name].publish(out)
 
     def destroy_node(self) -> None:
         for capture in self._captures.values():

@@ -8,8 +8,9 @@ Publishes what a franka_ros2 bringup publishes, under the same names: `franka/jo
 `joint_trajectory_controller/joint_trajectory` (JointTrajectory), and the gripper actions `franka_gripper/move`
 and `franka_gripper/grasp` (franka_msgs, when importable) and `franka_gripper/gripper_action` (control_msgs).
 Also publishes the task's `instruction` every `instruction_period` s (0 = never) and `sim/success` (Bool);
-`~/reset` (std_srvs/Trigger) starts a new episode. The node steps the sim on a wall-clock timer, so it must not
-itself use sim time.
+`~/reset` (std_srvs/Trigger) starts a new episode. The sim steps on its own thread at `control_hz *
+realtime_factor` wall-clock steps per second (one thread, because MuJoCo's EGL context may be current on only one
+thread), so the node must not itself use sim time.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class MujocoBridgeNode(Node):
         self._fingers = self.create_publisher(JointState, _FINGER_STATES, RELIABLE_QOS)
         self._merged = self.create_publisher(JointState, _MERGED_STATES, RELIABLE_QOS)
         self._pose = self.create_publisher(PoseStamped, _POSE, SENSOR_QOS)
-        self._clock = self.create_publisher(Clock, '/clock', RELIABLE_QOS)
+        self._clock_pub = self.create_publisher(Clock, '/clock', RELIABLE_QOS)
         self._success = self.create_publisher(Bool, 'sim/success', RELIABLE_QOS)
         self._instruction = self.create_publisher(String, 'instruction', RELIABLE_QOS)
         self._images = {c: self.create_publisher(Image, camera_output_topic(c), SENSOR_QOS) for c in self.cfg.cameras}
@@ -85,8 +86,10 @@ class MujocoBridgeNode(Node):
             ActionServer(self, Move, 'franka_gripper/move', self._move, callback_group=actions)
             ActionServer(self, Grasp, 'franka_gripper/grasp', self._grasp, callback_group=actions)
         self.create_service(Trigger, '~/reset', self._reset, callback_group=commands)
-        self.create_timer(1.0 / (self.cfg.control_hz * self.cfg.realtime_factor), self._step,
-                          callback_group=MutuallyExclusiveCallbackGroup())
+        self._running = threading.Event()
+        self._running.set()
+        self._thread = threading.Thread(target=self._run, name='mujoco-bridge', daemon=True)
+        self._thread.start()
         if self.cfg.instruction_period > 0:
             self.create_timer(self.cfg.instruction_period, self._publish_instruction)
         self.get_logger().info(f'sim {self.cfg.task}/{self.cfg.variant}: {self.sim.instruction!r}; cameras '
@@ -94,14 +97,27 @@ class MujocoBridgeNode(Node):
                                f'actions {"on" if Move is not None else "off (not importable)"}')
 
     # -------------------------------------------------------------------------------------------------- step
-    def _step(self) -> None:
-        with self._lock:
-            state = self.sim.step()
-        self._publish(state)
+    def _run(self) -> None:
+        period = 1.0 / (self.cfg.control_hz * self.cfg.realtime_factor)
+        next_step = time.monotonic()
+        try:
+            while self._running.is_set():
+                with self._lock:
+                    state = self.sim.step()
+                try:
+                    self._publish(state)
+                except Exception:  # after rclpy shut the context down (Ctrl-C) publishing fails: stop quietly
+                    if self.context.ok():
+                        raise
+                    break
+                next_step = max(next_step + period, time.monotonic() - period)  # lagging: do not catch up
+                time.sleep(max(0.0, next_step - time.monotonic()))
+        finally:
+            self.sim.close()  # on this thread: the GL context is current here
 
     def _publish(self, s: SimState) -> None:
         sec, nanosec = divmod(round(s.time * 1e9), 1_000_000_000)
-        self._clock.publish(Clock(clock=Time(sec=int(sec), nanosec=int(nanosec))))
+        self._clock_pub.publish(Clock(clock=Time(sec=int(sec), nanosec=int(nanosec))))
         arm, fingers = self.cfg.arm_joints, self.cfg.finger_joints
         self._arm.publish(mc.numpy_to_joint_state(MESSAGE_TYPES, arm, s.arm_position, s.arm_velocity, stamp=s.time))
         self._fingers.publish(mc.numpy_to_joint_state(MESSAGE_TYPES, fingers, s.finger_position, s.finger_velocity,
@@ -189,7 +205,8 @@ class MujocoBridgeNode(Node):
             goal_handle.abort()
 
     def destroy_node(self) -> None:
-        self.sim.close()
+        self._running.clear()
+        self._thread.join(timeout=5.0)
         super().destroy_node()
 
 

@@ -60,6 +60,7 @@ class PolicyNode(Node):
             self.runner.pause()
         self._chunks = self.create_publisher(JointTrajectory, 'action_chunk', RELIABLE_QOS)
         self._stats = self.create_publisher(String, '~/stats', RELIABLE_QOS)
+        self._dropped = (0, 0, 0)
 
         sensors = ReentrantCallbackGroup()  # the inputs only store data under the runner's lock
         image_type = CompressedImage if camera_cfg.compressed else Image
@@ -114,8 +115,10 @@ class PolicyNode(Node):
         self._update_state()
 
     def _on_instruction(self, msg: String) -> None:
-        self.runner.set_instruction(mc.string_to_str(msg))
-        self.get_logger().info(f'instruction: {msg.data!r}')
+        text = mc.string_to_str(msg)
+        if text != self.runner.instruction:
+            self.get_logger().info(f'instruction: {text!r}')
+        self.runner.set_instruction(text)
 
     def _on_params(self, prefix: str, cfg: PolicyNodeConfig) -> None:
         if prefix == '':
@@ -131,9 +134,12 @@ class PolicyNode(Node):
     def _report(self) -> None:
         stats = self.runner.stats()
         self._stats.publish(String(data=json.dumps(dataclasses.asdict(stats))))
-        if stats.stale:
+        dropped = (stats.stale, stats.dropped_busy, stats.errors)
+        if dropped != self._dropped:  # log only when requests were dropped since the last report
+            self._dropped = dropped
             self.get_logger().info(f'{stats.completed} chunks; stale requests {stats.stale_reasons}; busy drops '
-                                   f'{stats.dropped_busy}; inference p50 {stats.inference_p50:.3f}s')
+                                   f'{stats.dropped_busy}; errors {stats.errors}; inference p50 '
+                                   f'{stats.inference_p50:.3f}s')
 
     def _pause(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self.runner.pause()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +27,9 @@ def run_node(node_factory: Callable[[], Node], args: list[str] | None = None, *,
     """Init rclpy, spin the node until Ctrl-C or shutdown, then destroy it and shut down.
 
     `with rclpy.init():` exists only from rclpy 7.4 (Kilted) on; Humble (3.3) and Jazzy (7.1) need this
-    try/finally. ExternalShutdownException lives in rclpy.executors on both.
+    try/finally. ExternalShutdownException lives in rclpy.executors on both. After the first Ctrl-C further SIGINTs
+    are ignored, so that the node's cleanup (e.g. the recorder finalizing its dataset) is not interrupted by the
+    SIGINT that `ros2 launch` forwards on top of the terminal's; launch escalates to SIGTERM if cleanup hangs.
 
     Args:
         node_factory: builds the node (after rclpy.init).
@@ -41,7 +44,7 @@ def run_node(node_factory: Callable[[], Node], args: list[str] | None = None, *,
         executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     finally:
         if node is not None:
             node.destroy_node()

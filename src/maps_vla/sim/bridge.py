@@ -74,10 +74,14 @@ class SimBridgeConfig:
             raise ValueError('SimBridgeConfig.robot_type must not be empty')
 
     def env_config(self) -> EnvConfig:
-        """The EnvConfig of the simulated scene (validates task, variant, rates and image size)."""
+        """The EnvConfig of the simulated scene (validates task, variant, rates and image size).
+
+        render=False keeps images out of the env's observations: the bridge renders its cameras itself in `step`,
+        so the GL context is created by, and stays current on, the thread that steps (EGL allows one).
+        """
         return EnvConfig(task=self.task, variant=self.variant, control_hz=self.control_hz,
                          physics_hz=self.physics_hz, image_size=(self.image_height, self.image_width),
-                         render=bool(self.cameras), seed=self.seed, init_joint_noise=0.0)
+                         render=False, seed=self.seed, init_joint_noise=0.0)
 
     @property
     def arm_joints(self) -> tuple[str, ...]:
