@@ -105,3 +105,17 @@ def test_types_missing_from_the_typestore_come_from_the_bag(tmp_path, caplog):
         msgs = list(read_messages(tmp_path / 'bag', ['speed', 'absent']))  # default Jazzy store lacks my_msgs
     assert (msgs[0].msg.speed, msgs[0].msg.label, msgs[0].timestamp_ns) == (1.5, 'fast', 7)
     assert "no topics ['absent']" in caplog.text
+
+
+def test_absolute_topic_names_match_relative_requests(tmp_path):
+    """`ros2 bag record` stores '/joint_states'; configs say 'joint_states': both spellings must meet."""
+    ts = make_typestore()
+    path = tmp_path / 'abs'
+    with BagWriter(path) as w:
+        w.add_topic('/instruction', 'std_msgs/msg/String')
+        w.add_topic('/other', 'std_msgs/msg/String')
+        w.write('/instruction', mc.str_to_string(ts, 'pick'), 1_000)
+        w.write('/other', mc.str_to_string(ts, 'no'), 2_000)
+    got = list(read_messages(path, ['instruction']))
+    assert [(m.topic, m.msg.data) for m in got] == [('instruction', 'pick')]
+    assert [m.topic for m in read_messages(path, ['/instruction'])] == ['/instruction']

@@ -120,7 +120,8 @@ def read_messages(path: str | Path, topics: Iterable[str] | None = None,
 
     Args:
         path: a bag directory (with metadata.yaml) or a single .db3 / .mcap file.
-        topics: topics to read; one missing from the bag is logged and skipped.
+        topics: topics to read; one missing from the bag is logged and skipped. Names match with or without the
+            leading '/' (`ros2 bag record` stores absolute names), and messages carry the name asked for.
         typestore: message definitions; default Jazzy. Types it lacks are taken from the bag.
 
     Raises:
@@ -135,12 +136,13 @@ def read_messages(path: str | Path, topics: Iterable[str] | None = None,
     try:
         with Reader(path) as reader:
             connections = reader.connections
+            asked: dict[str, str] = {}
             if topics is not None:
-                wanted = set(topics)
-                missing = wanted - {c.topic for c in connections}
+                asked = {t.strip('/'): t for t in topics}
+                missing = set(asked) - {c.topic.strip('/') for c in connections}
                 if missing:
-                    logger.warning('bag %s has no topics %s', path, sorted(missing))
-                connections = [c for c in connections if c.topic in wanted]
+                    logger.warning('bag %s has no topics %s', path, sorted(asked[m] for m in missing))
+                connections = [c for c in connections if c.topic.strip('/') in asked]
                 if not connections:
                     return
             _register_missing(typestore, connections)
@@ -148,7 +150,7 @@ def read_messages(path: str | Path, topics: Iterable[str] | None = None,
             for conn, timestamp, raw in reader.messages(connections=connections):
                 where = f'deserializing {conn.topic} at {timestamp} ns'
                 msg = typestore.deserialize_cdr(raw, conn.msgtype)
-                yield BagMessage(conn.topic, conn.msgtype, int(timestamp), msg)
+                yield BagMessage(asked.get(conn.topic.strip('/'), conn.topic), conn.msgtype, int(timestamp), msg)
                 where = 'reading'
     except Exception as exc:  # rosbags, sqlite3 and mcap raise many types for damaged files
         raise BagError(f'Bag {str(path)!r} is unreadable ({where}): {type(exc).__name__}: {exc}') from exc
