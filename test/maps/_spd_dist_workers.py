@@ -4,6 +4,7 @@ Each rank also trains the unsharded model on the full batch and compares; an ass
 re-raises in pytest through ``torch.multiprocessing.spawn``.
 """
 
+import datetime
 import os
 
 import torch
@@ -92,6 +93,15 @@ def _init(rank, port):
     torch.set_num_threads(1)
 
 
+def _shutdown():
+    # Wait for the peer before tearing gloo down: a rank that closes its sockets while the other still finishes
+    # its last collective can abort it (seen as SIGABRT on a loaded machine). Bounded, so a failed rank cannot hang.
+    try:
+        dist.monitored_barrier(timeout=datetime.timedelta(seconds=120))
+    finally:
+        dist.destroy_process_group()
+
+
 def _fsdp_net(mesh):
     from torch.distributed.fsdp import fully_shard
 
@@ -124,7 +134,7 @@ def ddp_worker(rank, port, foreach):
         for a, b in zip(model.module.parameters(), expected):
             torch.testing.assert_close(a.detach(), b, rtol=1e-11, atol=1e-12)
     finally:
-        dist.destroy_process_group()
+        _shutdown()
 
 
 def fsdp_worker(rank, port, kernel):
@@ -175,7 +185,7 @@ def fsdp_worker(rank, port, kernel):
             optimizer_module._all_reduce_partials = reduce
         assert _max_diff(_full(local_only), expected) > 1e-4
     finally:
-        dist.destroy_process_group()
+        _shutdown()
 
 
 def fsdp_resume_worker(rank, port):
@@ -205,4 +215,4 @@ def fsdp_resume_worker(rank, port):
         for a, b in zip(_full(resumed), expected):
             torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-12)
     finally:
-        dist.destroy_process_group()
+        _shutdown()

@@ -130,6 +130,7 @@ def test_lora_run_exports_merged_plain_weights(tiny_dataset, tmp_path):
 
 
 def test_bf16_clipping_and_schedules_run(tiny_dataset, tmp_path):
+    train(_cfg(tiny_dataset, tmp_path / 'fp32', steps=1, drift_every=0))  # a previous run in the same process
     cfg = _cfg(tiny_dataset, tmp_path / 'bf16', steps=3, drift_every=0, mixed_precision='bf16', grad_clip=1.0,
                lr_schedule='cosine', warmup_steps=2, grad_accum=2)
     assert all(np.isfinite(train(cfg).losses))

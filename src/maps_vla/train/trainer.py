@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
@@ -160,6 +161,9 @@ def train(cfg: TrainConfig) -> TrainResult:
     """
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    # accelerate keeps its settings in a process-wide singleton; drop the previous run's (not the process group)
+    # so that several runs in one process (the demo, notebooks, tests) may each choose their own precision.
+    AcceleratorState._reset_state(reset_partial_state=False)
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
     set_seed(cfg.seed)
     if not cfg.data.root:
