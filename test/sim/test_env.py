@@ -183,6 +183,23 @@ def test_emoji_instruction_names_a_card_on_the_table():
     env.close()
 
 
+def test_emoji_cards_report_the_scene():
+    from maps_vla.sim.tasks.emoji_cards import SLOT_NAMES
+
+    env = make_env(EnvConfig(task='emoji', num_cards=3, **_SMALL))
+    for seed in range(4):
+        env.reset(seed=seed)
+        cards = env.task.cards(env.physics)
+        assert len(cards) == 3 and len({c.emoji for c in cards}) == 3
+        assert [c.slot for c in cards] == sorted({c.slot for c in cards}) and max(c.slot for c in cards) < len(SLOT_NAMES)
+        ys = [c.position[1] for c in cards]
+        assert ys == sorted(ys)  # slots run along +y
+        assert cards[env.task.target_index].emoji == env.task.target_emoji
+        goal = env.task.goal_position(env.physics)
+        np.testing.assert_allclose(cards[env.task.target_index].position, goal[:2])
+    env.close()
+
+
 def test_missing_emoji_font_names_the_debian_package(tmp_path):
     with pytest.raises(FileNotFoundError, match='fonts-noto-color-emoji'):
         make_env(EnvConfig(task='emoji', emoji_font=tmp_path / 'NoEmoji.ttf'))

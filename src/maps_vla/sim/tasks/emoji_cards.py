@@ -11,6 +11,7 @@ cards' materials (`model.geom_matid`), so nothing is re-uploaded to the renderer
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 import mujoco
@@ -24,7 +25,7 @@ from maps_vla.sim.tasks.pick_place import TRAIN_COLORS
 if TYPE_CHECKING:
     from maps_vla.sim.config_env import EnvConfig
 
-__all__ = ['EmojiCards']
+__all__ = ['EmojiCards', 'Card', 'SLOT_NAMES']
 
 CARD_HALF = (0.055, 0.055, 0.002)  # m; 11 cm square cards, 4 mm thick
 _SLOTS_Y = (-0.2, -0.0667, 0.0667, 0.2)  # card centres along y (a row at _CARD_X); episodes pick num_cards of them
@@ -33,6 +34,17 @@ _CARD_JITTER = 0.01  # m, uniform on x and y
 _CARD_YAW_JITTER = np.radians(10.0)
 _CUBE_REGION = ((0.36, 0.44), (-0.15, 0.15))
 _TEXTURE_SIZE = 128
+# where each slot lies, as seen from the robot base looking along +x (slot 0 is at -y, the robot's right)
+SLOT_NAMES = ('far right', 'right', 'left', 'far left')
+
+
+@dataclasses.dataclass(frozen=True)
+class Card:
+    """One card of the current episode (privileged scene facts for experts, probes and VL data)."""
+
+    emoji: str  # the emoji character on the card
+    slot: int  # index into SLOT_NAMES
+    position: tuple[float, float]  # (x, y) of the card centre in the base frame, m
 
 
 class EmojiCards(Task):
@@ -46,6 +58,7 @@ class EmojiCards(Task):
         self.emojis = _emoji.EMOJI_TRAIN if self.variant == 'train' else _emoji.EMOJI_HELDOUT
         self.num_cards = cfg.num_cards
         self._target = 0
+        self._cards: list[tuple[int, int]] = []  # (emoji index, slot) per card of the episode
         self._shape = SHAPES['cube']
 
     def build(self, spec: mujoco.MjSpec) -> None:
@@ -82,6 +95,7 @@ class EmojiCards(Task):
             m.body_pos[self._card_bodies[c]] = [_CARD_X + jitter[0], _SLOTS_Y[s] + jitter[1], CARD_HALF[2]]
             m.body_quat[self._card_bodies[c]] = yaw_quat(random.uniform(-_CARD_YAW_JITTER, _CARD_YAW_JITTER))
             m.geom_matid[self._card_geoms[c]] = self._materials[e]
+        self._cards = [(int(e), int(s)) for e, s in zip(chosen, slots)]
         self._target = int(random.integers(self.num_cards))
         self.target_emoji = self.emojis[chosen[self._target]]
         colors = list(TRAIN_COLORS.values())
@@ -90,6 +104,16 @@ class EmojiCards(Task):
         physics.set_free_body_pose(self.object_body, [*xy, self._shape.half_height],
                                    yaw_quat(random.uniform(-np.pi / 4, np.pi / 4)))
         self._instruction = f'put the cube on the {_emoji.emoji_name(self.target_emoji)}'
+
+    @property
+    def target_index(self) -> int:
+        """Index into `cards()` of the card named by the instruction."""
+        return self._target
+
+    def cards(self, physics: Physics) -> list[Card]:
+        """The episode's cards in card order (their slots increase along +y)."""
+        return [Card(self.emojis[e], s, tuple(float(v) for v in physics.model.body_pos[self._card_bodies[c]][:2]))
+                for c, (e, s) in enumerate(self._cards)]
 
     def object_shape(self) -> ObjectShape:
         return self._shape
