@@ -142,6 +142,22 @@ def test_vl_cotraining_targets_only_the_answer(make_tiny, build_policy):
         assert row[row != IGNORE_INDEX].tolist() == answer
 
 
+def test_answer_logprobs_score_each_row_alone(make_tiny, build_policy):
+    policy = build_policy(make_tiny()).eval()
+    g = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 256, (3, 1, 3, 28, 28), generator=g, dtype=torch.uint8)
+    questions, answers = ['where is the dog?', 'what is it?', 'where?'], ['far left', 'a cat face', 'right']
+    scores = policy.answer_logprobs({'images': images, 'question': questions, 'answer': answers})
+    for i in range(3):  # padding and batch mates change nothing; the score is -(mean CE) x answer tokens
+        one = {'images': images[i:i + 1], 'question': questions[i:i + 1], 'answer': answers[i:i + 1]}
+        n_tokens = len(policy.tokenizer(' ' + answers[i], add_special_tokens=False).input_ids) + 1
+        with torch.no_grad():
+            ce = policy.vl_loss(one)['loss']
+        torch.testing.assert_close(scores[i], -ce * n_tokens, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(policy.answer_logprobs(one)[0], scores[i], rtol=1e-4, atol=1e-4)
+    assert bool((scores < 0).all())
+
+
 def test_infer_numpy_in_numpy_out(make_tiny, build_policy):
     cfg = make_tiny()
     policy = build_policy(cfg).eval()

@@ -270,8 +270,8 @@ class VLAPolicy(nn.Module, BasePolicy):
             return self.vl_loss(batch)
         return self.action_head.loss(self, self.prepare_robot_inputs(batch))
 
-    def vl_loss(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """Vision-language co-training: images + question -> answer, cross-entropy on answer tokens only."""
+    def _vl_sequence(self, batch: dict[str, Any]) -> Sequence:
+        """images (B, [V,] 3, H, W) + question strings + answer strings -> the labelled sequence (answer + EOS)."""
         pixel_values = self.processor.preprocess_images(torch.as_tensor(batch['images']))
         if pixel_values.ndim == 4:  # one view per sample
             pixel_values = pixel_values[:, None]
@@ -282,9 +282,28 @@ class VLAPolicy(nn.Module, BasePolicy):
         rows = [self.tokenizer(' ' + a, add_special_tokens=False).input_ids + [eos] for a in answers]
         suffix, suffix_mask = _ids_rows(rows, self.tokenizer.pad_token_id)
         labels = suffix.masked_fill(suffix_mask == 0, IGNORE_INDEX)
-        sequence = self.build_sequence(prefix, ids.to(self.device), mask.to(self.device), suffix, suffix_mask, labels)
+        return self.build_sequence(prefix, ids.to(self.device), mask.to(self.device), suffix, suffix_mask, labels)
+
+    def vl_loss(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Vision-language co-training: images + question -> answer, cross-entropy on answer tokens only."""
+        sequence = self._vl_sequence(batch)
         ce, _, _ = causal_lm_loss(self.language_model, self.run_llm(sequence), sequence.labels)
         return {'loss': ce, 'vl_ce': ce.detach()}
+
+    @torch.no_grad()
+    def answer_logprobs(self, batch: dict[str, Any]) -> torch.Tensor:
+        """(B,) log-probability of each row's answer (all its tokens and EOS) given its image and question.
+
+        Ranking candidate answers by it turns the VLM into a multiple-choice classifier (retention probes).
+        """
+        sequence = self._vl_sequence(batch)
+        hidden = self.run_llm(sequence)[:, :-1]
+        targets = sequence.labels[:, 1:]
+        keep = targets != IGNORE_INDEX
+        logits = self.language_model.lm_head(hidden[keep]).float()
+        token_logp = torch.log_softmax(logits, -1).gather(1, targets[keep][:, None])[:, 0]
+        rows = keep.nonzero()[:, 0]
+        return torch.zeros(keep.shape[0], device=token_logp.device).index_add_(0, rows, token_logp)
 
     @torch.no_grad()
     def predict_action_chunk(self, batch: dict[str, Any], normalized: bool = False) -> torch.Tensor:
