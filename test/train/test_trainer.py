@@ -84,7 +84,8 @@ def test_bad_configs_name_the_field(tmp_path):
         train(TrainConfig(out_dir=str(tmp_path), data=DataConfig(root=str(tmp_path / 'nope'))))
 
 
-def test_cotraining_mixes_vl_batches(tiny_dataset, tmp_path, monkeypatch):
+@pytest.mark.parametrize('ratio, vl_steps', [(0.5, 2), (1.0, 4)])  # 1.0: VLM pre-training, no robot batch
+def test_cotraining_mixes_vl_batches(tiny_dataset, tmp_path, monkeypatch, ratio, vl_steps):
     import json
 
     import cv2
@@ -108,10 +109,17 @@ def test_cotraining_mixes_vl_batches(tiny_dataset, tmp_path, monkeypatch):
 
     monkeypatch.setattr(trainer, 'VLDataset', CountingVL)
     cfg = _cfg(tiny_dataset, tmp_path / 'run', steps=4, drift_every=0,
-               data=DataConfig(root=str(tiny_dataset), cotrain_root=str(vl_root), cotrain_ratio=0.5))
+               data=DataConfig(root=str(tiny_dataset), cotrain_root=str(vl_root), cotrain_ratio=ratio))
     result = train(cfg)
     assert result.steps == 4 and all(np.isfinite(result.losses))
-    assert len(served) == 2 * cfg.batch_size  # steps 1 and 3 are VL steps at ratio 0.5
+    assert len(served) == vl_steps * cfg.batch_size  # at 0.5, steps 1 and 3 are the VL steps
+    if ratio == 1.0:  # no robot loss ever reached the action head
+        from maps_vla.data.dataset import Dataset
+        from maps_vla.train.trainer import build_policy
+
+        start = build_policy(cfg.model, Dataset(tiny_dataset), cfg.seed).action_head.state_dict()
+        end = VLAPolicy.from_pretrained(result.policy_dir).action_head.state_dict()
+        assert all(torch.equal(start[k], end[k]) for k in start)
 
 
 def test_lora_run_exports_merged_plain_weights(tiny_dataset, tmp_path):

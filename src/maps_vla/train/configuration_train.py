@@ -32,11 +32,11 @@ class DataConfig:
     num_workers: int = 0  # DataLoader worker processes
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)  # image augmentation
     cotrain_root: str | None = None  # vision-language data folder with vl.jsonl (arXiv 2509.11417 co-training)
-    cotrain_ratio: float = 0.0  # fraction of optimizer steps that take a VL batch instead of a robot batch
+    cotrain_ratio: float = 0.0  # fraction of steps taking a VL batch instead of a robot one (1.0: VL only, VLM pre-training)
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.cotrain_ratio < 1.0:
-            raise ValueError(f'DataConfig.cotrain_ratio must be in [0, 1), got {self.cotrain_ratio}')
+        if not 0.0 <= self.cotrain_ratio <= 1.0:
+            raise ValueError(f'DataConfig.cotrain_ratio must be in [0, 1], got {self.cotrain_ratio}')
         if self.cotrain_ratio > 0 and not self.cotrain_root:
             raise ValueError('DataConfig.cotrain_ratio > 0 needs DataConfig.cotrain_root (a folder with vl.jsonl)')
         if self.num_workers < 0:
