@@ -23,6 +23,7 @@ setup(
         (os.path.join('share', PACKAGE, 'launch'), glob('launch/*.launch.py')),
         (os.path.join('share', PACKAGE, 'config'), glob('config/*.yaml')),
         (os.path.join('share', PACKAGE, 'config', 'train'), glob('config/train/*.yaml')),
+        (os.path.join('share', PACKAGE, 'config', 'experiment'), glob('config/experiment/*.yaml')),
     ],
     python_requires='>=3.10',
     install_requires=[

@@ -23,6 +23,7 @@ _VERBS: dict[str, tuple[str, str]] = {
     'eval': ('maps_vla.scripts.eval', 'roll out a policy in the sim: ID/OOD success table, plot, videos'),
     'replay': ('maps_vla.scripts.replay', 'run the robot runtime (policy, smoother, safety) offline on a ROS 2 bag'),
     'teleop': ('maps_vla.scripts.teleop', 'record teleoperated demos in the sim (keyboard, gamepad, SpaceMouse)'),
+    'experiment': ('maps_vla.scripts.experiment', 'reproduce a claim end to end: grinningface (held-out emojis)'),
     'bag2episodes': ('maps_vla.scripts.bag2episodes', 'convert a recorded teleop ROS 2 bag into LeRobot episodes'),
 }
 
@@ -41,7 +42,14 @@ def main(argv: list[str] | None = None) -> int:
         sub = verbs.add_parser(verb, help=help_text, description=help_text)
         if verb == chosen:
             _verb_module(verb).add_arguments(sub)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # argparse cannot give one positional list the words on both sides of an option (NAME --config F K=V):
+    # KEY=VALUE words it left over join the verb's overrides
+    if extra and isinstance(getattr(args, 'overrides', None), list) and all('=' in w and not w.startswith('-')
+                                                                            for w in extra):
+        args.overrides += extra
+    elif extra:
+        parser.error(f'unrecognized arguments: {" ".join(extra)}')
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format='%(levelname)s %(name)s: %(message)s')
     return int(_verb_module(args.verb).run(args) or 0)
 

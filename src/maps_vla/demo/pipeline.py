@@ -10,13 +10,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
-import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,25 +67,6 @@ def _prepare_out(out: Path) -> None:
     (out / _MARKER).write_text('written by maps-vla demo; a rerun with this --out replaces its files\n')
 
 
-@contextlib.contextmanager
-def _torch_setup(cfg: DemoConfig) -> Iterator[None]:
-    """CPU threads, and accelerate kept on the CPU when asked although a GPU exists; both restored after."""
-    threads = torch.get_num_threads()
-    saved_env = os.environ.get('ACCELERATE_USE_CPU')
-    try:
-        if cfg.threads is not None:
-            torch.set_num_threads(cfg.threads)
-        if cfg.device == 'cpu' and torch.cuda.is_available():
-            os.environ['ACCELERATE_USE_CPU'] = 'true'
-        yield
-    finally:
-        torch.set_num_threads(threads)
-        if saved_env is None:
-            os.environ.pop('ACCELERATE_USE_CPU', None)
-        else:
-            os.environ['ACCELERATE_USE_CPU'] = saved_env
-
-
 def _start_policy(cfg: DemoConfig, dataset):
     """The policy to fine-tune, shaped to the dataset; 'small' widens and deepens the tiny preset."""
     from maps_vla.model.factory import make_policy
@@ -137,16 +116,15 @@ def run_demo(cfg: DemoConfig, *, announce: Callable[[str], None] | None = None,
     from maps_vla.model.vla.modeling_vla import VLAPolicy
     from maps_vla.sim import EnvConfig, make_env, make_expert
     from maps_vla.train.configuration_train import DataConfig, ModelSourceConfig, TrainConfig
+    from maps_vla.train.device import cpu_or_cuda
     from maps_vla.train.trainer import train
 
     say = announce or (lambda text: logger.info('%s', text))
-    if cfg.device.startswith('cuda') and not torch.cuda.is_available():
-        raise RuntimeError(f'--device {cfg.device}: torch sees no CUDA device here; use --device cpu')
     out = Path(cfg.out)
     _prepare_out(out)
     seconds: dict[str, float] = {}
     size = (cfg.image_size, cfg.image_size)
-    with _torch_setup(cfg):
+    with cpu_or_cuda(cfg.device, cfg.threads):
         # 1. demos
         start = time.perf_counter()
         say(f'[1/5] collecting {cfg.episodes} scripted-expert demos ({cfg.task}/train, {cfg.image_size} px, '

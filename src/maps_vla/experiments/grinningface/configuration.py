@@ -1,0 +1,143 @@
+"""`GrinningFaceConfig`: every size, budget and method of the GrinningFace experiment (defaults = the CI setting).
+
+The dataclass defaults are the smallest setting, which runs on a CPU in a few minutes and only proves that the
+chain works; `config/experiment/grinningface_cpu.yaml` and `grinningface_gpu.yaml` are the measured settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from maps_vla.maps.factory import FinetuneMethodConfig
+
+__all__ = ['ModelSizeConfig', 'MethodRun', 'GrinningFaceConfig', 'DEFAULT_METHODS']
+
+
+@dataclasses.dataclass
+class ModelSizeConfig:
+    """The VLM: the tiny preset's layout (DINOv2-reg + SigLIP ViTs, projector, Qwen2), at these sizes."""
+
+    image_size: int = 28  # policy view side in px (a multiple of the 14 px patch)
+    vit_width: int = 32  # both ViTs' width
+    vit_layers: int = 3  # both ViTs' depth
+    vit_heads: int = 2  # both ViTs' attention heads
+    llm_width: int = 64  # Qwen2 width
+    llm_layers: int = 2  # Qwen2 depth
+    llm_heads: int = 4  # Qwen2 query heads
+    llm_kv_heads: int = 2  # Qwen2 key/value heads
+    cameras: tuple[str, ...] = ('third_person',)  # views the VLA sees (VL pre-training uses the first)
+    # short prompts: the built-in character tokenizer spends one token per character
+    prompt_template: str = 'task: {instruction}\naction:'  # robot prompt
+    vl_prompt_template: str = 'q: {question}\na:'  # vision-language prompt
+
+    def __post_init__(self) -> None:
+        if self.image_size < 14 or self.image_size % 14:
+            raise ValueError(f'ModelSizeConfig.image_size must be a multiple of 14, got {self.image_size}')
+        for name in ('vit_width', 'vit_layers', 'vit_heads', 'llm_width', 'llm_layers', 'llm_heads',
+                     'llm_kv_heads'):
+            if getattr(self, name) < 1:
+                raise ValueError(f'ModelSizeConfig.{name} must be >= 1, got {getattr(self, name)}')
+        if self.vit_layers < 2:
+            raise ValueError(f'ModelSizeConfig.vit_layers must be >= 2, got {self.vit_layers}')
+        if not self.cameras or self.cameras[0] != 'third_person':
+            raise ValueError(f"ModelSizeConfig.cameras must start with 'third_person' (the view the VL data and "
+                             f'the probes use), got {self.cameras!r}')
+
+
+@dataclasses.dataclass
+class MethodRun:
+    """One fine-tuning method of the comparison (see `maps_vla.maps.factory` for the methods)."""
+
+    method: str = 'maps'  # 'maps' | 'spd' | 'fft' | 'freeze:<presets>' | 'l2sp'
+    lambda_max: float = 1.5  # maps / spd: λ_max (uniform λ for spd)
+    schedule: str = 'linear'  # maps: 'linear' | 'linear-code' | 'cosine'
+
+    def __post_init__(self) -> None:
+        FinetuneMethodConfig(method=self.method, lambda_max=self.lambda_max, schedule=self.schedule)  # validates
+
+    @property
+    def uses_lambda(self) -> bool:
+        return self.method in ('maps', 'spd')
+
+    @property
+    def key(self) -> str:
+        """Folder-safe unique name, e.g. 'maps-linear-1.5', 'spd-2', 'fft', 'freeze-vision'."""
+        if self.method == 'maps':
+            return f'maps-{self.schedule}-{self.lambda_max:g}'
+        if self.method == 'spd':
+            return f'spd-{self.lambda_max:g}'
+        return self.method.replace(':', '-').replace(',', '+')
+
+    @property
+    def label(self) -> str:
+        """Table label, e.g. 'MAPS linear λ=1.5', 'uniform SPD λ=2', 'FFT', 'freeze vision'."""
+        if self.method == 'maps':
+            return f'MAPS {self.schedule} λ={self.lambda_max:g}'
+        if self.method == 'spd':
+            return f'uniform SPD λ={self.lambda_max:g}'
+        if self.method == 'fft':
+            return 'FFT (AdamW)'
+        return self.method.replace(':', ' ').replace(',', '+')
+
+
+DEFAULT_METHODS = (MethodRun('fft'), MethodRun('freeze:vision'), MethodRun('freeze:vlm'), MethodRun('spd', 0.5),
+                   MethodRun('spd', 2.0), MethodRun('maps', 1.5), MethodRun('maps', 3.2),
+                   MethodRun('maps', 1.5, 'cosine'))
+
+
+@dataclasses.dataclass
+class GrinningFaceConfig:
+    """The whole experiment: data, VLM pre-training, the fine-tuning comparison and its evaluation."""
+
+    out: str = 'outputs/grinningface'  # results folder; a rerun resumes every stage that is not finished
+    model: ModelSizeConfig = dataclasses.field(default_factory=ModelSizeConfig)  # the VLM's sizes
+    render_size: int = 64  # sim camera side in px (views are resized to model.image_size)
+    num_cards: int = 4  # cards per scene (2..4); chance of the grounding metric is 1/num_cards
+    # stage 1: vision-language pre-training data covering all 24 emojis (16 train + 8 held out)
+    vl_scenes: int = 24  # scenes per emoji split (train set, held-out set)
+    pretrain_steps: int = 40  # VLM pre-training steps (all VL, cotrain_ratio 1)
+    pretrain_lr: float = 1e-3  # AdamW learning rate of the pre-training
+    pretrain_batch_size: int = 16  # samples per pre-training step
+    # stage 2: scripted-expert robot demos with the 16 train emojis only
+    demos: int = 4  # episodes
+    demo_max_steps: int = 200  # frames per demo at most
+    # stage 3: the comparison
+    methods: tuple[MethodRun, ...] = (MethodRun('fft'), MethodRun('maps', 1.5))  # methods compared
+    seeds: tuple[int, ...] = (0,)  # fine-tuning seeds (data order, augmentation, new-module init)
+    finetune_steps: int = 10  # optimizer steps per run
+    finetune_lr: float = 3e-4  # learning rate of every method
+    finetune_batch_size: int = 16  # samples per step
+    # stage 4: evaluation
+    probe_scenes: int = 8  # unseen scenes per emoji split for the VL probes
+    grounding_episodes: int = 4  # expert episodes per split whose carry frames test the target choice
+    grounding_frames: int = 3  # carry frames kept per episode
+    rollout_episodes: int = 0  # closed-loop sim episodes per split (0: skip; they need a policy that can grasp)
+    rollout_max_steps: int = 150  # env steps per closed-loop episode
+    mixed_precision: str = 'no'  # 'no' | 'bf16' (GPU)
+    device: str = 'cpu'  # 'cpu' or 'cuda'
+    threads: int | None = 2  # torch CPU threads (None: torch's default)
+    progress: bool = True  # tqdm bars
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.num_cards <= 4:
+            raise ValueError(f'GrinningFaceConfig.num_cards must be in 2..4, got {self.num_cards}')
+        for name in ('render_size', 'vl_scenes', 'pretrain_steps', 'pretrain_batch_size', 'demos', 'demo_max_steps',
+                     'finetune_steps', 'finetune_batch_size', 'probe_scenes', 'grounding_episodes',
+                     'grounding_frames', 'rollout_max_steps'):
+            if getattr(self, name) < 1:
+                raise ValueError(f'GrinningFaceConfig.{name} must be >= 1, got {getattr(self, name)!r}')
+        if self.rollout_episodes < 0:
+            raise ValueError(f'GrinningFaceConfig.rollout_episodes must be >= 0, got {self.rollout_episodes}')
+        if not self.methods or not self.seeds:
+            raise ValueError('GrinningFaceConfig.methods and seeds must not be empty')
+        keys = [m.key for m in self.methods]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f'GrinningFaceConfig.methods has duplicates: {keys}')
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f'GrinningFaceConfig.seeds has duplicates: {self.seeds}')
+        if not (self.pretrain_lr > 0 and self.finetune_lr > 0):
+            raise ValueError('GrinningFaceConfig.pretrain_lr and finetune_lr must be > 0')
+        if self.mixed_precision not in ('no', 'bf16'):
+            raise ValueError(f"GrinningFaceConfig.mixed_precision must be 'no' or 'bf16', got {self.mixed_precision!r}")
+        if self.device not in ('cpu', 'cuda') and not self.device.startswith('cuda:'):
+            raise ValueError(f"GrinningFaceConfig.device must be 'cpu' or 'cuda[:N]', got {self.device!r}")

@@ -1,0 +1,229 @@
+"""`run_experiment`: the GrinningFace chain, stage by stage, each stage resumable.
+
+1. VL data: scenes with emoji cards from all 24 emojis, where-/what-questions (`scenes.write_vl_dataset`);
+2. robot demos: the scripted expert on the train emojis only (LeRobot dataset, third-person view + state);
+3. a random-init VLM of our architecture at `cfg.model`'s sizes, pre-trained on the VL data alone through
+   `maps_vla.train.train` (cotrain_ratio 1): the "pretrained prior";
+4. for every method and seed: fine-tune the prior on the demos (same data, steps and learning rate), then
+   measure VL retention (probes), target choice (grounding) on train and held-out emojis, closed-loop success
+   when asked, and drift from the prior; each run's metrics.json is written once it is complete, so a rerun
+   skips finished runs and `train` resumes an interrupted one from its last checkpoint;
+5. the report (`report.write_report`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from maps_vla.config import load_config, save_config, to_dict
+from maps_vla.experiments.grinningface.configuration import GrinningFaceConfig, MethodRun
+from maps_vla.experiments.grinningface.scenes import SEED_BASE, SPLITS
+
+__all__ = ['run_experiment', 'run_metrics_path']
+
+logger = logging.getLogger(__name__)
+
+_VOLATILE = ('out', 'progress', 'threads', 'device', 'methods', 'seeds')  # may change between a run and its resume
+
+
+def run_metrics_path(out: Path, run: MethodRun, seed: int) -> Path:
+    return out / 'runs' / run.key / f'seed{seed}' / 'metrics.json'
+
+
+def _check_out(cfg: GrinningFaceConfig, out: Path) -> None:
+    saved = out / 'config.yaml'
+    if saved.is_file():
+        old = to_dict(load_config(GrinningFaceConfig, saved))
+        new = to_dict(cfg)
+        differs = sorted(k for k in new if k not in _VOLATILE and old.get(k) != new[k])
+        if differs:
+            raise ValueError(f'{str(out)!r} holds an experiment with other settings ({", ".join(differs)}); '
+                             'choose another out folder or delete it')
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, saved)  # methods and seeds may be added to a finished experiment; the rest must match
+
+
+def _collect_demos(cfg: GrinningFaceConfig, root: Path) -> Path:
+    from maps_vla.data.collect import collect_episodes
+    from maps_vla.data.writer import DatasetWriter
+    from maps_vla.sim import EnvConfig, make_env, make_expert
+
+    if (root / 'meta' / 'info.json').is_file():
+        return root
+    staging = root.with_name(root.name + '.tmp')
+    shutil.rmtree(staging, ignore_errors=True)
+    keep = {f'observation.images.{c}' for c in cfg.model.cameras} | {'observation.state', 'action'}
+    size = (cfg.render_size, cfg.render_size)
+    with make_env(EnvConfig(task='emoji', variant='train', image_size=size, num_cards=cfg.num_cards)) as env:
+        features = {k: v for k, v in env.features.items() if k in keep}
+        with DatasetWriter.create(staging, fps=int(env.control_hz), features=features, video=False) as writer:
+            collect_episodes(env, make_expert(env), writer, cfg.demos, range(10 * cfg.demos),
+                             max_steps=cfg.demo_max_steps, progress=cfg.progress)
+    staging.rename(root)
+    return root
+
+
+def _base_vlm(cfg: GrinningFaceConfig, demos: Path, directory: Path) -> Path:
+    """The random-init VLM at cfg.model's sizes, shaped to the demos, saved as a checkpoint."""
+    from maps_vla.data.dataset import Dataset
+    from maps_vla.model.factory import make_policy
+    from maps_vla.train.configuration_train import ModelSourceConfig
+    from maps_vla.train.trainer import build_policy
+
+    if (directory / 'config.json').is_file():
+        return directory
+    m = cfg.model
+    shaped = build_policy(ModelSourceConfig(preset='tiny', image_size=m.image_size), Dataset(demos), 0)
+    c = shaped.config
+    vit = dict(hidden_size=m.vit_width, num_layers=m.vit_layers, num_heads=m.vit_heads,
+               intermediate_size=4 * m.vit_width)
+    vision = dataclasses.replace(c.vision, dino=dataclasses.replace(c.vision.dino, **vit),
+                                 siglip=dataclasses.replace(c.vision.siglip, **vit))
+    llm = dataclasses.replace(c.llm, hidden_size=m.llm_width, intermediate_size=4 * m.llm_width,
+                              num_layers=m.llm_layers, num_heads=m.llm_heads, num_kv_heads=m.llm_kv_heads)
+    config = dataclasses.replace(c, name='grinningface', vision=vision, llm=llm, prompt_template=m.prompt_template,
+                                 vl_prompt_template=m.vl_prompt_template)
+    torch.manual_seed(0)
+    make_policy(config, norm_stats=shaped.norm_stats, action_spec=shaped.action_spec).save_pretrained(directory)
+    return directory
+
+
+def _train_config(cfg: GrinningFaceConfig, **fields: Any):
+    from maps_vla.train.configuration_train import TrainConfig
+
+    steps = fields['steps']
+    return TrainConfig(mixed_precision=cfg.mixed_precision, save_every=max(1, steps // 4), keep_checkpoints=1,
+                       log_every=max(1, steps // 100), drift_every=0, progress=cfg.progress, **fields)
+
+
+def _pretrain(cfg: GrinningFaceConfig, base: Path, demos: Path, vl: Path, out: Path) -> Path:
+    from maps_vla.maps.factory import FinetuneMethodConfig
+    from maps_vla.train.configuration_train import DataConfig, ModelSourceConfig
+    from maps_vla.train.trainer import train
+
+    if (out / 'policy' / 'config.json').is_file() and not (out / 'checkpoints').exists():
+        return out / 'policy'
+    result = train(_train_config(
+        cfg, model=ModelSourceConfig(checkpoint=str(base)),
+        data=DataConfig(root=str(demos), cotrain_root=str(vl), cotrain_ratio=1.0),
+        method=FinetuneMethodConfig(method='fft', lr=cfg.pretrain_lr), out_dir=str(out), steps=cfg.pretrain_steps,
+        batch_size=cfg.pretrain_batch_size, lr_schedule='cosine', warmup_steps=max(1, cfg.pretrain_steps // 20),
+        seed=0))
+    shutil.rmtree(out / 'checkpoints', ignore_errors=True)  # the optimizer state is not needed any more
+    return result.policy_dir
+
+
+def _evaluate(cfg: GrinningFaceConfig, policy, eval_sets: dict[str, Any], prior_state: dict[str, torch.Tensor],
+              ) -> dict[str, Any]:
+    from maps_vla.experiments.grinningface.probes import grounding_accuracy, vl_probe
+    from maps_vla.maps.drift import drift_report
+
+    metrics: dict[str, Any] = {}
+    for split in SPLITS:
+        probe = vl_probe(policy, eval_sets['probe'][split])
+        metrics[f'probe_where/{split}'] = probe['where']
+        metrics[f'probe_what/{split}'] = probe['what']
+        metrics[f'grounding/{split}'] = grounding_accuracy(policy, eval_sets['grounding'][split])
+    if cfg.rollout_episodes:
+        from maps_vla.eval import evaluate
+        from maps_vla.sim import EnvConfig, make_env
+
+        size = (cfg.render_size, cfg.render_size)
+        variants = {s: EnvConfig(task='emoji', variant=s, image_size=size, num_cards=cfg.num_cards) for s in SPLITS}
+        seeds = list(range(SEED_BASE['rollout'], SEED_BASE['rollout'] + cfg.rollout_episodes))
+        report = evaluate(make_env, policy, variants, seeds, max_steps=cfg.rollout_max_steps, ood=['ood_emoji'],
+                          videos_per_variant=0, progress=cfg.progress)
+        for variant in report.variants:
+            metrics[f'success/{variant.name}'] = sum(e.success for e in variant.episodes) / len(variant.episodes)
+    rows = drift_report(policy, prior_state)
+    metrics['drift'] = [dataclasses.asdict(r) for r in rows]
+    return metrics
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix('.tmp')
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)
+
+
+def run_experiment(cfg: GrinningFaceConfig, *, announce: Callable[[str], None] | None = None) -> dict[str, Path]:
+    """Run (or resume) the experiment into `cfg.out` and write its report.
+
+    Returns:
+        The report's files by name (see `report.write_report`).
+
+    Raises:
+        ValueError: `cfg.out` holds an experiment with other settings.
+        RuntimeError: cfg.device is CUDA but no CUDA device is available.
+    """
+    from safetensors.torch import load_file
+
+    from maps_vla.experiments.grinningface import report as _report
+    from maps_vla.experiments.grinningface.scenes import grounding_frames, probe_scenes, write_vl_dataset
+    from maps_vla.maps.factory import FinetuneMethodConfig
+    from maps_vla.model.vla.modeling_vla import VLAPolicy
+    from maps_vla.train.configuration_train import DataConfig, ModelSourceConfig
+    from maps_vla.train.device import cpu_or_cuda
+    from maps_vla.train.trainer import train
+
+    say = announce or (lambda text: logger.info('%s', text))
+    out = Path(cfg.out)
+    _check_out(cfg, out)
+    total = len(cfg.methods) * len(cfg.seeds)
+    with cpu_or_cuda(cfg.device, cfg.threads):
+        say(f'[1/5] VL pre-training data: {cfg.vl_scenes} scenes per emoji split (16 train + 8 held-out emojis)')
+        vl = write_vl_dataset(out / 'vl_data', cfg.vl_scenes, render_size=cfg.render_size, num_cards=cfg.num_cards,
+                              progress=cfg.progress)
+        say(f'[2/5] robot demos: {cfg.demos} scripted-expert episodes with the train emojis only')
+        demos = _collect_demos(cfg, out / 'demos')
+        say(f'[3/5] pre-training the VLM on VL data only: {cfg.pretrain_steps} steps')
+        base = _base_vlm(cfg, demos, out / 'base_vlm')
+        prior_dir = _pretrain(cfg, base, demos, vl, out / 'pretrain')
+        prior_state = load_file(str(prior_dir / 'model.safetensors'))
+        eval_sets = {'probe': probe_scenes(cfg.probe_scenes, render_size=cfg.render_size, num_cards=cfg.num_cards,
+                                           progress=cfg.progress),
+                     'grounding': grounding_frames(cfg.grounding_episodes, cfg.grounding_frames,
+                                                   render_size=cfg.render_size, num_cards=cfg.num_cards,
+                                                   progress=cfg.progress)}
+        prior_metrics = out / 'prior_metrics.json'
+        if not prior_metrics.is_file():
+            prior = VLAPolicy.from_pretrained(prior_dir, device=cfg.device)
+            _write_json(prior_metrics, _evaluate(cfg, prior, eval_sets, prior_state))
+            del prior
+        say(f'[4/5] fine-tuning: {len(cfg.methods)} methods x {len(cfg.seeds)} seeds, {cfg.finetune_steps} steps each')
+        done = 0
+        for run in cfg.methods:
+            for seed in cfg.seeds:
+                done += 1
+                path = run_metrics_path(out, run, seed)
+                if path.is_file():
+                    continue
+                say(f'      run {done}/{total}: {run.label}, seed {seed}')
+                started = time.perf_counter()
+                run_dir = path.parent
+                result = train(_train_config(
+                    cfg, model=ModelSourceConfig(checkpoint=str(prior_dir)), data=DataConfig(root=str(demos)),
+                    method=FinetuneMethodConfig(method=run.method, lambda_max=run.lambda_max, schedule=run.schedule,
+                                                lr=cfg.finetune_lr),
+                    out_dir=str(run_dir / 'train'), steps=cfg.finetune_steps, batch_size=cfg.finetune_batch_size,
+                    seed=seed))
+                train_seconds = time.perf_counter() - started
+                policy = VLAPolicy.from_pretrained(result.policy_dir, device=cfg.device)
+                metrics = _evaluate(cfg, policy, eval_sets, prior_state)
+                metrics.update(method=run.key, label=run.label, seed=seed, final_loss=result.losses[-1]
+                               if result.losses else None, train_seconds=train_seconds,
+                               eval_seconds=time.perf_counter() - started - train_seconds)
+                _write_json(path, metrics)
+                shutil.rmtree(run_dir / 'train' / 'checkpoints', ignore_errors=True)
+        say('[5/5] writing the report')
+        return _report.write_report(cfg, out)

@@ -1,0 +1,160 @@
+"""Scenes of the emoji task turned into data: VL pre-training examples, probe scenes and grounding frames.
+
+Every scene is a reset of the sim's `emoji` task (cards from one split: the 16 train emojis or the 8 held-out
+ones), so pre-training images, robot demos and evaluation share one renderer and one camera. Seeds of the
+different uses live in disjoint ranges, so no evaluation scene is ever trained on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from maps_vla.sim import EnvConfig, make_env, make_expert
+from maps_vla.sim.emoji import EMOJI_HELDOUT, EMOJI_TRAIN, emoji_name
+from maps_vla.sim.expert import Phase
+from maps_vla.sim.tasks.emoji_cards import SLOT_NAMES, Card
+
+__all__ = ['SPLITS', 'Scene', 'GroundingFrame', 'where_question', 'what_question', 'write_vl_dataset',
+           'probe_scenes', 'grounding_frames', 'SEED_BASE']
+
+logger = logging.getLogger(__name__)
+
+SPLITS = {'train': EMOJI_TRAIN, 'ood_emoji': EMOJI_HELDOUT}  # emoji task variant -> its emojis
+ALL_NAMES = tuple(emoji_name(e) for e in EMOJI_TRAIN + EMOJI_HELDOUT)
+# first env seed of each use; demos start at 0 and use far fewer than 1e6 seeds
+SEED_BASE = {'vl': 1_000_000, 'probe': 2_000_000, 'grounding': 3_000_000, 'rollout': 4_000_000}
+_IMAGE = 'observation.images.third_person'
+
+
+@dataclasses.dataclass(frozen=True)
+class Scene:
+    """One rendered scene: the third-person image and its cards."""
+
+    image: np.ndarray  # uint8 (H, W, 3) RGB
+    cards: tuple[Card, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class GroundingFrame:
+    """An expert carry frame: the cube is lifted and the next motion must head for the named card."""
+
+    obs: dict[str, Any]  # the env observation (cameras, state, task)
+    tcp_xy: np.ndarray  # (2,) TCP position in the base frame, m
+    card_xy: np.ndarray  # (num_cards, 2) card centres, m
+    target: int  # index of the named card
+
+
+def where_question(card: Card) -> tuple[str, str]:
+    """('where is the <name>?', slot name) — the referring-expression grounding the robot task needs."""
+    return f'where is the {emoji_name(card.emoji)}?', SLOT_NAMES[card.slot]
+
+
+def what_question(card: Card) -> tuple[str, str]:
+    """('what is on the <slot> card?', emoji name) — recognition of the emoji itself."""
+    return f'what is on the {SLOT_NAMES[card.slot]} card?', emoji_name(card.emoji)
+
+
+def _env(split: str, render_size: int, num_cards: int):
+    return make_env(EnvConfig(task='emoji', variant=split, image_size=(render_size, render_size),
+                              num_cards=num_cards))
+
+
+def _scenes(split: str, seeds: range, render_size: int, num_cards: int, progress: bool, desc: str) -> list[Scene]:
+    env = _env(split, render_size, num_cards)
+    try:
+        scenes = []
+        for seed in tqdm(seeds, desc=desc, unit='scene', disable=not progress):
+            obs = env.reset(seed)
+            scenes.append(Scene(np.asarray(obs[_IMAGE]).copy(), tuple(env.task.cards(env.physics))))
+        return scenes
+    finally:
+        env.close()
+
+
+def write_vl_dataset(root: str | Path, scenes_per_split: int, *, render_size: int, num_cards: int,
+                     progress: bool = True) -> Path:
+    """Write a co-training folder (`vl.jsonl` + PNGs, see `maps_vla.train.cotrain`) covering all 24 emojis.
+
+    Each scene gives one where- and one what-question per card. The folder is built beside `root` and renamed
+    into place, so an interrupted run leaves no half-written dataset behind. An existing folder is kept.
+
+    Returns:
+        The folder.
+    """
+    root = Path(root)
+    if (root / 'vl.jsonl').is_file():
+        return root
+    staging = root.with_name(root.name + '.tmp')
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / 'images').mkdir(parents=True)
+    lines = []
+    for split in SPLITS:
+        base = SEED_BASE['vl'] + (0 if split == 'train' else 500_000)
+        for i, scene in enumerate(_scenes(split, range(base, base + scenes_per_split), render_size, num_cards,
+                                          progress, f'VL scenes ({split})')):
+            name = f'images/{split}_{i:06d}.png'
+            cv2.imwrite(str(staging / name), np.ascontiguousarray(scene.image[..., ::-1]))
+            for card in scene.cards:
+                for question, answer in (where_question(card), what_question(card)):
+                    lines.append(json.dumps({'image': name, 'question': question, 'answer': answer}))
+    (staging / 'vl.jsonl').write_text('\n'.join(lines) + '\n')
+    staging.rename(root)
+    logger.info('wrote %d VL examples from %d scenes to %s', len(lines), 2 * scenes_per_split, root)
+    return root
+
+
+def probe_scenes(n: int, *, render_size: int, num_cards: int, progress: bool = True) -> dict[str, list[Scene]]:
+    """`n` unseen scenes per split for the retention probes."""
+    return {split: _scenes(split, range(SEED_BASE['probe'] + k * 500_000, SEED_BASE['probe'] + k * 500_000 + n),
+                           render_size, num_cards, progress, f'probe scenes ({split})')
+            for k, split in enumerate(SPLITS)}
+
+
+def grounding_frames(episodes: int, frames_per_episode: int, *, render_size: int, num_cards: int,
+                     max_steps: int = 200, progress: bool = True) -> dict[str, list[GroundingFrame]]:
+    """Per split, the first `frames_per_episode` carry frames of scripted-expert episodes on unseen seeds.
+
+    In a carry frame the cube is already grasped and lifted, so where the policy's next chunk heads tells which
+    card it chose; everything before is the same for every target.
+    """
+    out: dict[str, list[GroundingFrame]] = {}
+    for k, split in enumerate(SPLITS):
+        env = _env(split, render_size, num_cards)
+        expert = make_expert(env)
+        frames: list[GroundingFrame] = []
+        base = SEED_BASE['grounding'] + k * 500_000
+        try:
+            for seed in tqdm(range(base, base + episodes), desc=f'grounding frames ({split})', unit='episode',
+                             disable=not progress):
+                obs = env.reset(seed)
+                expert.reset()
+                kept = 0
+                for _ in range(max_steps):
+                    action = expert.get_action(obs)
+                    if expert.phase is Phase.CARRY:
+                        cards = env.task.cards(env.physics)
+                        frames.append(GroundingFrame(
+                            {k2: (v.copy() if isinstance(v, np.ndarray) else v) for k2, v in obs.items()},
+                            np.asarray(env.physics.tcp_pos[:2], dtype=np.float64).copy(),
+                            np.array([c.position for c in cards]), env.task.target_index))
+                        kept += 1
+                        if kept == frames_per_episode:
+                            break
+                    obs, _, terminated, truncated, _ = env.step(action)
+                    if terminated or truncated:
+                        break
+                if kept < frames_per_episode:
+                    logger.warning('grounding seed %d (%s): the expert gave only %d carry frames', seed, split, kept)
+        finally:
+            env.close()
+        out[split] = frames
+    return out

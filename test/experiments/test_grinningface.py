@@ -1,0 +1,129 @@
+"""The GrinningFace experiment: its pieces, and the smallest setting end to end (what CI runs)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from maps_vla.config import from_dict, load_config, to_dict
+from maps_vla.experiments.grinningface import GrinningFaceConfig, MethodRun, ModelSizeConfig, run_experiment
+from maps_vla.experiments.grinningface.probes import choose_card
+from maps_vla.experiments.grinningface.scenes import (ALL_NAMES, grounding_frames, probe_scenes, what_question,
+                                                      where_question, write_vl_dataset)
+from maps_vla.sim.emoji import EMOJI_HELDOUT, EMOJI_TRAIN, emoji_name
+from maps_vla.sim.tasks.emoji_cards import SLOT_NAMES
+
+
+def test_method_keys_and_labels():
+    assert MethodRun('maps', 1.5).key == 'maps-linear-1.5' and MethodRun('maps', 1.5).label == 'MAPS linear λ=1.5'
+    assert MethodRun('spd', 2.0).key == 'spd-2' and MethodRun('fft').label == 'FFT (AdamW)'
+    assert MethodRun('freeze:vision').key == 'freeze-vision'
+    with pytest.raises(ValueError, match='method'):
+        MethodRun('adam')
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    ({'num_cards': 5}, 'num_cards'), ({'methods': ()}, 'methods'), ({'seeds': (0, 0)}, 'duplicates'),
+    ({'methods': (MethodRun('fft'), MethodRun('fft'))}, 'duplicates'), ({'device': 'tpu'}, 'device'),
+])
+def test_config_validation(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        GrinningFaceConfig(**kwargs)
+    with pytest.raises(ValueError, match='image_size'):
+        ModelSizeConfig(image_size=30)
+
+
+def test_config_yaml_round_trip_and_shipped_files():
+    cfg = GrinningFaceConfig()
+    assert from_dict(GrinningFaceConfig, to_dict(cfg)) == cfg
+    for name in ('cpu', 'gpu'):
+        shipped = load_config(GrinningFaceConfig, f'config/experiment/grinningface_{name}.yaml')
+        assert len(shipped.seeds) == 3 and len(shipped.methods) >= 8
+        assert {m.method for m in shipped.methods} >= {'fft', 'freeze:vision', 'freeze:vlm', 'spd', 'maps'}
+        assert {m.schedule for m in shipped.methods if m.method == 'maps'} == {'linear', 'cosine'}
+        assert len({m.lambda_max for m in shipped.methods if m.method == 'spd'}) >= 2  # sweeps, not points
+        assert len({m.lambda_max for m in shipped.methods if m.method == 'maps' and m.schedule == 'linear'}) >= 2
+
+
+def test_choose_card_picks_the_direction_of_motion():
+    tcp = np.array([0.40, 0.0])
+    cards = np.array([[0.57, -0.2], [0.57, -0.067], [0.57, 0.067], [0.57, 0.2]])
+    for target in range(4):
+        step = (cards[target] - tcp) / 10
+        chunk = np.tile(step, (8, 1)) + np.random.default_rng(target).normal(0, 1e-4, (8, 2))
+        assert choose_card(chunk, tcp, cards) == target
+
+
+def test_vl_dataset_questions_match_the_scene(tmp_path):
+    root = write_vl_dataset(tmp_path / 'vl', 2, render_size=32, num_cards=3, progress=False)
+    lines = [json.loads(line) for line in (root / 'vl.jsonl').read_text().splitlines()]
+    assert len(lines) == 2 * 2 * 3 * 2  # splits x scenes x cards x (where, what)
+    names = {line['answer'] for line in lines if line['question'].startswith('what')}
+    assert names & {emoji_name(e) for e in EMOJI_TRAIN} and names & {emoji_name(e) for e in EMOJI_HELDOUT}
+    assert {line['answer'] for line in lines if line['question'].startswith('where')} <= set(SLOT_NAMES)
+    assert all((root / line['image']).is_file() for line in lines)
+    assert write_vl_dataset(tmp_path / 'vl', 99, render_size=32, num_cards=3, progress=False) == root  # kept
+    scenes = probe_scenes(1, render_size=32, num_cards=3, progress=False)
+    for split, emojis in (('train', EMOJI_TRAIN), ('ood_emoji', EMOJI_HELDOUT)):
+        card = scenes[split][0].cards[0]
+        assert card.emoji in emojis and where_question(card)[1] == SLOT_NAMES[card.slot]
+        assert what_question(card)[1] in ALL_NAMES
+
+
+def test_grounding_frames_are_carry_frames():
+    frames = grounding_frames(2, 2, render_size=32, num_cards=3, progress=False)
+    for split in ('train', 'ood_emoji'):
+        assert len(frames[split]) == 4
+        for frame in frames[split]:
+            assert frame.card_xy.shape == (3, 2) and 0 <= frame.target < 3
+            assert frame.obs['observation.state'][2] > 0.05  # TCP above the table: the cube is lifted
+            assert frame.obs['task'].startswith('put the cube on the ')
+
+
+@pytest.mark.slow
+def test_smallest_setting_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
+    cfg = GrinningFaceConfig(out=str(tmp_path / 'gf'), progress=False, threads=1)
+    files = run_experiment(cfg)
+    summary = json.loads(files['results.json'].read_text())
+    assert [m['key'] for m in summary['methods']] == ['fft', 'maps-linear-1.5']
+    for m in summary['methods']:
+        for key in ('grounding/train', 'grounding/ood_emoji', 'probe_where/ood_emoji', 'probe_what/train'):
+            assert 0.0 <= m['mean'][key] <= 1.0
+        assert m['mean']['drift'] > 0  # fine-tuning moved the pretrained weights
+    text = files['results.md'].read_text()
+    assert 'FFT (AdamW)' in text and 'MAPS linear λ=1.5' in text and 'pretrained prior' in text
+    assert files['methods.png'].stat().st_size > 0 and files['drift.png'].stat().st_size > 0
+    assert not (tmp_path / 'gf' / 'runs' / 'fft' / 'seed0' / 'train' / 'checkpoints').exists()
+
+    # a rerun trains nothing that is finished; an added seed trains only itself
+    from maps_vla.train import trainer
+    calls = []
+    real_train = trainer.train
+    monkeypatch.setattr(trainer, 'train', lambda c: calls.append(c.out_dir) or real_train(c))
+    run_experiment(cfg)
+    assert calls == []
+    import dataclasses
+    run_experiment(dataclasses.replace(cfg, seeds=(0, 1), methods=(MethodRun('fft'),)))
+    assert [c.split('/')[-3:] for c in calls] == [['fft', 'seed1', 'train']]
+    with pytest.raises(ValueError, match='other settings'):
+        run_experiment(dataclasses.replace(cfg, finetune_steps=11))
+
+
+def test_cli_takes_overrides_on_both_sides_of_the_config(tmp_path, monkeypatch, capsys):
+    import maps_vla.experiments.grinningface as package
+    from maps_vla.cli import main
+
+    seen = []
+
+    def fake_run(cfg, announce=None):
+        seen.append(cfg)
+        report = tmp_path / 'results.md'
+        report.write_text('# table\n')
+        return {'results.md': report}
+
+    monkeypatch.setattr(package, 'run_experiment', fake_run)
+    assert main(['experiment', 'grinningface', 'seeds=[5]', '--config', 'config/experiment/grinningface_cpu.yaml',
+                 'finetune_steps=7', f'out={tmp_path}']) == 0
+    assert seen[0].finetune_steps == 7 and seen[0].seeds == (5,) and seen[0].model.image_size == 84
+    assert main(['experiment', 'grinningface', 'finetune_stepz=7']) == 2
+    assert 'finetune_steps' in capsys.readouterr().err  # the typo hint
