@@ -1,11 +1,16 @@
-"""Demonstration collection: a robot (MuJoCo sim or Franka) + franka_bridge_node + recorder_node (+ a bag).
+"""Demonstration collection: a robot (MuJoCo sim or Franka) + franka_bridge_node + recorder_node (+ teleop_node, a bag).
 
-A teleop device node (added later) publishes /action (one-point JointTrajectory, the policy's action layout, e.g.
-EE deltas + gripper) and /instruction; the bridge moves the robot, the recorder samples camera, state and action at
-`fps` into a LeRobot dataset. Episodes: `ros2 service call /recorder_node/start std_srvs/srv/Trigger` (and
-/stop, /discard). With record_bag:=true a rosbag of the same topics (plus /episode_events) is written as well, which
-`maps-vla bag2episodes BAG --out DATASET` turns into the same episodes offline.
-Example: ros2 launch maps_vla teleop.launch.py robot:=mujoco dataset:=datasets/cube instruction:="pick up the cube"
+With device:=keyboard|gamepad|spacemouse a teleop_node publishes /action (one-point JointTrajectory: EE deltas +
+gripper, the policy's action layout) and /instruction, and its episode keys (enter: start / stop and save, x:
+discard, q: quit) call the recorder's services; device:=none (default) leaves /action to you. The bridge moves the
+robot, the recorder samples camera, state and action at `fps` into a LeRobot dataset. Episodes by hand:
+`ros2 service call /recorder_node/start std_srvs/srv/Trigger` (and /stop, /discard). With record_bag:=true a
+rosbag of the same topics (plus /episode_events) is written as well, which `maps-vla bag2episodes BAG --out
+DATASET` turns into the same episodes offline.
+The keyboard reads a terminal, which `ros2 launch` does not give a node: start teleop_node in a terminal of its own,
+`ros2 run maps_vla teleop_node --ros-args -p use_sim_time:=true` (false on the robot), or pass
+teleop_prefix:="xterm -e"; without one it takes keys from /teleop_node/keys only.
+Example: ros2 launch maps_vla teleop.launch.py robot:=mujoco device:=gamepad dataset:=datasets/cube
 """
 
 from launch import LaunchDescription
@@ -32,6 +37,10 @@ ARGUMENTS = [
         'task of the episodes; empty: the sim task instruction or /instruction')),
     DeclareLaunchArgument('record_bag', default_value='false', description='also record a rosbag of the inputs'),
     DeclareLaunchArgument('bag', default_value='teleop_bag', description='bag directory for record_bag:=true'),
+    DeclareLaunchArgument('device', default_value='none', choices=['keyboard', 'gamepad', 'spacemouse', 'none'],
+                          description='teleop_node device publishing /action; none: no teleop_node'),
+    DeclareLaunchArgument('teleop_prefix', default_value='', description=(
+        "command prefix of teleop_node, e.g. 'xterm -e' to give the keyboard a terminal")),
 ]
 
 
@@ -71,6 +80,16 @@ def _nodes(context):
                     ('action', '/action'), ('instruction', '/instruction'), ('episode_events', '/episode_events'),
                     *((f'camera/{c}/image_raw', f'/camera/{c}/image_raw') for c in cameras)])
     actions = [bringup, recorder]
+    device = _perform(context, 'device')
+    if device != 'none':
+        prefix = _perform(context, 'teleop_prefix')
+        actions.append(Node(
+            package='maps_vla', executable='teleop_node', name='teleop_node', output='screen',
+            **({'prefix': prefix} if prefix else {}),
+            parameters=[_share('config', 'teleop_node.yaml'), {
+                'use_sim_time': sim_time, 'device': device, 'instruction': _perform(context, 'instruction')}],
+            remappings=[('action', '/action'), ('instruction', '/instruction'),
+                        ('episode_events', '/episode_events')]))
     if _perform(context, 'record_bag').lower() in ('true', '1', 'yes'):
         topics = ['/joint_states', '/franka/joint_states', '/franka_gripper/joint_states',
                   '/franka_robot_state_broadcaster/current_pose', '/action', '/instruction', '/episode_events',

@@ -165,3 +165,79 @@ def test_config_validation():
         SafetyConfig(robot_type='fr4')
     with pytest.raises(ValueError, match='max_translation_step must be a finite number > 0'):
         SafetyConfig(max_translation_step=math.inf)
+
+
+# ---------------------------------------------------------------------------------- hold for one action step
+def _stream(bridge, command, publish_hz, seconds=1.0, control_hz=100.0):
+    """Tick at control_hz for `seconds`, sending `command` every control_hz / publish_hz ticks; x per tick."""
+    every = round(control_hz / publish_hz)
+    xs = []
+    for k in range(round(seconds * control_hz)):
+        t = k / control_hz
+        if k % every == 0:
+            bridge.on_command(command, t)
+        xs.append(bridge.tick(t).pose.position[0])
+    return np.array(xs) - START[0]
+
+
+def test_a_fresh_command_every_tick_moves_exactly_one_share_per_tick():
+    # The smoother path (one command per 100 Hz tick) keeps its per-tick motion: share = action_hz / control_hz.
+    bridge = _bridge(control_hz=100.0, action_hz=10.0, max_lead=1.0)
+    x = _stream(bridge, _cmd(dx=0.005), 100.0)
+    assert x == pytest.approx(0.005 * 0.1 * np.arange(1, 101), abs=1e-12)
+
+
+@pytest.mark.parametrize('publish_hz', [100.0, 50.0, 20.0, 10.0])
+def test_distance_per_second_does_not_depend_on_the_command_rate(publish_hz):
+    # delta 5 mm per action step at 10 Hz = 5 cm/s, whether the commands come at 100, 50, 20 or 10 Hz.
+    bridge = _bridge(control_hz=100.0, action_hz=10.0, max_lead=1.0)
+    x = _stream(bridge, _cmd(dx=0.005), publish_hz)
+    assert x[-1] == pytest.approx(0.05, abs=0.005 * 0.1 + 1e-12)  # within one tick's share
+    assert np.all(np.diff(x) >= 0) and np.diff(x).max() == pytest.approx(0.0005)  # never faster than one share
+
+
+def test_a_command_holds_for_one_action_step_then_the_target_stops():
+    bridge = _bridge(control_hz=100.0, action_hz=10.0, max_lead=1.0, watchdog_timeout=0.5)
+    x = _stream(bridge, _cmd(dx=0.005), 5.0, seconds=0.4)  # 5 Hz: commands at 0 and 0.2 s
+    assert x[9] == pytest.approx(0.005) and x[19] == pytest.approx(0.005)  # one whole step, then still
+    assert x[29] == pytest.approx(0.01) and x[39] == pytest.approx(0.01)
+    out = bridge.tick(0.4)
+    assert out.status is SafetyStatus.ACTIVE and out.pose.position[0] - START[0] == pytest.approx(0.01)
+
+
+def test_non_integer_tick_ratio_applies_exactly_one_step():
+    bridge = _bridge(control_hz=100.0, action_hz=15.0, max_lead=1.0)  # 6.67 ticks per action step
+    bridge.on_command(_cmd(dy=0.006), 0.0)
+    y = [bridge.tick(k / 100).pose.position[1] for k in range(12)]
+    assert y[5] == pytest.approx(0.006 * 0.9) and y[6] == pytest.approx(0.006) and y[11] == pytest.approx(0.006)
+
+
+def test_a_newer_command_replaces_the_one_in_force():
+    bridge = _bridge(control_hz=100.0, action_hz=10.0, max_lead=1.0)
+    bridge.on_command(_cmd(dx=0.01), 0.0)
+    for k in range(3):
+        bridge.tick(k / 100)
+    bridge.on_command(_cmd(dx=-0.01), 0.03)  # the rest of the first step is dropped; the new one runs in full
+    outs = [bridge.tick(k / 100) for k in range(3, 20)]
+    assert outs[-1].pose.position[0] - START[0] == pytest.approx(0.003 - 0.01)
+
+
+def test_watchdog_holds_even_within_an_action_step():
+    bridge = _bridge(control_hz=100.0, action_hz=1.0, watchdog_timeout=0.05, max_lead=1.0)  # a 1 s step
+    bridge.on_command(_cmd(dx=0.1), 0.0)
+    outs = [bridge.tick(k / 100) for k in range(10)]
+    x = [o.pose.position[0] for o in outs]
+    assert x[5] > x[4] and x[9] == x[5]  # moving until the watchdog trips after 0.05 s, then held
+    assert outs[6].status is SafetyStatus.HOLD_WATCHDOG
+
+
+def test_joint_target_stays_in_force_until_reached():
+    _, upper, velocity, _ = joint_limits('fr3').arrays()
+    bridge = SafetyBridge(SafetyConfig(kind='joint_position', gripper_index=None, max_joint_lead=10.0,
+                                       watchdog_timeout=1.0))
+    bridge.on_joint_state(np.array(FR3_HOME), 0.0)
+    goal = np.array(FR3_HOME) + 0.05
+    bridge.on_command(goal, 0.0)  # one command, then none: the target keeps moving towards it
+    q = [bridge.tick(k / 100).joints.positions for k in range(50)]
+    assert q[-1] == pytest.approx(goal)
+    assert np.all(np.abs(np.diff(q, axis=0)) <= velocity * 0.5 / 100.0 + 1e-12)

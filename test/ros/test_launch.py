@@ -93,6 +93,23 @@ def test_teleop_records_and_optionally_bags():
     assert '--use-sim-time' in cmd
 
 
+def _prefix(node: Node) -> str:
+    return ''.join(s.perform(LaunchContext()) for s in node.process_description.prefix)
+
+
+def test_teleop_starts_the_device_node_on_request():
+    assert 'teleop_node' not in _executables(_evaluate('teleop.launch.py', device='none'))
+    actions = _evaluate('teleop.launch.py', device='gamepad')
+    teleop = next(a for a in actions if isinstance(a, Node) and a.node_executable == 'teleop_node')
+    assert _executables(actions) == ['recorder_node', 'teleop_node']
+    assert _prefix(teleop) == ''  # launch's default: the launch-prefix configuration
+    prefixed = _evaluate('teleop.launch.py', device='keyboard', teleop_prefix='xterm -e')
+    assert _prefix(next(a for a in prefixed if isinstance(a, Node) and a.node_executable == 'teleop_node')) == \
+        'xterm -e'
+    with pytest.raises(ValueError, match='device'):
+        _evaluate('teleop.launch.py', device='joystick')
+
+
 def test_replay_plays_with_clock_and_moves_recorded_outputs_aside():
     with pytest.raises(ValueError, match='needs bag:='):
         _evaluate('replay.launch.py')

@@ -240,6 +240,43 @@ def test_recorder_node_writes_an_episode_from_the_sim(graph, tmp_path):
     assert Dataset(tmp_path / 'ds').num_episodes == 1
 
 
+def test_teleop_node_publishes_actions_from_keys_and_drives_the_recorder(graph, tmp_path, monkeypatch):
+    import io
+
+    from maps_vla.ros.recorder_node import RecorderNode
+    from maps_vla.ros.teleop_node import TeleopNode
+
+    monkeypatch.setattr('sys.stdin', io.StringIO())  # no terminal: keys come from ~/keys only
+    add, probe = graph
+    add(RecorderNode(parameter_overrides=[Parameter('root', value=str(tmp_path / 'ds')),
+                                          Parameter('video', value=False)]))
+    node = add(TeleopNode(parameter_overrides=[Parameter('rate_hz', value=50.0),
+                                               Parameter('instruction', value='wave')]))
+    actions = collect(probe, JointTrajectory, 'action')
+    instructions = collect(probe, String, 'instruction')
+    events = collect(probe, String, 'episode_events')
+    keys = probe.create_publisher(String, 'teleop_node/keys', RELIABLE_QOS)
+    assert wait_for(lambda: keys.get_subscription_count() > 0 and len(actions) > 5)
+    last = actions[-1]
+    assert tuple(last.joint_names) == ('dx', 'dy', 'dz', 'droll', 'dpitch', 'dyaw', 'gripper')
+    assert len(last.points) == 1 and list(last.points[0].positions) == [0.0] * 7 and mc.stamp_of(last) > 0
+    keys.publish(String(data='w space'))
+    assert wait_for(lambda: any(a.points[0].positions[0] > 0 for a in actions))
+    moved = next(a for a in actions if a.points[0].positions[0] > 0).points[0].positions
+    assert list(moved) == pytest.approx([0.01, 0, 0, 0, 0, 0, 1.0])
+    keys.publish(String(data='enter'))
+    assert wait_for(lambda: [e.data for e in events] == ['start'] and node.stream.recording)
+    assert [i.data for i in instructions] == ['wave']
+    keys.publish(String(data='enter'))
+    assert wait_for(lambda: [e.data for e in events] == ['start', 'stop'] and not node.stream.recording)
+    assert call(probe, Trigger, 'recorder_node/start', Trigger.Request()).success  # started by someone else
+    assert wait_for(lambda: node.stream.recording)
+    keys.publish(String(data='x'))
+    assert wait_for(lambda: [e.data for e in events] == ['start', 'stop', 'start', 'discard'])
+    assert node.set_parameters([Parameter('instruction', value='wave again')])[0].successful
+    assert wait_for(lambda: [i.data for i in instructions] == ['wave', 'wave again'])
+
+
 def test_run_node_shuts_down_after_a_failing_constructor():
     from maps_vla.ros.runtime import run_node
 

@@ -1,18 +1,24 @@
 """The robot bridge's safety logic: smoothed commands -> bounded robot targets (no ROS types).
 
 End-effector delta mode (ActionSpec.kind 'ee_delta'): each command is a per-action-step delta (dx, dy, dz in m,
-then a rotation vector in rad, in the base frame) plus a gripper value in [0, 1]. Every tick the bridge adds the
-command's share of a step (action_hz / control_hz of it) to a target pose that starts at the measured pose, keeps
-the target within `max_lead` of the measured pose (no wind-up against contact), clamps it into the workspace box,
-and moves the emitted target by at most `max_translation_step` / `max_rotation_step` per tick. The result is a
-pose for the Cartesian impedance controller's `~/equilibrium_pose`.
+then a rotation vector in rad, in the base frame) plus a gripper value in [0, 1]. A command stays in force for one
+action step, i.e. 1/action_hz s of bridge ticks (control_hz / action_hz ticks), or until a newer command replaces
+it: every tick in force adds the command's share of a step (action_hz / control_hz of it) to a target pose that
+starts at the measured pose. So the target covers delta * action_hz per second whatever rate the commands arrive at
+(a 100 Hz smoother stream, whose every command is replaced after one tick, or a 20 Hz teleop stream), as long as
+they arrive at least every 1/action_hz s; once a command's step is used up and none is newer, the target stops
+(and is emitted unchanged). The period is counted in ticks, so it follows the clock the ticks run on (sim time
+under use_sim_time). The target is kept within `max_lead` of the measured pose (no wind-up against contact),
+clamped into the workspace box, and moved by at most `max_translation_step` / `max_rotation_step` per tick. The
+result is a pose for the Cartesian impedance controller's `~/equilibrium_pose`.
 
-Joint mode ('joint_position'): commands are joint positions; the target is clamped into the joint limits (less a
-margin) and moves at most `joint_velocity_scale` * the velocity limit per tick.
+Joint mode ('joint_position'): commands are absolute joint positions, in force until a newer one arrives; the
+target is clamped into the joint limits (less a margin) and moves towards the command by at most
+`joint_velocity_scale` * the velocity limit per tick.
 
-In both modes a non-finite command is rejected (logged, counted, hold), no command for `watchdog_timeout` s holds,
-and an e-stop latch holds until released. Holding means emitting the last target again. The gripper dimension is
-thresholded into open/close commands, emitted only when the state changes.
+In both modes a non-finite command is rejected (logged, counted, hold), no command for `watchdog_timeout` s holds
+(even within a step), and an e-stop latch holds until released. Holding means emitting the last target again. The
+gripper dimension is thresholded into open/close commands, emitted only when the state changes.
 """
 
 from __future__ import annotations
@@ -46,8 +52,8 @@ class SafetyConfig:
     """Limits of the bridge between the smoother and the robot."""
 
     kind: str = 'ee_delta'  # ActionSpec.kind: 'ee_delta' (Cartesian target) or 'joint_position'
-    control_hz: float = 100.0  # bridge tick rate (one command per tick)
-    action_hz: float = 10.0  # ee_delta: a delta is meant per 1/action_hz s (ActionSpec.control_hz)
+    control_hz: float = 100.0  # bridge tick rate
+    action_hz: float = 10.0  # ee_delta: a delta is meant per 1/action_hz s (ActionSpec.control_hz), held as long
     frame_id: str = 'fr3_link0'  # frame of the target pose
     workspace_min: tuple[float, float, float] = (0.25, -0.45, 0.02)  # m, lower corner of the allowed box
     workspace_max: tuple[float, float, float] = (0.75, 0.45, 0.70)  # m, upper corner
@@ -168,7 +174,8 @@ class SafetyBridge:
         self._measured_pose: tuple[np.ndarray, np.ndarray] | None = None
         self._measured_q: np.ndarray | None = None
         self._pos = self._quat = self._q = None
-        self._command: np.ndarray | None = None
+        self._command: np.ndarray | None = None  # the command in force
+        self._step_left = 0.0  # ee_delta: the fraction of the command's action step not yet applied
         self._rejected: str | None = None
         self._last_command_time: float | None = None
         self._gripper_closed: bool | None = None
@@ -221,6 +228,7 @@ class SafetyBridge:
             return
         self._rejected = None
         self._command = command
+        self._step_left = 1.0
         self._last_command_time = stamp
 
     def engage_estop(self, reason: str = 'e-stop') -> None:
@@ -257,7 +265,6 @@ class SafetyBridge:
         if (self._pos if ee else self._q) is None:
             self._command = None
             return SafetyOutput(now, SafetyStatus.WAITING, reason='no measured state yet')
-        command, self._command = self._command, None
         gripper = None
         if self._estop_reason is not None:
             status, reason = SafetyStatus.ESTOP, self._estop_reason
@@ -271,8 +278,16 @@ class SafetyBridge:
                 f'no command for {now - self._last_command_time:.3f}s'
         else:
             status, reason = SafetyStatus.ACTIVE, ''
+            command = self._command
             if command is not None:
-                self._step_ee(command) if ee else self._step_joints(command)
+                if ee:
+                    share = min(self._delta_scale, self._step_left)
+                    self._step_ee(command, share)
+                    self._step_left -= share
+                    if self._step_left <= 1e-9 * self._delta_scale:  # the whole step is applied: stop here
+                        self._command = None
+                else:
+                    self._step_joints(command)
                 gripper = self._gripper(command, now)
         if ee:
             pose = PoseTarget(now, self._pos.copy(), self._quat.copy(), self.cfg.frame_id)
@@ -280,9 +295,10 @@ class SafetyBridge:
         return SafetyOutput(now, status, joints=JointTarget(now, self.joint_names, self._q.copy()), gripper=gripper,
                             reason=reason)
 
-    def _step_ee(self, command: np.ndarray) -> None:
+    def _step_ee(self, command: np.ndarray, share: float) -> None:
+        """Move the target by `share` of the command's per-step delta (bounded as in the module docstring)."""
         delta = np.delete(command, self.cfg.gripper_index) if self.cfg.gripper_index is not None else command
-        delta = delta * self._delta_scale
+        delta = delta * share
         pos = self._pos + delta[:3]
         quat = quat_multiply(quat_from_rotvec(delta[3:6]), self._quat)
         if self._measured_pose is not None:  # no wind-up: stay near where the robot really is

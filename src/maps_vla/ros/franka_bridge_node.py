@@ -1,8 +1,9 @@
 """franka_bridge_node: smoothed commands -> bounded targets for franka_ros2 (SafetyBridge on a timer).
 
-Inputs: `action` (one-point JointTrajectory from the smoother or a teleop device), `measured_pose` (PoseStamped,
-remap to /franka_robot_state_broadcaster/current_pose, best effort) and `joint_states` (remap to
-/franka/joint_states). Every `control_hz` tick publishes the SafetyBridge target:
+Inputs: `action` (one-point JointTrajectory from the smoother or teleop_node; an ee_delta command is held for one
+action step, see SafetyBridge), `measured_pose` (PoseStamped, remap to
+/franka_robot_state_broadcaster/current_pose, best effort) and `joint_states` (remap to /franka/joint_states).
+Every `control_hz` tick publishes the SafetyBridge target:
 * kind ee_delta: `equilibrium_pose` (PoseStamped) for franka's cartesian_impedance_example_controller
   (remap to /cartesian_impedance_example_controller/equilibrium_pose);
 * kind joint_position: `joint_trajectory`, one point `io.trajectory_lead` s ahead with a zero stamp (= start now),
