@@ -202,8 +202,9 @@ def run_experiment(cfg: GrinningFaceConfig, *, announce: Callable[[str], None] |
             del prior
         say(f'[4/5] fine-tuning: {len(cfg.methods)} methods x {len(cfg.seeds)} seeds, {cfg.finetune_steps} steps each')
         done = 0
-        for run in cfg.methods:
-            for seed in cfg.seeds:
+        # seed-major: an interrupted experiment still has every method at its first seeds
+        for seed in cfg.seeds:
+            for run in cfg.methods:
                 done += 1
                 path = run_metrics_path(out, run, seed)
                 if path.is_file():
