@@ -7,10 +7,14 @@ import dataclasses
 from maps_vla.maps.factory import FinetuneMethodConfig
 from maps_vla.train.augment import AugmentConfig
 
-__all__ = ['ModelSourceConfig', 'DataConfig', 'TrainConfig', 'MIXED_PRECISION', 'LR_SCHEDULES']
+__all__ = ['ModelSourceConfig', 'DataConfig', 'FSDPConfig', 'TrainConfig', 'MIXED_PRECISION', 'LR_SCHEDULES',
+           'FSDP_WRAP_POLICIES']
 
 MIXED_PRECISION = ('no', 'bf16', 'fp16')
 LR_SCHEDULES = ('constant', 'cosine', 'step')
+# accelerate's auto_wrap_policy names. Its 'size_based_wrap' is left out: it also picks the ModuleList of the
+# layers (the biggest child of any transformer), which torch's fully_shard refuses (a container without forward).
+FSDP_WRAP_POLICIES = ('transformer_based_wrap', 'no_wrap')
 
 
 @dataclasses.dataclass
@@ -44,6 +48,29 @@ class DataConfig:
 
 
 @dataclasses.dataclass
+class FSDPConfig:
+    """FSDP2 through accelerate: parameters, gradients and optimizer state (SPD anchors too) sharded on dim 0.
+
+    Off, a multi-process launch trains with DDP. accelerate 1.15 only shards on accelerator devices (GPU, XPU, ...);
+    on CPU processes `train` raises instead of silently falling back to DDP.
+    """
+
+    enabled: bool = False  # shard with FSDP2 (launch several processes: `accelerate launch` / torchrun)
+    auto_wrap_policy: str = 'transformer_based_wrap'  # 'transformer_based_wrap': a unit per layer | 'no_wrap': one
+    transformer_cls_names_to_wrap: tuple[str, ...] = ()  # unit classes (empty: the submodels' `_no_split_modules`)
+    reshard_after_forward: bool = True  # free gathered parameters after each unit's forward (False: keep them)
+
+    def __post_init__(self) -> None:
+        if self.auto_wrap_policy not in FSDP_WRAP_POLICIES:
+            raise ValueError(f'FSDPConfig.auto_wrap_policy must be one of {FSDP_WRAP_POLICIES}, got '
+                             f'{self.auto_wrap_policy!r}')
+        self.transformer_cls_names_to_wrap = tuple(self.transformer_cls_names_to_wrap)
+        bad = [n for n in self.transformer_cls_names_to_wrap if not isinstance(n, str) or not n]
+        if bad:
+            raise ValueError(f'FSDPConfig.transformer_cls_names_to_wrap must hold class names, got {bad!r}')
+
+
+@dataclasses.dataclass
 class TrainConfig:
     """One fine-tuning run."""
 
@@ -66,6 +93,7 @@ class TrainConfig:
     drift_every: int = 100  # per-module drift scalars every N steps (0: off)
     resume: bool = True  # continue from out_dir's latest checkpoint when there is one
     progress: bool = True  # tqdm progress bar
+    fsdp: FSDPConfig = dataclasses.field(default_factory=FSDPConfig)  # FSDP2 sharding (off: DDP or one process)
 
     def __post_init__(self) -> None:
         for name in ('steps', 'batch_size', 'grad_accum', 'save_every', 'log_every', 'keep_checkpoints'):
@@ -82,3 +110,6 @@ class TrainConfig:
             raise ValueError(f'TrainConfig.grad_clip must be > 0 or None, got {self.grad_clip}')
         if self.warmup_steps < 0 or self.drift_every < 0:
             raise ValueError('TrainConfig.warmup_steps and drift_every must be >= 0')
+        if self.fsdp.enabled and self.method.method == 'l2sp':
+            raise ValueError("TrainConfig.fsdp.enabled does not support method 'l2sp': its regularizer keeps "
+                             'unsharded per-process anchors; use maps, spd, fft or freeze:* under FSDP2')

@@ -1,4 +1,4 @@
-"""The fine-tune loop behind `maps-vla train`: accelerate (single GPU, DDP), bf16, gradient accumulation,
+"""The fine-tune loop behind `maps-vla train`: accelerate (single GPU, DDP, FSDP2), bf16, gradient accumulation,
 clipping, MAPS/SPD or a baseline, optional VL co-training, TensorBoard, and checkpoints that resume exactly.
 
 Exact resume: the data order is a pure function of (seed, batch number), co-training steps a pure function of
@@ -18,15 +18,14 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
+from torch.distributed.tensor import DTensor
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from maps_vla.config import save_config
 from maps_vla.data.dataset import Dataset
 from maps_vla.data.torch_dataset import TorchDataset
-from maps_vla.maps.drift import drift_report
 from maps_vla.maps.factory import make_optimizer, prepare_model
 from maps_vla.model.factory import make_policy, make_policy_config
 from maps_vla.model.vla.modeling_vla import VLAPolicy
@@ -36,6 +35,8 @@ from maps_vla.train.batching import collate_robot, dataset_cameras, norm_stats_f
 from maps_vla.train.checkpointing import checkpoint_dir, commit_checkpoint, latest_checkpoint, prune_checkpoints
 from maps_vla.train.configuration_train import ModelSourceConfig, TrainConfig
 from maps_vla.train.cotrain import VLDataset, collate_vl, is_cotrain_step
+from maps_vla.train.distributed import (drift_rows, export_policy, init_optimizer_state, local_tensor,
+                                        make_accelerator, prepare_sharded, shard_model)
 
 __all__ = ['train', 'TrainResult', 'build_policy']
 
@@ -144,15 +145,6 @@ def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
-def _export_policy(policy: VLAPolicy, model: torch.nn.Module, directory: Path, lora: bool) -> None:
-    if lora:  # merged copy: deployment needs plain weights, training keeps its adapters
-        import copy
-        merged = copy.deepcopy(model).merge_and_unload()
-        merged.save_pretrained(directory)
-    else:
-        policy.save_pretrained(directory)
-
-
 def train(cfg: TrainConfig) -> TrainResult:
     """Run (or resume) one fine-tuning run; see the module docstring.
 
@@ -161,23 +153,29 @@ def train(cfg: TrainConfig) -> TrainResult:
     """
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    # accelerate keeps its settings in a process-wide singleton; drop the previous run's (not the process group)
-    # so that several runs in one process (the demo, notebooks, tests) may each choose their own precision.
-    AcceleratorState._reset_state(reset_partial_state=False)
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
+    accelerator = make_accelerator(cfg)
     set_seed(cfg.seed)
     if not cfg.data.root:
         raise ValueError('TrainConfig.data.root is empty: give a dataset folder (maps-vla collect writes one)')
     dataset = Dataset(cfg.data.root)
     policy = build_policy(cfg.model, dataset, cfg.seed)
     model = prepare_model(cfg.method, policy)
-    reference = {n: p.detach().to('cpu', torch.bfloat16, copy=True)
-                 for n, p in policy.named_parameters() if p.requires_grad} if cfg.drift_every and not cfg.method.lora else {}
     # The model is prepared before the optimizer is built, so SPD anchors are copies of the parameters that
-    # will actually be stepped (DDP keeps the same tensors; sharded engines hand back their shards).
-    model = accelerator.prepare_model(model)
-    optimizer, regularizer = make_optimizer(cfg.method, accelerator.unwrap_model(model))
-    optimizer = accelerator.prepare_optimizer(optimizer)
+    # will actually be stepped (DDP keeps the same tensors; FSDP2 hands back DTensor shards).
+    sharded = accelerator.is_fsdp2
+    if sharded:
+        model = shard_model(accelerator, model, cfg.fsdp)
+        optimizer, regularizer = make_optimizer(cfg.method, model)
+        model, optimizer = prepare_sharded(accelerator, model, optimizer)
+    else:
+        model = accelerator.prepare_model(model)
+        optimizer, regularizer = make_optimizer(cfg.method, accelerator.unwrap_model(model))
+        optimizer = accelerator.prepare_optimizer(optimizer)
+    # θ₀ for the drift scalars, this process's shards under FSDP2 (the weights are still the initial ones)
+    reference = {}
+    if cfg.drift_every and not cfg.method.lora:
+        reference = {n: local_tensor(p).detach().to('cpu', torch.bfloat16, copy=True)
+                     for n, p in policy.named_parameters() if p.requires_grad}
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer.optimizer, _lr_lambda(cfg))
     counters = _Counters(cfg.seed)
     accelerator.register_for_checkpointing(scheduler, counters)
@@ -187,10 +185,12 @@ def train(cfg: TrainConfig) -> TrainResult:
     resumed_from = 0
     latest = latest_checkpoint(out) if cfg.resume else None
     if latest is not None:
+        if sharded:
+            init_optimizer_state(optimizer.optimizer)
         accelerator.load_state(str(latest[1] / 'state'))
         resumed_from = counters.step
         logger.info('resumed from %s at step %d', latest[1], resumed_from)
-    else:
+    elif accelerator.is_main_process:
         save_config(cfg, out / 'train_config.yaml')
 
     chunk = policy.config.chunk_size
@@ -229,6 +229,8 @@ def train(cfg: TrainConfig) -> TrainResult:
                     if accelerator.sync_gradients:
                         grad_norm = (accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                                      if cfg.grad_clip else None)
+                        if isinstance(grad_norm, DTensor):  # every process joins the reduction, not only the logger
+                            grad_norm = grad_norm.full_tensor()
                         in_optimizer_step = True
                         optimizer.step()
                         scheduler.step()
@@ -244,8 +246,9 @@ def train(cfg: TrainConfig) -> TrainResult:
                 writer.add_scalar('train/step_seconds', time.perf_counter() - started, counters.step)
                 if grad_norm is not None:
                     writer.add_scalar('train/grad_norm', float(grad_norm), counters.step)
-            if writer is not None and reference and counters.step % cfg.drift_every == 0:
-                for row in drift_report(policy, reference, trainable_only=True):
+            if reference and counters.step % cfg.drift_every == 0:
+                rows = drift_rows(policy, reference, accelerator)
+                for row in rows if writer is not None else ():
                     writer.add_scalar(f'drift_rel/{row.name}', row.relative, counters.step)
             if counters.step % cfg.save_every == 0 or counters.step == cfg.steps:
                 _save(accelerator, policy, model, out, counters.step, cfg)
@@ -260,8 +263,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             writer.close()
 
     final = out / 'policy'
-    if accelerator.is_main_process:
-        _export_policy(policy, accelerator.unwrap_model(model), final, cfg.method.lora)
+    export_policy(accelerator, policy, model, final, cfg.method)
     accelerator.wait_for_everyone()
     return TrainResult(policy_dir=final, steps=counters.step, losses=losses, resumed_from=resumed_from)
 
@@ -271,8 +273,9 @@ def _save(accelerator: Accelerator, policy: VLAPolicy, model: torch.nn.Module, o
     final = checkpoint_dir(out, step)
     staging = final.with_name(final.name + '.tmp')
     accelerator.save_state(str(staging / 'state'))
+    export_policy(accelerator, policy, model, staging / 'policy', cfg.method)
+    accelerator.wait_for_everyone()  # every process's files (its RNG state at least) are in before the rename
     if accelerator.is_main_process:
-        _export_policy(policy, accelerator.unwrap_model(model), staging / 'policy', cfg.method.lora)
         commit_checkpoint(staging, final)
         prune_checkpoints(out, cfg.keep_checkpoints)
     accelerator.wait_for_everyone()
