@@ -92,6 +92,7 @@ def test_smallest_setting_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
         assert m['mean']['drift'] > 0  # fine-tuning moved the pretrained weights
     text = files['results.md'].read_text()
     assert 'FFT (AdamW)' in text and 'MAPS linear λ=1.5' in text and 'pretrained prior' in text
+    assert 'The prior knows little' in text  # a 40-step prior answers at chance: the report must say so
     assert files['methods.png'].stat().st_size > 0 and files['drift.png'].stat().st_size > 0
     assert not (tmp_path / 'gf' / 'runs' / 'fft' / 'seed0' / 'train' / 'checkpoints').exists()
 

@@ -28,6 +28,9 @@ COLUMNS = {
 }
 
 
+_KNOWLEDGE_MARGIN = 0.15  # prior probe accuracy above chance below which retention cannot be measured
+
+
 def _drift(rows: list[dict[str, Any]]) -> float:
     """Relative drift ‖θ−θ₀‖/‖θ₀‖ over every pretrained unit (new modules excluded)."""
     rows = [r for r in rows if r['kind'] != 'new']
@@ -152,7 +155,14 @@ def write_report(cfg: GrinningFaceConfig, out: Path) -> dict[str, Path]:
             drift[m['label']] = [DriftRow(**r) for r in json.loads(path.read_text())['drift']]
         files['drift.png'] = plot_drift(drift, out / 'drift.png', title='drift from the prior (first seed)',
                                         log=True)
-    text = [f'# GrinningFace experiment: {out}', '',
+    prior, chance = summary['prior'], summary['chance']
+    weak = [f'{COLUMNS[k]} {prior[k]:.2f} (chance {chance[c]:.2f})'
+            for k, c in (('probe_where/ood_emoji', 'where'), ('probe_what/ood_emoji', 'what'))
+            if prior.get(k, 0.0) < chance[c] + _KNOWLEDGE_MARGIN]
+    warning = ([f'**The prior knows little about the held-out emojis** ({", ".join(weak)}): there is little '
+                'pretrained knowledge to keep, so this comparison cannot test retention. Pre-train longer or '
+                'larger first.', ''] if weak else [])
+    text = [f'# GrinningFace experiment: {out}', '', *warning,
             f'{len(summary["methods"])} of {len(cfg.methods)} methods with results; '
             f'{cfg.finetune_steps} fine-tuning steps, batch {cfg.finetune_batch_size}, lr {cfg.finetune_lr:g}, '
             f'{cfg.demos} demos (train emojis only); VLM pre-trained {cfg.pretrain_steps} steps on '
