@@ -70,20 +70,16 @@ def _prepare_out(out: Path) -> None:
 def _start_policy(cfg: DemoConfig, dataset):
     """The policy to fine-tune, shaped to the dataset; 'small' widens and deepens the tiny preset."""
     from maps_vla.model.factory import make_policy
+    from maps_vla.model.vla.configuration_vla import resized
     from maps_vla.train.configuration_train import ModelSourceConfig
     from maps_vla.train.trainer import build_policy
 
     policy = build_policy(ModelSourceConfig(preset='tiny', image_size=cfg.policy_image_size), dataset, cfg.seed)
     if cfg.model == 'small':
-        c = policy.config
-        vit = dict(hidden_size=192, num_layers=6, num_heads=3, intermediate_size=768)
-        vision = dataclasses.replace(c.vision, dino=dataclasses.replace(c.vision.dino, **vit),
-                                     siglip=dataclasses.replace(c.vision.siglip, **vit))
-        llm = dataclasses.replace(c.llm, hidden_size=256, intermediate_size=1024, num_layers=4, num_heads=4,
-                                  num_kv_heads=2)
         torch.manual_seed(cfg.seed)
-        policy = make_policy(dataclasses.replace(c, name='demo-small', vision=vision, llm=llm),
-                             norm_stats=policy.norm_stats, action_spec=policy.action_spec)
+        small = resized(policy.config, vit_width=192, vit_layers=6, vit_heads=3, llm_width=256, llm_layers=4,
+                        llm_heads=4, llm_kv_heads=2, name='demo-small')
+        policy = make_policy(small, norm_stats=policy.norm_stats, action_spec=policy.action_spec)
     return policy
 
 

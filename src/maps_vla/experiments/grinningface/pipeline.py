@@ -76,6 +76,7 @@ def _base_vlm(cfg: GrinningFaceConfig, demos: Path, directory: Path) -> Path:
     """The random-init VLM at cfg.model's sizes, shaped to the demos, saved as a checkpoint."""
     from maps_vla.data.dataset import Dataset
     from maps_vla.model.factory import make_policy
+    from maps_vla.model.vla.configuration_vla import resized
     from maps_vla.train.configuration_train import ModelSourceConfig
     from maps_vla.train.trainer import build_policy
 
@@ -83,15 +84,10 @@ def _base_vlm(cfg: GrinningFaceConfig, demos: Path, directory: Path) -> Path:
         return directory
     m = cfg.model
     shaped = build_policy(ModelSourceConfig(preset='tiny', image_size=m.image_size), Dataset(demos), 0)
-    c = shaped.config
-    vit = dict(hidden_size=m.vit_width, num_layers=m.vit_layers, num_heads=m.vit_heads,
-               intermediate_size=4 * m.vit_width)
-    vision = dataclasses.replace(c.vision, dino=dataclasses.replace(c.vision.dino, **vit),
-                                 siglip=dataclasses.replace(c.vision.siglip, **vit))
-    llm = dataclasses.replace(c.llm, hidden_size=m.llm_width, intermediate_size=4 * m.llm_width,
-                              num_layers=m.llm_layers, num_heads=m.llm_heads, num_kv_heads=m.llm_kv_heads)
-    config = dataclasses.replace(c, name='grinningface', vision=vision, llm=llm, prompt_template=m.prompt_template,
-                                 vl_prompt_template=m.vl_prompt_template)
+    config = resized(shaped.config, vit_width=m.vit_width, vit_layers=m.vit_layers, vit_heads=m.vit_heads,
+                     llm_width=m.llm_width, llm_layers=m.llm_layers, llm_heads=m.llm_heads,
+                     llm_kv_heads=m.llm_kv_heads, name='grinningface', prompt_template=m.prompt_template,
+                     vl_prompt_template=m.vl_prompt_template)
     torch.manual_seed(0)
     make_policy(config, norm_stats=shaped.norm_stats, action_spec=shaped.action_spec).save_pretrained(directory)
     return directory

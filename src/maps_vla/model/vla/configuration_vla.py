@@ -19,6 +19,7 @@ __all__ = [
     'ActionHeadConfig',
     'VLAConfig',
     'VLA_PRESETS',
+    'resized',
     'IMAGENET_MEAN',
     'IMAGENET_STD',
     'IMAGENET_MEAN_BF16',
@@ -213,6 +214,17 @@ class VLAConfig:
     def replace(self, **changes) -> VLAConfig:
         """A copy with top-level fields changed (sub-configs are replaced whole)."""
         return dataclasses.replace(self, **changes)
+
+
+def resized(config: VLAConfig, *, vit_width: int, vit_layers: int, vit_heads: int, llm_width: int, llm_layers: int,
+            llm_heads: int, llm_kv_heads: int, **changes) -> VLAConfig:
+    """`config` with both ViTs and the LLM at new sizes (MLP widths 4x the model width), plus top-level changes."""
+    vit = dict(hidden_size=vit_width, num_layers=vit_layers, num_heads=vit_heads, intermediate_size=4 * vit_width)
+    vision = dataclasses.replace(config.vision, dino=dataclasses.replace(config.vision.dino, **vit),
+                                 siglip=dataclasses.replace(config.vision.siglip, **vit))
+    llm = dataclasses.replace(config.llm, hidden_size=llm_width, intermediate_size=4 * llm_width,
+                              num_layers=llm_layers, num_heads=llm_heads, num_kv_heads=llm_kv_heads)
+    return dataclasses.replace(config, vision=vision, llm=llm, **changes)
 
 
 VLA_PRESETS: Registry[Callable[[], VLAConfig]] = Registry('VLA preset')
