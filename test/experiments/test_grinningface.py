@@ -1,5 +1,6 @@
 """The GrinningFace experiment: its pieces, and the smallest setting end to end (what CI runs)."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -55,15 +56,16 @@ def test_choose_card_picks_the_direction_of_motion():
 
 
 def test_vl_dataset_questions_match_the_scene(tmp_path):
-    root = write_vl_dataset(tmp_path / 'vl', 2, render_size=32, num_cards=3, progress=False)
+    cfg = GrinningFaceConfig(render_size=32, num_cards=3, vl_scenes=2, probe_scenes=1, progress=False)
+    root = write_vl_dataset(tmp_path / 'vl', cfg)
     lines = [json.loads(line) for line in (root / 'vl.jsonl').read_text().splitlines()]
     assert len(lines) == 2 * 2 * 3 * 2  # splits x scenes x cards x (where, what)
     names = {line['answer'] for line in lines if line['question'].startswith('what')}
     assert names & {emoji_name(e) for e in EMOJI_TRAIN} and names & {emoji_name(e) for e in EMOJI_HELDOUT}
     assert {line['answer'] for line in lines if line['question'].startswith('where')} <= set(SLOT_NAMES)
     assert all((root / line['image']).is_file() for line in lines)
-    assert write_vl_dataset(tmp_path / 'vl', 99, render_size=32, num_cards=3, progress=False) == root  # kept
-    scenes = probe_scenes(1, render_size=32, num_cards=3, progress=False)
+    assert write_vl_dataset(tmp_path / 'vl', dataclasses.replace(cfg, vl_scenes=99)) == root  # kept
+    scenes = probe_scenes(cfg)
     for split, emojis in (('train', EMOJI_TRAIN), ('ood_emoji', EMOJI_HELDOUT)):
         card = scenes[split][0].cards[0]
         assert card.emoji in emojis and where_question(card)[1] == SLOT_NAMES[card.slot]
@@ -71,7 +73,8 @@ def test_vl_dataset_questions_match_the_scene(tmp_path):
 
 
 def test_grounding_frames_are_carry_frames():
-    frames = grounding_frames(2, 2, render_size=32, num_cards=3, progress=False)
+    frames = grounding_frames(GrinningFaceConfig(render_size=32, num_cards=3, grounding_episodes=2, grounding_frames=2,
+                                                 progress=False))
     for split in ('train', 'ood_emoji'):
         assert len(frames[split]) == 4
         for frame in frames[split]:

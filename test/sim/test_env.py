@@ -7,7 +7,7 @@ import pytest
 
 from maps_vla.config import from_dict, to_dict
 from maps_vla.policy import ActionSpec
-from maps_vla.sim import TASK_NAMES, TASK_VARIANTS, EnvConfig, make_env
+from maps_vla.sim import TASK_NAMES, TASK_VARIANTS, CameraView, EnvConfig, make_env
 from maps_vla.sim import emoji as _emoji
 
 _SMALL = {'image_size': (64, 64)}
@@ -141,6 +141,28 @@ def test_config_round_trips_through_yaml_dicts():
     cfg = EnvConfig(task='emoji', variant='ood_emoji', control_hz=20.0, image_size=(96, 128))
     assert from_dict(EnvConfig, to_dict(cfg)) == cfg
     assert dataclasses.replace(cfg, num_cards=3).num_cards == 3
+    zoomed = EnvConfig(third_person=CameraView(eye=(0.9, 0.0, 0.6), target=(0.5, 0.0, 0.0), fovy=45.0))
+    assert from_dict(EnvConfig, to_dict(zoomed)) == zoomed
+
+
+@pytest.mark.parametrize('kwargs', [{'eye': (0.5, 0.0, 1.0), 'target': (0.5, 0.0, 0.0)},  # straight down
+                                    {'eye': (1.0, 0.0, 0.5), 'target': (1.0, 0.0, 0.5)},
+                                    {'eye': (1.0, 0.0)}, {'fovy': 0.0}])
+def test_camera_view_rejects_degenerate_views(kwargs):
+    with pytest.raises(ValueError, match='CameraView'):
+        CameraView(**kwargs)
+
+
+def test_camera_view_frames_the_third_person_image():
+    def card_pixels(view: CameraView) -> float:
+        env = make_env(EnvConfig(task='emoji', third_person=view, **_SMALL))
+        image = env.reset(seed=0)['observation.images.third_person'].astype(int)
+        env.close()
+        return (image.min(axis=2) > 200).mean()  # the cards' near-white faces
+
+    default = card_pixels(CameraView())
+    assert default > 0
+    assert card_pixels(CameraView(eye=(0.95, 0.0, 0.6), target=(0.5, 0.0, 0.0), fovy=45.0)) > 2 * default
 
 
 @pytest.mark.parametrize('task,variant', [('pick_place', 'train'), ('emoji', 'train')])

@@ -5,9 +5,32 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-__all__ = ['EnvConfig', 'ACTION_KINDS']
+__all__ = ['EnvConfig', 'CameraView', 'ACTION_KINDS']
 
 ACTION_KINDS = ('ee_delta', 'joint_position')
+
+
+@dataclasses.dataclass(frozen=True)
+class CameraView:
+    """Where the fixed third-person camera sits and looks, in the robot base frame (m), and its field of view.
+
+    The default frames the whole workspace from the front right. Match it to the real camera's placement, or
+    frame a region closer (the GrinningFace experiment's CPU setting zooms onto the card row).
+    """
+
+    eye: tuple[float, float, float] = (1.02, 0.28, 0.7)
+    target: tuple[float, float, float] = (0.5, -0.06, 0.03)
+    fovy: float = 52.0  # vertical field of view, degrees
+
+    def __post_init__(self) -> None:
+        if len(self.eye) != 3 or len(self.target) != 3:
+            raise ValueError(f'CameraView.eye and target must be (x, y, z), got {self.eye!r} and {self.target!r}')
+        forward = [t - e for t, e in zip(self.target, self.eye)]
+        if sum(f * f for f in forward) < 1e-6 or forward[0] ** 2 + forward[1] ** 2 < 1e-9:
+            raise ValueError(f'CameraView must look at a point away from its eye and not straight down (z up sets '
+                             f'its roll), got eye {self.eye!r}, target {self.target!r}')
+        if not 1.0 <= self.fovy <= 170.0:
+            raise ValueError(f'CameraView.fovy must be in [1, 170] degrees, got {self.fovy}')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +52,7 @@ class EnvConfig:
     seed: int = 0  # seeds the episode RNG when reset() is called without a seed
     robot_xml: Path | None = None  # local mujoco_menagerie franka_emika_panda/panda.xml; None = generated model
     num_cards: int = 4  # emoji task: cards on the table (2..4)
+    third_person: CameraView = CameraView()  # the fixed camera's pose and field of view
     emoji_font: Path | None = None  # NotoColorEmoji.ttf; None = Debian fonts-noto-color-emoji's path
 
     def __post_init__(self) -> None:

@@ -44,7 +44,8 @@ class FrankaEnv:
     def __init__(self, cfg: EnvConfig) -> None:
         self.cfg = cfg
         self.task: Task = TASKS.get(cfg.task)(cfg)
-        spec = _scene.build_scene_spec(cfg.robot_xml, timestep=1.0 / cfg.physics_hz, image_size=cfg.image_size)
+        spec = _scene.build_scene_spec(cfg.robot_xml, timestep=1.0 / cfg.physics_hz, image_size=cfg.image_size,
+                                       view=cfg.third_person)
         self.task.build(spec)
         self.physics = Physics(spec.compile(), cfg.image_size)
         self.task.bind(self.physics)

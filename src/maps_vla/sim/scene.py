@@ -18,10 +18,11 @@ import numpy as np
 
 from maps_vla.sim import kinematics as _kin
 from maps_vla.sim import panda_model as _panda_model
+from maps_vla.sim.config_env import CameraView
 
 __all__ = [
     'ASSET_DIR', 'ARM_JOINTS', 'FINGER_JOINTS', 'TCP_SITE', 'THIRD_PERSON_CAMERA', 'WRIST_CAMERA', 'CAMERAS',
-    'THIRD_PERSON_EYE', 'THIRD_PERSON_TARGET', 'TABLE_HALF', 'TABLE_CENTER_X', 'look_at_xyaxes', 'load_robot_spec',
+    'TABLE_HALF', 'TABLE_CENTER_X', 'look_at_xyaxes', 'load_robot_spec',
     'robot_joint_names', 'add_tabletop', 'build_scene_spec', 'asset_texts', 'write_assets',
 ]
 
@@ -41,10 +42,6 @@ _MENAGERIE_ARM_JOINTS = tuple(f'joint{i}' for i in range(1, 8))
 _MENAGERIE_FINGER_JOINTS = ('finger_joint1', 'finger_joint2')
 _MENAGERIE_HAND = 'hand'
 
-# Fixed third-person camera: in front of the robot, looking down at the workspace.
-THIRD_PERSON_EYE = (1.02, 0.28, 0.7)
-THIRD_PERSON_TARGET = (0.5, -0.06, 0.03)
-_THIRD_PERSON_FOVY = 52.0
 # Wrist camera in the hand frame: on the +x side of the hand, looking along the fingers, tilted towards them.
 _WRIST_POS = (0.07, 0.0, 0.04)
 _WRIST_TILT = math.radians(20.0)
@@ -116,7 +113,7 @@ def load_robot_spec(path: Path | None = None) -> mujoco.MjSpec:
     return spec
 
 
-def add_tabletop(spec: mujoco.MjSpec) -> None:
+def add_tabletop(spec: mujoco.MjSpec, view: CameraView = CameraView()) -> None:
     """Add the table (top at z = 0, robot base at the origin), floor, key light and the third-person camera."""
     # Plain materials: on llvmpipe a textured table cost ~1 ms of a 1.7 ms 224x224 frame.
     spec.add_material(name='table', rgba=[0.54, 0.42, 0.31, 1.0], specular=0.1, shininess=0.1)
@@ -129,8 +126,8 @@ def add_tabletop(spec: mujoco.MjSpec) -> None:
                    material='floor', contype=0, conaffinity=0)
     world.add_geom(name='table', type=mujoco.mjtGeom.mjGEOM_BOX, pos=[TABLE_CENTER_X, 0.0, -TABLE_HALF[2]],
                    size=list(TABLE_HALF), material='table')
-    world.add_camera(name=THIRD_PERSON_CAMERA, pos=list(THIRD_PERSON_EYE), fovy=_THIRD_PERSON_FOVY,
-                     xyaxes=look_at_xyaxes(THIRD_PERSON_EYE, THIRD_PERSON_TARGET))
+    world.add_camera(name=THIRD_PERSON_CAMERA, pos=list(view.eye), fovy=view.fovy,
+                     xyaxes=look_at_xyaxes(view.eye, view.target))
     spec.visual.headlight.ambient = [0.4, 0.4, 0.4]
     spec.visual.headlight.diffuse = [0.5, 0.5, 0.5]
     spec.visual.headlight.specular = [0.0, 0.0, 0.0]
@@ -146,20 +143,21 @@ def add_tabletop(spec: mujoco.MjSpec) -> None:
 
 
 def build_scene_spec(robot_xml: Path | None = None, *, timestep: float = 0.002,
-                     image_size: tuple[int, int] = (224, 224)) -> mujoco.MjSpec:
+                     image_size: tuple[int, int] = (224, 224), view: CameraView = CameraView()) -> mujoco.MjSpec:
     """The robot + tabletop + wrist camera spec that tasks add their objects to.
 
     Args:
         robot_xml: see `load_robot_spec`.
         timestep: physics step in seconds.
         image_size: (height, width) of the largest image that will be rendered offscreen.
+        view: the third-person camera's pose and field of view.
 
     Returns:
         An uncompiled MjSpec.
     """
     spec = load_robot_spec(robot_xml)
     spec.modelname = 'panda_tabletop'
-    add_tabletop(spec)
+    add_tabletop(spec, view)
     hand = spec.site(TCP_SITE).parent
     hand.add_camera(name=WRIST_CAMERA, pos=list(_WRIST_POS), xyaxes=_wrist_xyaxes(), fovy=_WRIST_FOVY)
     spec.option.timestep = timestep

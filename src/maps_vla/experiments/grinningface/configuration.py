@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from maps_vla.maps.factory import FinetuneMethodConfig
+from maps_vla.sim.config_env import CameraView, EnvConfig
 
 __all__ = ['ModelSizeConfig', 'MethodRun', 'GrinningFaceConfig', 'DEFAULT_METHODS']
 
@@ -93,6 +94,7 @@ class GrinningFaceConfig:
     model: ModelSizeConfig = dataclasses.field(default_factory=ModelSizeConfig)  # the VLM's sizes
     render_size: int = 64  # sim camera side in px (views are resized to model.image_size)
     num_cards: int = 4  # cards per scene (2..4); chance of the grounding metric is 1/num_cards
+    camera: CameraView = dataclasses.field(default_factory=CameraView)  # the third-person view of every stage
     # stage 1: vision-language pre-training data covering all 24 emojis (16 train + 8 held out)
     vl_scenes: int = 24  # scenes per emoji split (train set, held-out set)
     pretrain_steps: int = 40  # VLM pre-training steps (all VL, cotrain_ratio 1)
@@ -141,3 +143,8 @@ class GrinningFaceConfig:
             raise ValueError(f"GrinningFaceConfig.mixed_precision must be 'no' or 'bf16', got {self.mixed_precision!r}")
         if self.device not in ('cpu', 'cuda') and not self.device.startswith('cuda:'):
             raise ValueError(f"GrinningFaceConfig.device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
+
+    def env_config(self, split: str) -> EnvConfig:
+        """The emoji task of one split ('train' or 'ood_emoji') as every stage renders it."""
+        return EnvConfig(task='emoji', variant=split, image_size=(self.render_size, self.render_size),
+                         num_cards=self.num_cards, third_person=self.camera)

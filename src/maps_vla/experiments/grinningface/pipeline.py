@@ -55,15 +55,14 @@ def _check_out(cfg: GrinningFaceConfig, out: Path) -> None:
 def _collect_demos(cfg: GrinningFaceConfig, root: Path) -> Path:
     from maps_vla.data.collect import collect_episodes
     from maps_vla.data.writer import DatasetWriter
-    from maps_vla.sim import EnvConfig, make_env, make_expert
+    from maps_vla.sim import make_env, make_expert
 
     if (root / 'meta' / 'info.json').is_file():
         return root
     staging = root.with_name(root.name + '.tmp')
     shutil.rmtree(staging, ignore_errors=True)
     keep = {f'observation.images.{c}' for c in cfg.model.cameras} | {'observation.state', 'action'}
-    size = (cfg.render_size, cfg.render_size)
-    with make_env(EnvConfig(task='emoji', variant='train', image_size=size, num_cards=cfg.num_cards)) as env:
+    with make_env(cfg.env_config('train')) as env:
         features = {k: v for k, v in env.features.items() if k in keep}
         with DatasetWriter.create(staging, fps=int(env.control_hz), features=features, video=False) as writer:
             collect_episodes(env, make_expert(env), writer, cfg.demos, range(10 * cfg.demos),
@@ -131,10 +130,9 @@ def _evaluate(cfg: GrinningFaceConfig, policy, eval_sets: dict[str, Any], prior_
         metrics[f'grounding/{split}'] = grounding_accuracy(policy, eval_sets['grounding'][split])
     if cfg.rollout_episodes:
         from maps_vla.eval import evaluate
-        from maps_vla.sim import EnvConfig, make_env
+        from maps_vla.sim import make_env
 
-        size = (cfg.render_size, cfg.render_size)
-        variants = {s: EnvConfig(task='emoji', variant=s, image_size=size, num_cards=cfg.num_cards) for s in SPLITS}
+        variants = {s: cfg.env_config(s) for s in SPLITS}
         seeds = list(range(SEED_BASE['rollout'], SEED_BASE['rollout'] + cfg.rollout_episodes))
         report = evaluate(make_env, policy, variants, seeds, max_steps=cfg.rollout_max_steps, ood=['ood_emoji'],
                           videos_per_variant=0, progress=cfg.progress)
@@ -178,19 +176,14 @@ def run_experiment(cfg: GrinningFaceConfig, *, announce: Callable[[str], None] |
     total = len(cfg.methods) * len(cfg.seeds)
     with cpu_or_cuda(cfg.device, cfg.threads):
         say(f'[1/5] VL pre-training data: {cfg.vl_scenes} scenes per emoji split (16 train + 8 held-out emojis)')
-        vl = write_vl_dataset(out / 'vl_data', cfg.vl_scenes, render_size=cfg.render_size, num_cards=cfg.num_cards,
-                              progress=cfg.progress)
+        vl = write_vl_dataset(out / 'vl_data', cfg)
         say(f'[2/5] robot demos: {cfg.demos} scripted-expert episodes with the train emojis only')
         demos = _collect_demos(cfg, out / 'demos')
         say(f'[3/5] pre-training the VLM on VL data only: {cfg.pretrain_steps} steps')
         base = _base_vlm(cfg, demos, out / 'base_vlm')
         prior_dir = _pretrain(cfg, base, demos, vl, out / 'pretrain')
         prior_state = load_file(str(prior_dir / 'model.safetensors'))
-        eval_sets = {'probe': probe_scenes(cfg.probe_scenes, render_size=cfg.render_size, num_cards=cfg.num_cards,
-                                           progress=cfg.progress),
-                     'grounding': grounding_frames(cfg.grounding_episodes, cfg.grounding_frames,
-                                                   render_size=cfg.render_size, num_cards=cfg.num_cards,
-                                                   progress=cfg.progress)}
+        eval_sets = {'probe': probe_scenes(cfg), 'grounding': grounding_frames(cfg)}
         prior_metrics = out / 'prior_metrics.json'
         if not prior_metrics.is_file():
             prior = VLAPolicy.from_pretrained(prior_dir, device=cfg.device)

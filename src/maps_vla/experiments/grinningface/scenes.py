@@ -18,7 +18,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from maps_vla.sim import EnvConfig, make_env, make_expert
+from maps_vla.experiments.grinningface.configuration import GrinningFaceConfig
+from maps_vla.sim import make_env, make_expert
 from maps_vla.sim.emoji import EMOJI_HELDOUT, EMOJI_TRAIN, emoji_name
 from maps_vla.sim.expert import Phase
 from maps_vla.sim.tasks.emoji_cards import SLOT_NAMES, Card
@@ -63,16 +64,11 @@ def what_question(card: Card) -> tuple[str, str]:
     return f'what is on the {SLOT_NAMES[card.slot]} card?', emoji_name(card.emoji)
 
 
-def _env(split: str, render_size: int, num_cards: int):
-    return make_env(EnvConfig(task='emoji', variant=split, image_size=(render_size, render_size),
-                              num_cards=num_cards))
-
-
-def _scenes(split: str, seeds: range, render_size: int, num_cards: int, progress: bool, desc: str) -> list[Scene]:
-    env = _env(split, render_size, num_cards)
+def _scenes(cfg: GrinningFaceConfig, split: str, seeds: range, desc: str) -> list[Scene]:
+    env = make_env(cfg.env_config(split))
     try:
         scenes = []
-        for seed in tqdm(seeds, desc=desc, unit='scene', disable=not progress):
+        for seed in tqdm(seeds, desc=desc, unit='scene', disable=not cfg.progress):
             obs = env.reset(seed)
             scenes.append(Scene(np.asarray(obs[_IMAGE]).copy(), tuple(env.task.cards(env.physics))))
         return scenes
@@ -80,11 +76,10 @@ def _scenes(split: str, seeds: range, render_size: int, num_cards: int, progress
         env.close()
 
 
-def write_vl_dataset(root: str | Path, scenes_per_split: int, *, render_size: int, num_cards: int,
-                     progress: bool = True) -> Path:
+def write_vl_dataset(root: str | Path, cfg: GrinningFaceConfig) -> Path:
     """Write a co-training folder (`vl.jsonl` + PNGs, see `maps_vla.train.cotrain`) covering all 24 emojis.
 
-    Each scene gives one where- and one what-question per card. The folder is built beside `root` and renamed
+    `cfg.vl_scenes` scenes per emoji split; each scene gives one where- and one what-question per card. The folder is built beside `root` and renamed
     into place, so an interrupted run leaves no half-written dataset behind. An existing folder is kept.
 
     Returns:
@@ -99,8 +94,7 @@ def write_vl_dataset(root: str | Path, scenes_per_split: int, *, render_size: in
     lines = []
     for split in SPLITS:
         base = SEED_BASE['vl'] + (0 if split == 'train' else 500_000)
-        for i, scene in enumerate(_scenes(split, range(base, base + scenes_per_split), render_size, num_cards,
-                                          progress, f'VL scenes ({split})')):
+        for i, scene in enumerate(_scenes(cfg, split, range(base, base + cfg.vl_scenes), f'VL scenes ({split})')):
             name = f'images/{split}_{i:06d}.png'
             cv2.imwrite(str(staging / name), np.ascontiguousarray(scene.image[..., ::-1]))
             for card in scene.cards:
@@ -108,37 +102,38 @@ def write_vl_dataset(root: str | Path, scenes_per_split: int, *, render_size: in
                     lines.append(json.dumps({'image': name, 'question': question, 'answer': answer}))
     (staging / 'vl.jsonl').write_text('\n'.join(lines) + '\n')
     staging.rename(root)
-    logger.info('wrote %d VL examples from %d scenes to %s', len(lines), 2 * scenes_per_split, root)
+    logger.info('wrote %d VL examples from %d scenes to %s', len(lines), 2 * cfg.vl_scenes, root)
     return root
 
 
-def probe_scenes(n: int, *, render_size: int, num_cards: int, progress: bool = True) -> dict[str, list[Scene]]:
-    """`n` unseen scenes per split for the retention probes."""
-    return {split: _scenes(split, range(SEED_BASE['probe'] + k * 500_000, SEED_BASE['probe'] + k * 500_000 + n),
-                           render_size, num_cards, progress, f'probe scenes ({split})')
+def probe_scenes(cfg: GrinningFaceConfig) -> dict[str, list[Scene]]:
+    """`cfg.probe_scenes` unseen scenes per split for the retention probes."""
+    n = cfg.probe_scenes
+    return {split: _scenes(cfg, split, range(SEED_BASE['probe'] + k * 500_000, SEED_BASE['probe'] + k * 500_000 + n),
+                           f'probe scenes ({split})')
             for k, split in enumerate(SPLITS)}
 
 
-def grounding_frames(episodes: int, frames_per_episode: int, *, render_size: int, num_cards: int,
-                     max_steps: int = 200, progress: bool = True) -> dict[str, list[GroundingFrame]]:
-    """Per split, the first `frames_per_episode` carry frames of scripted-expert episodes on unseen seeds.
+def grounding_frames(cfg: GrinningFaceConfig) -> dict[str, list[GroundingFrame]]:
+    """Per split, the first `cfg.grounding_frames` carry frames of `cfg.grounding_episodes` scripted-expert
+    episodes (at most `cfg.demo_max_steps` steps) on unseen seeds.
 
     In a carry frame the cube is already grasped and lifted, so where the policy's next chunk heads tells which
     card it chose; everything before is the same for every target.
     """
     out: dict[str, list[GroundingFrame]] = {}
     for k, split in enumerate(SPLITS):
-        env = _env(split, render_size, num_cards)
+        env = make_env(cfg.env_config(split))
         expert = make_expert(env)
         frames: list[GroundingFrame] = []
         base = SEED_BASE['grounding'] + k * 500_000
         try:
-            for seed in tqdm(range(base, base + episodes), desc=f'grounding frames ({split})', unit='episode',
-                             disable=not progress):
+            for seed in tqdm(range(base, base + cfg.grounding_episodes), desc=f'grounding frames ({split})',
+                             unit='episode', disable=not cfg.progress):
                 obs = env.reset(seed)
                 expert.reset()
                 kept = 0
-                for _ in range(max_steps):
+                for _ in range(cfg.demo_max_steps):
                     action = expert.get_action(obs)
                     if expert.phase is Phase.CARRY:
                         cards = env.task.cards(env.physics)
@@ -147,12 +142,12 @@ def grounding_frames(episodes: int, frames_per_episode: int, *, render_size: int
                             np.asarray(env.physics.tcp_pos[:2], dtype=np.float64).copy(),
                             np.array([c.position for c in cards]), env.task.target_index))
                         kept += 1
-                        if kept == frames_per_episode:
+                        if kept == cfg.grounding_frames:
                             break
                     obs, _, terminated, truncated, _ = env.step(action)
                     if terminated or truncated:
                         break
-                if kept < frames_per_episode:
+                if kept < cfg.grounding_frames:
                     logger.warning('grounding seed %d (%s): the expert gave only %d carry frames', seed, split, kept)
         finally:
             env.close()

@@ -142,7 +142,7 @@ class PickPlace(Task):
         if self.variant != 'ood_camera':
             return
         eye = d['cam_pos'] + random.uniform(-0.1, 0.1, size=3)
-        target = np.array(_scene.THIRD_PERSON_TARGET) + random.uniform(-0.05, 0.05, size=3)
+        target = np.array(self.cfg.third_person.target) + random.uniform(-0.05, 0.05, size=3)
         xyaxes = np.array(_scene.look_at_xyaxes(tuple(eye), tuple(target)))
         x, y = xyaxes[:3], xyaxes[3:]
         mat = np.column_stack([x, y, np.cross(x, y)])
