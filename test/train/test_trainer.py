@@ -122,6 +122,26 @@ def test_cotraining_mixes_vl_batches(tiny_dataset, tmp_path, monkeypatch, ratio,
         assert all(torch.equal(start[k], end[k]) for k in start)
 
 
+def test_lora_gives_every_trainable_tensor_a_gradient(tiny_dataset):
+    # DDP stops on trainable tensors without a gradient: LoRA must skip the ViT blocks the VLA never runs.
+    from maps_vla.data.dataset import Dataset
+    from maps_vla.data.torch_dataset import TorchDataset
+    from maps_vla.maps.factory import prepare_model
+    from maps_vla.train.batching import collate_robot, dataset_cameras, robot_batch
+    from maps_vla.train.trainer import build_policy
+
+    dataset = Dataset(tiny_dataset)
+    policy = build_policy(ModelSourceConfig(), dataset, 0)
+    model = prepare_model(FinetuneMethodConfig(method='maps', lora=True, lora_rank=2), policy)
+    frames = TorchDataset(dataset, policy.config.chunk_size)
+    batch = robot_batch(collate_robot([frames[0], frames[1]]), policy.processor, dataset_cameras(dataset),
+                        AugmentConfig(enabled=False), None)
+    model(batch)['loss'].backward()
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    assert any('featurizer.encoder.layer.0.' in n and 'lora_A' in n for n in trainable)
+    assert [n for n, p in trainable.items() if p.grad is None] == []
+
+
 def test_lora_run_exports_merged_plain_weights(tiny_dataset, tmp_path):
     from maps_vla.data.dataset import Dataset
     from maps_vla.train.trainer import build_policy

@@ -44,7 +44,9 @@ def lora_target_modules(model: nn.Module, *, new_modules: Sequence[str] = DEFAUL
     """Names of the linear layers LoRA wraps: peft's 'all-linear' minus the new heads and the frozen copy.
 
     Like peft's 'all-linear', the output layer (`lm_head`, or a sub-model's `get_output_embeddings()`) is left out;
-    so are the `out_proj` layers inside `nn.MultiheadAttention` (which reads their weight directly, bypassing LoRA).
+    so are the `out_proj` layers inside `nn.MultiheadAttention` (which reads their weight directly, bypassing LoRA),
+    and layers the model itself froze: the VLA's last ViT blocks never run, so their factors would get no gradient
+    (DDP then stops on unused parameters).
 
     Raises:
         ValueError: no linear layer is left.
@@ -57,8 +59,9 @@ def lora_target_modules(model: nn.Module, *, new_modules: Sequence[str] = DEFAUL
     targets = []
     for name, module in model.named_modules():
         bare = strip_wrappers(name)
-        if (not isinstance(module, nn.Linear) or id(module) in skip or bare.split('.')[-1] == 'lm_head'
-                or any(is_under(bare, p) for p in new_modules) or any(bare.startswith(p) for p in exclude)):
+        if (not isinstance(module, nn.Linear) or not module.weight.requires_grad or id(module) in skip
+                or bare.split('.')[-1] == 'lm_head' or any(is_under(bare, p) for p in new_modules)
+                or any(bare.startswith(p) for p in exclude)):
             continue
         targets.append(name)
     if not targets:
