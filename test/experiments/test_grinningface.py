@@ -11,6 +11,7 @@ from maps_vla.experiments.grinningface import GrinningFaceConfig, MethodRun, Mod
 from maps_vla.experiments.grinningface.probes import choose_card
 from maps_vla.experiments.grinningface.scenes import (ALL_NAMES, grounding_frames, probe_scenes, what_question,
                                                       where_question, write_vl_dataset)
+from maps_vla.model.vla.tokenization_vla import load_tokenizer
 from maps_vla.sim.emoji import EMOJI_HELDOUT, EMOJI_TRAIN, emoji_name
 from maps_vla.sim.tasks.emoji_cards import SLOT_NAMES
 
@@ -98,6 +99,11 @@ def test_smallest_setting_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
     assert 'The prior knows little' in text  # a 40-step prior answers at chance: the report must say so
     assert files['methods.png'].stat().st_size > 0 and files['drift.png'].stat().st_size > 0
     assert not (tmp_path / 'gf' / 'runs' / 'fft' / 'seed0' / 'train' / 'checkpoints').exists()
+    # the VLM reads words: every held-out emoji name is in its vocabulary, in a few tokens
+    tokenizer = load_tokenizer(tmp_path / 'gf' / 'pretrain' / 'policy')
+    for emoji in EMOJI_HELDOUT:
+        ids = tokenizer(f'put the cube on the {emoji_name(emoji)}', add_special_tokens=False).input_ids
+        assert tokenizer.unk_token_id not in ids and len(ids) <= 10
 
     # a rerun trains nothing that is finished; an added seed trains only itself
     from maps_vla.train import trainer
@@ -106,7 +112,6 @@ def test_smallest_setting_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(trainer, 'train', lambda c: calls.append(c.out_dir) or real_train(c))
     run_experiment(cfg)
     assert calls == []
-    import dataclasses
     run_experiment(dataclasses.replace(cfg, seeds=(0, 1), methods=(MethodRun('fft'),)))
     assert [c.split('/')[-3:] for c in calls] == [['fft', 'seed1', 'train']]
     with pytest.raises(ValueError, match='other settings'):

@@ -27,7 +27,10 @@ class ModelSizeConfig:
     llm_heads: int = 4  # Qwen2 query heads
     llm_kv_heads: int = 2  # Qwen2 key/value heads
     cameras: tuple[str, ...] = ('third_person',)  # views the VLA sees (VL pre-training uses the first)
-    # short prompts: the built-in character tokenizer spends one token per character
+    # 'word': a word tokenizer over the experiment's texts (an emoji name is a few tokens, as with a subword
+    # tokenizer); 'char': the built-in character tokenizer (one token per character, far harder for a tiny LLM)
+    tokenizer: str = 'word'
+    # short prompts: fewer tokens per sample
     prompt_template: str = 'task: {instruction}\naction:'  # robot prompt
     vl_prompt_template: str = 'q: {question}\na:'  # vision-language prompt
 
@@ -40,6 +43,8 @@ class ModelSizeConfig:
                 raise ValueError(f'ModelSizeConfig.{name} must be >= 1, got {getattr(self, name)}')
         if self.vit_layers < 2:
             raise ValueError(f'ModelSizeConfig.vit_layers must be >= 2, got {self.vit_layers}')
+        if self.tokenizer not in ('word', 'char'):
+            raise ValueError(f"ModelSizeConfig.tokenizer must be 'word' or 'char', got {self.tokenizer!r}")
         if not self.cameras or self.cameras[0] != 'third_person':
             raise ValueError(f"ModelSizeConfig.cameras must start with 'third_person' (the view the VL data and "
                              f'the probes use), got {self.cameras!r}')

@@ -72,10 +72,12 @@ def _collect_demos(cfg: GrinningFaceConfig, root: Path) -> Path:
 
 
 def _base_vlm(cfg: GrinningFaceConfig, demos: Path, directory: Path) -> Path:
-    """The random-init VLM at cfg.model's sizes, shaped to the demos, saved as a checkpoint."""
+    """The random-init VLM at cfg.model's sizes and tokenizer, shaped to the demos, saved as a checkpoint."""
     from maps_vla.data.dataset import Dataset
+    from maps_vla.experiments.grinningface.scenes import vocabulary_texts
     from maps_vla.model.factory import make_policy
     from maps_vla.model.vla.configuration_vla import resized
+    from maps_vla.model.vla.tokenization_vla import build_char_tokenizer, build_word_tokenizer
     from maps_vla.train.configuration_train import ModelSourceConfig
     from maps_vla.train.trainer import build_policy
 
@@ -87,8 +89,10 @@ def _base_vlm(cfg: GrinningFaceConfig, demos: Path, directory: Path) -> Path:
                      llm_width=m.llm_width, llm_layers=m.llm_layers, llm_heads=m.llm_heads,
                      llm_kv_heads=m.llm_kv_heads, name='grinningface', prompt_template=m.prompt_template,
                      vl_prompt_template=m.vl_prompt_template)
+    tokenizer = build_word_tokenizer(vocabulary_texts(cfg)) if m.tokenizer == 'word' else build_char_tokenizer()
     torch.manual_seed(0)
-    make_policy(config, norm_stats=shaped.norm_stats, action_spec=shaped.action_spec).save_pretrained(directory)
+    make_policy(config, tokenizer=tokenizer, norm_stats=shaped.norm_stats,
+                action_spec=shaped.action_spec).save_pretrained(directory)
     return directory
 
 

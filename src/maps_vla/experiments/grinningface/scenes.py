@@ -22,10 +22,10 @@ from maps_vla.experiments.grinningface.configuration import GrinningFaceConfig
 from maps_vla.sim import make_env, make_expert
 from maps_vla.sim.emoji import EMOJI_HELDOUT, EMOJI_TRAIN, emoji_name
 from maps_vla.sim.expert import Phase
-from maps_vla.sim.tasks.emoji_cards import SLOT_NAMES, Card
+from maps_vla.sim.tasks.emoji_cards import INSTRUCTION, SLOT_NAMES, Card
 
-__all__ = ['SPLITS', 'Scene', 'GroundingFrame', 'where_question', 'what_question', 'write_vl_dataset',
-           'probe_scenes', 'grounding_frames', 'SEED_BASE']
+__all__ = ['SPLITS', 'Scene', 'GroundingFrame', 'where_question', 'what_question', 'vocabulary_texts',
+           'write_vl_dataset', 'probe_scenes', 'grounding_frames', 'SEED_BASE']
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +62,19 @@ def where_question(card: Card) -> tuple[str, str]:
 def what_question(card: Card) -> tuple[str, str]:
     """('what is on the <slot> card?', emoji name) — recognition of the emoji itself."""
     return f'what is on the {SLOT_NAMES[card.slot]} card?', emoji_name(card.emoji)
+
+
+def vocabulary_texts(cfg: GrinningFaceConfig) -> list[str]:
+    """Every text the experiment's model reads or answers: questions, answers and instructions about all 24
+    emojis, in the model's prompt templates (the word tokenizer's vocabulary)."""
+    texts = []
+    for emoji in EMOJI_TRAIN + EMOJI_HELDOUT:
+        texts.append(cfg.model.prompt_template.format(instruction=INSTRUCTION.format(name=emoji_name(emoji))))
+        for slot in range(len(SLOT_NAMES)):
+            for question, answer in (where_question(Card(emoji, slot, (0.0, 0.0))),
+                                     what_question(Card(emoji, slot, (0.0, 0.0)))):
+                texts += [cfg.model.vl_prompt_template.format(question=question), answer]
+    return texts
 
 
 def _scenes(cfg: GrinningFaceConfig, split: str, seeds: range, desc: str) -> list[Scene]:

@@ -3,17 +3,22 @@
 Real tokenizers (Llama-2, Qwen2.5) cannot be downloaded here, so tiny configs use a deterministic character-level
 tokenizer built in code with `tokenizers` and wrapped as a transformers fast tokenizer: it saves to and loads from
 `tokenizer.json` like any other. Real checkpoints load their tokenizer from the local checkpoint folder.
+
+A model trained from scratch on generated language (the GrinningFace experiment's VLM) can use a word tokenizer
+over its closed vocabulary instead (`build_word_tokenizer`): like a subword tokenizer, it gives an emoji name a
+few tokens rather than one per character, which a tiny LLM reads far more easily.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
-__all__ = ['build_char_tokenizer', 'load_tokenizer', 'CHAR_TOKENIZER_SIZE']
+__all__ = ['build_char_tokenizer', 'build_word_tokenizer', 'load_tokenizer', 'CHAR_TOKENIZER_SIZE']
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +42,33 @@ def build_char_tokenizer() -> PreTrainedTokenizerFast:
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token='<unk>'))
     backend.pre_tokenizer = pre_tokenizers.Split(pattern=Regex(r'.|\n'), behavior='isolated')
     backend.decoder = decoders.Fuse()
+    backend.post_processor = processors.TemplateProcessing(single='<s> $A', special_tokens=[('<s>', vocab['<s>'])])
+    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token='<s>', eos_token='</s>', pad_token='<pad>',
+                                   unk_token='<unk>')
+
+
+def _word_pre_tokenizer() -> pre_tokenizers.PreTokenizer:
+    return pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation('isolated')])
+
+
+def build_word_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
+    """A word tokenizer whose vocabulary is every word and punctuation mark of `texts`.
+
+    Words split on whitespace and punctuation ("heart-shaped" -> heart, -, shaped); the ids are the 4 specials,
+    the sorted words, then the 256 extra ids of the character tokenizer, and `<s>` is prepended the same way.
+    Words outside the vocabulary map to `<unk>`.
+
+    Raises:
+        ValueError: `texts` hold no word.
+    """
+    pre = _word_pre_tokenizer()
+    words = sorted({w for text in texts for w, _ in pre.pre_tokenize_str(text)} - set(_SPECIALS + _EXTRAS))
+    if not words:
+        raise ValueError('build_word_tokenizer: the texts hold no word')
+    vocab = {token: i for i, token in enumerate(_SPECIALS + tuple(words) + _EXTRAS)}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token='<unk>'))
+    backend.pre_tokenizer = pre
+    backend.decoder = decoders.WordPiece(cleanup=True)  # words joined by spaces, no space before punctuation
     backend.post_processor = processors.TemplateProcessing(single='<s> $A', special_tokens=[('<s>', vocab['<s>'])])
     return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token='<s>', eos_token='</s>', pad_token='<pad>',
                                    unk_token='<unk>')

@@ -25,7 +25,7 @@ from maps_vla.sim.tasks.pick_place import TRAIN_COLORS
 if TYPE_CHECKING:
     from maps_vla.sim.config_env import EnvConfig
 
-__all__ = ['EmojiCards', 'Card', 'SLOT_NAMES']
+__all__ = ['EmojiCards', 'Card', 'SLOT_NAMES', 'INSTRUCTION']
 
 CARD_HALF = (0.055, 0.055, 0.002)  # m; 11 cm square cards, 4 mm thick
 _SLOTS_Y = (-0.2, -0.0667, 0.0667, 0.2)  # card centres along y (a row at _CARD_X); episodes pick num_cards of them
@@ -36,6 +36,7 @@ _CUBE_REGION = ((0.36, 0.44), (-0.15, 0.15))
 _TEXTURE_SIZE = 128
 # where each slot lies, as seen from the robot base looking along +x (slot 0 is at -y, the robot's right)
 SLOT_NAMES = ('far right', 'right', 'left', 'far left')
+INSTRUCTION = 'put the cube on the {name}'  # name: the target emoji's lower-cased Unicode name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,7 +104,7 @@ class EmojiCards(Task):
         xy = np.array([random.uniform(*_CUBE_REGION[0]), random.uniform(*_CUBE_REGION[1])])
         physics.set_free_body_pose(self.object_body, [*xy, self._shape.half_height],
                                    yaw_quat(random.uniform(-np.pi / 4, np.pi / 4)))
-        self._instruction = f'put the cube on the {_emoji.emoji_name(self.target_emoji)}'
+        self._instruction = INSTRUCTION.format(name=_emoji.emoji_name(self.target_emoji))
 
     @property
     def target_index(self) -> int:
