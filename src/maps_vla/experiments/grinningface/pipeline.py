@@ -116,7 +116,7 @@ def _pretrain(cfg: GrinningFaceConfig, base: Path, demos: Path, vl: Path, out: P
         data=DataConfig(root=str(demos), cotrain_root=str(vl), cotrain_ratio=1.0),
         method=FinetuneMethodConfig(method='fft', lr=cfg.pretrain_lr), out_dir=str(out), steps=cfg.pretrain_steps,
         batch_size=cfg.pretrain_batch_size, lr_schedule='cosine', warmup_steps=max(1, cfg.pretrain_steps // 20),
-        seed=0))
+        grad_clip=1.0, seed=0))
     shutil.rmtree(out / 'checkpoints', ignore_errors=True)  # the optimizer state is not needed any more
     return result.policy_dir
 
