@@ -9,7 +9,7 @@ import pytest
 from maps_vla.teleop import (TELEOP_DEVICES, GamepadConfig, GamepadDevice, KeyboardConfig, SpaceMouseConfig,
                              SpaceMouseDevice, TeleopCommand, TeleopDevice, TeleopEvent, make_teleop,
                              make_teleop_config)
-from maps_vla.teleop.device import apply_deadband
+from maps_vla.teleop.device import apply_deadband, open_all
 from maps_vla.teleop.spacemouse import SpaceMouseState, find_spacemouse
 from maps_vla.teleop.viewer import LiveView, compose_view
 
@@ -171,3 +171,19 @@ def test_view_composition_and_headless(monkeypatch):
     monkeypatch.delenv('WAYLAND_DISPLAY', raising=False)
     if sys.platform.startswith('linux'):
         assert LiveView.open() is None
+
+
+def test_open_all_closes_what_it_opened_when_one_fails():
+    log = []
+
+    def open_one(name):
+        if name == 'c':
+            raise OSError('no device c')
+        log.append(f'open {name}')
+
+    with pytest.raises(OSError, match='no device c'):
+        open_all(['a', 'b', 'c', 'd'], open_one, lambda name: log.append(f'close {name}'))
+    assert log == ['open a', 'open b', 'close b', 'close a']
+    log.clear()
+    open_all(['a', 'b'], open_one, lambda name: log.append(f'close {name}'))
+    assert log == ['open a', 'open b']

@@ -11,12 +11,14 @@ import abc
 import dataclasses
 import enum
 import importlib
+from collections.abc import Callable, Iterable
 from types import ModuleType
+from typing import TypeVar
 
 import numpy as np
 
 __all__ = ['TeleopEvent', 'TeleopCommand', 'TeleopDevice', 'DeviceNotConnectedError', 'apply_deadband',
-           'import_optional']
+           'import_optional', 'open_all']
 
 
 class TeleopEvent(enum.Enum):
@@ -120,6 +122,23 @@ class TeleopDevice(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_Resource = TypeVar('_Resource')
+
+
+def open_all(resources: Iterable[_Resource], open_one: Callable[[_Resource], object],
+             close_one: Callable[[_Resource], object]) -> None:
+    """Open every resource in order; when one fails, close those already opened (newest first) and re-raise."""
+    opened: list[_Resource] = []
+    try:
+        for resource in resources:
+            open_one(resource)
+            opened.append(resource)
+    except BaseException:
+        for resource in reversed(opened):
+            close_one(resource)
+        raise
 
 
 def apply_deadband(values: np.ndarray, deadband: float) -> np.ndarray:

@@ -38,7 +38,7 @@ from typing import IO, Protocol
 import numpy as np
 
 from maps_vla.teleop.config_keyboard import KeyboardConfig
-from maps_vla.teleop.device import TeleopCommand, TeleopDevice, TeleopEvent
+from maps_vla.teleop.device import TeleopCommand, TeleopDevice, TeleopEvent, open_all
 
 __all__ = ['KeyboardDevice', 'KeySource', 'TerminalKeySource', 'QueueKeySource', 'MOTION_KEYS', 'EVENT_KEYS',
            'GRIPPER_KEY', 'decode_keys', 'key_help']
@@ -208,15 +208,7 @@ class KeyboardDevice(TeleopDevice):
         self._gripper = 0.0
 
     def _connect(self) -> None:
-        opened: list[KeySource] = []
-        try:
-            for source in self.sources:
-                source.open()
-                opened.append(source)
-        except BaseException:
-            for source in opened:
-                source.close()
-            raise
+        open_all(self.sources, lambda source: source.open(), lambda source: source.close())
         self.reset()
 
     def _close(self) -> None:

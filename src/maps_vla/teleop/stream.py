@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from maps_vla.policy import EE_DELTA_ACTION
-from maps_vla.teleop.device import TeleopCommand, TeleopDevice, TeleopEvent
+from maps_vla.teleop.device import TeleopCommand, TeleopDevice, TeleopEvent, open_all
 from maps_vla.teleop.factory import TELEOP_DEVICES, make_teleop
 from maps_vla.teleop.keyboard import KeyboardDevice, KeySource
 
@@ -104,15 +104,7 @@ class TeleopStream:
     # --------------------------------------------------------------------------------------------- devices
     def connect(self) -> None:
         """Connect every device (closing those already opened when one fails)."""
-        opened: list[TeleopDevice] = []
-        try:
-            for d in (self.device, *self.event_devices):
-                d.connect()
-                opened.append(d)
-        except BaseException:
-            for d in opened:
-                d.close()
-            raise
+        open_all((self.device, *self.event_devices), lambda d: d.connect(), lambda d: d.close())
 
     def close(self) -> None:
         """Release every device (restores the terminal of a keyboard); safe to call twice."""
