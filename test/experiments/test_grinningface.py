@@ -167,3 +167,33 @@ def test_target_choice_scores_the_experts_own_chunks_high():
             total += 1
     env.close()
     assert total == 12 * cfg.grounding_frames and hits / total >= 0.8
+
+
+def test_vl_memorization_benchmark_runs_and_sees_a_collapse(tmp_path, monkeypatch, capsys):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    from maps_vla.model.factory import make_policy
+
+    script = Path(__file__).resolve().parents[2] / 'benchmarks' / 'vl_memorization.py'
+    spec = importlib.util.spec_from_file_location('vl_memorization', script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cfg = GrinningFaceConfig(render_size=32, num_cards=2, vl_scenes=2, progress=False)
+    vl = write_vl_dataset(tmp_path / 'vl', cfg)
+    torch.manual_seed(0)
+    policy = make_policy('tiny')
+    policy.save_pretrained(tmp_path / 'vlm')
+    images = torch.rand(4, 3, 28, 28)
+    assert module.image_share(policy, images) > 0.01
+    with torch.no_grad():
+        policy.projector.fc3.weight.zero_()  # the image tokens become the bias: one constant
+    assert module.image_share(policy, images) < 1e-6
+    monkeypatch.setattr(sys, 'argv', ['vl_memorization.py', '--policy', str(tmp_path / 'vlm'), '--vl', str(vl),
+                                      '--examples', '4', '--steps', '2', '--batch-size', '2', '--threads', '1'])
+    module.main()
+    out = capsys.readouterr().out
+    assert '4 examples' in out and 'image share after training' in out
