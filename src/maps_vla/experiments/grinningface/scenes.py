@@ -92,8 +92,9 @@ def _scenes(cfg: GrinningFaceConfig, split: str, seeds: range, desc: str) -> lis
 def write_vl_dataset(root: str | Path, cfg: GrinningFaceConfig) -> Path:
     """Write a co-training folder (`vl.jsonl` + PNGs, see `maps_vla.train.cotrain`) covering all 24 emojis.
 
-    `cfg.vl_scenes` scenes per emoji split; each scene gives one where- and one what-question per card. The folder is built beside `root` and renamed
-    into place, so an interrupted run leaves no half-written dataset behind. An existing folder is kept.
+    `cfg.vl_scenes` scenes per emoji split; each scene gives one where- and one what-question per card. The folder
+    is built beside `root` and renamed into place, so an interrupted run leaves no half-written dataset behind. An
+    existing folder is kept.
 
     Returns:
         The folder.
@@ -121,10 +122,9 @@ def write_vl_dataset(root: str | Path, cfg: GrinningFaceConfig) -> Path:
 
 def probe_scenes(cfg: GrinningFaceConfig) -> dict[str, list[Scene]]:
     """`cfg.probe_scenes` unseen scenes per split for the retention probes."""
-    n = cfg.probe_scenes
-    return {split: _scenes(cfg, split, range(SEED_BASE['probe'] + k * 500_000, SEED_BASE['probe'] + k * 500_000 + n),
-                           f'probe scenes ({split})')
-            for k, split in enumerate(SPLITS)}
+    starts = {split: SEED_BASE['probe'] + k * 500_000 for k, split in enumerate(SPLITS)}
+    return {split: _scenes(cfg, split, range(start, start + cfg.probe_scenes), f'probe scenes ({split})')
+            for split, start in starts.items()}
 
 
 def grounding_frames(cfg: GrinningFaceConfig) -> dict[str, list[GroundingFrame]]:

@@ -47,10 +47,6 @@ def build_char_tokenizer() -> PreTrainedTokenizerFast:
                                    unk_token='<unk>')
 
 
-def _word_pre_tokenizer() -> pre_tokenizers.PreTokenizer:
-    return pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation('isolated')])
-
-
 def build_word_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
     """A word tokenizer whose vocabulary is every word and punctuation mark of `texts`.
 
@@ -61,7 +57,7 @@ def build_word_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
     Raises:
         ValueError: `texts` hold no word.
     """
-    pre = _word_pre_tokenizer()
+    pre = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation('isolated')])
     words = sorted({w for text in texts for w, _ in pre.pre_tokenize_str(text)} - set(_SPECIALS + _EXTRAS))
     if not words:
         raise ValueError('build_word_tokenizer: the texts hold no word')
