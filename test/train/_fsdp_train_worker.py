@@ -18,6 +18,7 @@ import torch.distributed as dist
 from accelerate import Accelerator
 from accelerate.state import PartialState
 from accelerate.utils import DistributedType
+from torch.distributed.fsdp import MixedPrecisionPolicy
 from torch.distributed.tensor import DTensor
 
 from maps_vla.config import load_config
@@ -142,11 +143,22 @@ def worker(rank, port, world, config_path):
         method = dataclasses.replace(cfg.method, lora=True, lora_rank=4)
         trainer.train(dataclasses.replace(sharded, out_dir=f'{out}/lora', steps=1, method=method))
 
-        # bf16 under FSDP2 is accelerate's MixedPrecisionPolicy (bf16 compute and output, fp32 sharded master weights).
-        bf16 = trainer.train(dataclasses.replace(sharded, out_dir=f'{out}/bf16', steps=2, grad_accum=1,
-                                                 mixed_precision='bf16'))
-        assert all(math.isfinite(x) and x == float(torch.tensor(x).bfloat16()) for x in bf16.losses), bf16.losses
+        # bf16 under FSDP2 is our MixedPrecisionPolicy (bf16 gathered weights and compute, fp32 gradient reduction
+        # and sharded master weights), whatever accelerate's default policy is (1.15 and 1.16 differ).
+        bf16_cfg = dataclasses.replace(sharded, out_dir=f'{out}/bf16', steps=2, grad_accum=1, mixed_precision='bf16')
+        bf16 = trainer.train(bf16_cfg)
+        assert bf16.compute_dtype == torch.bfloat16 and all(math.isfinite(x) for x in bf16.losses), bf16
         assert load_policy(f'{out}/bf16/policy').dtype == torch.float32
+        # A policy that leaves the gathered weights in fp32 (bf16 asked for, not applied) stops the run.
+        policy = distributed.fsdp_mixed_precision_policy
+        distributed.fsdp_mixed_precision_policy = lambda mp: MixedPrecisionPolicy(param_dtype=torch.float32)
+        try:
+            trainer.train(dataclasses.replace(bf16_cfg, out_dir=f'{out}/bf16_broken'))
+            raise AssertionError('bf16 not applied under FSDP2, and the run did not stop')
+        except RuntimeError as error:
+            assert "asks for bfloat16 compute, but" in str(error), error
+        finally:
+            distributed.fsdp_mixed_precision_policy = policy
     finally:
         trainer.make_optimizer, trainer.drift_rows, trainer.export_policy = make_optimizer, drift_rows, export_policy
         trainer.init_optimizer_state, distributed.Accelerator = distributed.init_optimizer_state, Accelerator

@@ -7,6 +7,7 @@ import torch
 from maps_vla.config import load_config
 from maps_vla.maps.factory import FinetuneMethodConfig
 from maps_vla.model.vla.modeling_vla import VLAPolicy
+from maps_vla.train import distributed
 from maps_vla.train.augment import AugmentConfig
 from maps_vla.train.checkpointing import latest_checkpoint
 from maps_vla.train.configuration_train import DataConfig, ModelSourceConfig, TrainConfig
@@ -158,7 +159,24 @@ def test_lora_run_exports_merged_plain_weights(tiny_dataset, tmp_path):
 
 
 def test_bf16_clipping_and_schedules_run(tiny_dataset, tmp_path):
-    train(_cfg(tiny_dataset, tmp_path / 'fp32', steps=1, drift_every=0))  # a previous run in the same process
+    fp32 = train(_cfg(tiny_dataset, tmp_path / 'fp32', steps=1, drift_every=0))  # a previous run in the process
+    assert fp32.compute_dtype == torch.float32
     cfg = _cfg(tiny_dataset, tmp_path / 'bf16', steps=3, drift_every=0, mixed_precision='bf16', grad_clip=1.0,
                lr_schedule='cosine', warmup_steps=2, grad_accum=2)
-    assert all(np.isfinite(train(cfg).losses))
+    result = train(cfg)
+    assert all(np.isfinite(result.losses))
+    assert result.compute_dtype == torch.bfloat16  # measured on the linear layers, not assumed from the config
+
+
+def test_bf16_not_applied_stops_the_run(tiny_dataset, tmp_path, monkeypatch):
+    """An accelerator that silently drops bf16 (here: autocast switched off) is caught on the first forward."""
+
+    class NoAutocastAccelerator(distributed.Accelerator):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.native_amp = False  # what prepare_model reads to wrap the forward in autocast
+
+    monkeypatch.setattr(distributed, 'Accelerator', NoAutocastAccelerator)
+    cfg = _cfg(tiny_dataset, tmp_path / 'broken', steps=1, drift_every=0, mixed_precision='bf16')
+    with pytest.raises(RuntimeError, match=r"mixed_precision='bf16' asks for bfloat16 compute, but .*float32"):
+        train(cfg)

@@ -35,6 +35,7 @@ from maps_vla.maps.factory import FinetuneMethodConfig, prepare_model
 from maps_vla.model.checkpoint import build_empty, finalize_loaded
 from maps_vla.model.vla.modeling_vla import VLAPolicy
 from maps_vla.train.configuration_train import FSDPConfig, TrainConfig
+from maps_vla.train.precision import fsdp_mixed_precision_policy
 
 __all__ = ['make_accelerator', 'shard_model', 'prepare_sharded', 'local_tensor', 'drift_rows', 'export_policy',
            'init_optimizer_state']
@@ -60,7 +61,9 @@ def make_accelerator(cfg: TrainConfig) -> Accelerator:
         plugin = FullyShardedDataParallelPlugin(
             fsdp_version=2, auto_wrap_policy=cfg.fsdp.auto_wrap_policy,
             transformer_cls_names_to_wrap=list(cfg.fsdp.transformer_cls_names_to_wrap) or None,
-            reshard_after_forward=cfg.fsdp.reshard_after_forward)
+            reshard_after_forward=cfg.fsdp.reshard_after_forward,
+            # ours, not accelerate's default, which changed between releases (train/precision.py)
+            mixed_precision_policy=fsdp_mixed_precision_policy(cfg.mixed_precision))
     launcher_fsdp = os.environ.get(_USE_FSDP_ENV)
     try:
         accelerator = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum,

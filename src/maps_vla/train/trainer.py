@@ -8,6 +8,7 @@ every checkpoint, so stopping at step k and resuming gives the same weights as a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import accelerate
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
@@ -37,6 +39,7 @@ from maps_vla.train.configuration_train import ModelSourceConfig, TrainConfig
 from maps_vla.train.cotrain import VLDataset, collate_vl, is_cotrain_step
 from maps_vla.train.distributed import (drift_rows, export_policy, init_optimizer_state, local_tensor,
                                         make_accelerator, prepare_sharded, shard_model)
+from maps_vla.train.precision import ComputeDtypeProbe
 
 __all__ = ['train', 'TrainResult', 'build_policy']
 
@@ -51,6 +54,7 @@ class TrainResult:
     steps: int  # optimizer steps done in total
     losses: list[float]  # loss of every optimizer step done in this process (resumed steps excluded)
     resumed_from: int  # step the run resumed from (0: fresh)
+    compute_dtype: torch.dtype | None = None  # what the linear layers computed in (measured; None: no step ran)
 
 
 class _Counters:
@@ -208,6 +212,8 @@ def train(cfg: TrainConfig) -> TrainResult:
                disable=not (cfg.progress and accelerator.is_local_main_process))
     losses: list[float] = []
     in_optimizer_step = False
+    probe: ComputeDtypeProbe | None = ComputeDtypeProbe()  # checks the first forward's precision, then retires
+    compute_dtype = None
     try:
         while counters.step < cfg.steps:
             started = time.perf_counter()
@@ -221,7 +227,12 @@ def train(cfg: TrainConfig) -> TrainResult:
                         batch = robot_batch(next(robot), policy.processor, cameras, cfg.data.augment,
                                             counters.augment_rng)
                     # prepare_model already runs forward under autocast; the penalty stays in fp32.
-                    loss = model(_to_device(batch, accelerator.device))['loss']
+                    with probe.watch(model) if probe else contextlib.nullcontext():
+                        loss = model(_to_device(batch, accelerator.device))['loss']
+                    if probe:
+                        compute_dtype = probe.check(cfg.mixed_precision, f'{accelerator.distributed_type.value} '
+                                                    f'on {accelerator.device}, accelerate {accelerate.__version__}')
+                        probe = None
                     if regularizer is not None:
                         loss = loss + regularizer.penalty()
                     accelerator.backward(loss)
@@ -265,7 +276,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     final = out / 'policy'
     export_policy(accelerator, policy, model, final, cfg.method)
     accelerator.wait_for_everyone()
-    return TrainResult(policy_dir=final, steps=counters.step, losses=losses, resumed_from=resumed_from)
+    return TrainResult(policy_dir=final, steps=counters.step, losses=losses, resumed_from=resumed_from,
+                       compute_dtype=compute_dtype)
 
 
 def _save(accelerator: Accelerator, policy: VLAPolicy, model: torch.nn.Module, out: Path, step: int,
