@@ -32,9 +32,12 @@ setup(
         # Install torch==2.13.0 (or your CUDA build) first; this range accepts it without pulling CUDA wheels.
         'torch>=2.4',
         'safetensors>=0.4',
-        'transformers>=4.48',
+        # The real floors: the model needs transformers 5's module layout (model/_requirements.py checks it at
+        # import); the trainer's FSDP2 path is tested on accelerate 1.15 and 1.16. Exact tested versions: constraints.txt.
+        'transformers>=5.18,<6',
+        'packaging>=23',
         'peft>=0.13',
-        'accelerate>=1.0',
+        'accelerate>=1.15',
         'tqdm>=4.60',
         'tensorboard>=2.14',
         'matplotlib>=3.7',
