@@ -8,7 +8,7 @@ from maps_vla.model.heads.base import IGNORE_INDEX
 from maps_vla.model.heads.discrete_bins import BinActionTokenizer
 from maps_vla.policy import ACTIONS, OBS_IMAGE_PREFIX, OBS_STATE, TASK
 
-HEADS = ['l1_regression', 'discrete_bins', 'string']
+HEADS = ['l1_regression', 'action_expert', 'discrete_bins', 'string']
 
 
 def _head_kwargs(head):
@@ -202,3 +202,31 @@ def test_l1_head_overfits_a_few_samples(make_tiny, make_batch, build_policy):
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.2 * losses[0], (losses[0], losses[-1])
+
+
+def test_action_expert_reads_images_instruction_and_state(make_tiny, make_batch, build_policy):
+    """Each input reaches the actions: the images (directly and through the LLM), the instruction (only through the
+    LLM's hidden states) and the proprio token."""
+    cfg = make_tiny('action_expert', expert_width=32, expert_heads=2)
+    policy = build_policy(cfg).eval()
+    batch = {k: v[:1] for k, v in make_batch(cfg).items()}
+    base = policy.predict_action_chunk(batch, normalized=True)
+    changed = {
+        'images': dict(batch, images=255 - batch['images']),
+        'task': dict(batch, task=['stack blocks']),
+        'state': dict(batch, state=-batch['state']),
+    }
+    for name, other in changed.items():
+        delta = (policy.predict_action_chunk(other, normalized=True) - base).abs().max()
+        assert delta > 1e-4, name
+    queries = policy.action_head.queries
+    assert queries.shape == (cfg.chunk_size, 32)
+    assert not torch.allclose(base[0, 0], base[0, 1])  # distinct learned queries: chunk steps differ from the start
+
+
+def test_action_expert_config_is_validated():
+    from maps_vla.model.vla.configuration_vla import ActionHeadConfig
+    with pytest.raises(ValueError, match='expert_width 30 is not divisible by expert_heads 4'):
+        ActionHeadConfig(type='action_expert', expert_width=30)
+    with pytest.raises(ValueError, match='expert_layers must be > 0'):
+        ActionHeadConfig(type='action_expert', expert_layers=0)

@@ -24,7 +24,8 @@ from maps_vla.registry import Registry
 if TYPE_CHECKING:
     from maps_vla.model.vla.configuration_vla import VLAConfig
 
-__all__ = ['ActionHead', 'ACTION_HEADS', 'RobotInputs', 'Sequence', 'VLABackbone', 'IGNORE_INDEX', 'causal_lm_loss']
+__all__ = ['ActionHead', 'ACTION_HEADS', 'RobotInputs', 'Sequence', 'VLABackbone', 'IGNORE_INDEX', 'causal_lm_loss',
+           'masked_l1_loss']
 
 IGNORE_INDEX = -100
 
@@ -82,6 +83,19 @@ def causal_lm_loss(language_model: PreTrainedModel, hidden: torch.Tensor,
         raise ValueError('The batch has no target tokens (every label is ignored)')
     logits = language_model.lm_head(hidden[:, :-1][keep]).float()
     return F.cross_entropy(logits, targets[keep]), logits, targets[keep]
+
+
+def masked_l1_loss(predicted: torch.Tensor, inputs: RobotInputs) -> dict[str, torch.Tensor]:
+    """L1 between (B, K, A) predictions and `inputs.actions`, averaged over valid (unpadded) chunk steps."""
+    if inputs.actions is None:
+        raise ValueError('An L1 loss needs inputs.actions (a training batch)')
+    error = (predicted.float() - inputs.actions.float()).abs()
+    if inputs.action_mask is not None:
+        weight = inputs.action_mask.to(error.dtype)[..., None].expand_as(error)
+        l1 = (error * weight).sum() / weight.sum().clamp(min=1)
+    else:
+        l1 = error.mean()
+    return {'loss': l1, 'l1': l1.detach()}
 
 
 class ActionHead(nn.Module, abc.ABC):

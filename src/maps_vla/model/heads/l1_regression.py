@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from maps_vla.model.heads.base import ACTION_HEADS, ActionHead, RobotInputs, VLABackbone
+from maps_vla.model.heads.base import ACTION_HEADS, ActionHead, RobotInputs, VLABackbone, masked_l1_loss
 from maps_vla.model.vla.configuration_vla import VLAConfig
 
 __all__ = ['MLPResNet', 'L1RegressionHead']
@@ -75,16 +75,7 @@ class L1RegressionHead(ActionHead):
         return self.model(readout.reshape(batch, self.chunk, -1).to(self.model.fc1.weight.dtype))
 
     def loss(self, vla: VLABackbone, inputs: RobotInputs) -> dict[str, torch.Tensor]:
-        if inputs.actions is None:
-            raise ValueError('L1RegressionHead.loss needs inputs.actions')
-        predicted = self._predict(vla, inputs).float()
-        error = (predicted - inputs.actions.float()).abs()
-        if inputs.action_mask is not None:
-            weight = inputs.action_mask.to(error.dtype)[..., None].expand_as(error)
-            l1 = (error * weight).sum() / weight.sum().clamp(min=1)
-        else:
-            l1 = error.mean()
-        return {'loss': l1, 'l1': l1.detach()}
+        return masked_l1_loss(self._predict(vla, inputs), inputs)
 
     def predict_action_chunk(self, vla: VLABackbone, inputs: RobotInputs) -> torch.Tensor:
         return self._predict(vla, inputs)

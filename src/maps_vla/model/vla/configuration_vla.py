@@ -157,18 +157,25 @@ class LLMConfig:
 class ActionHeadConfig:
     """Which action head and its options; fields not used by the chosen head are ignored."""
 
-    type: str = 'l1_regression'  # a name in ACTION_HEADS: 'l1_regression', 'discrete_bins', 'string'
+    type: str = 'l1_regression'  # a name in ACTION_HEADS: 'l1_regression', 'action_expert', 'discrete_bins', 'string'
     mlp_blocks: int = 2  # l1_regression: residual blocks of the MLPResNet
     attention: str = 'bidirectional'  # l1_regression: 'bidirectional' (OFT: all non-padding keys) or 'causal'
     n_bins: int = 256  # discrete_bins: uniform bins over [-1, 1]
     action_vocab_end: int | None = None  # discrete_bins: action ids are [end - n_bins, end); None: len(tokenizer)
     decimals: int = 2  # string: digits after the decimal point of each normalized value
     max_new_tokens: int | None = None  # string: generation budget; None: enough for a full chunk
+    expert_width: int = 128  # action_expert: width of the expert transformer
+    expert_layers: int = 2  # action_expert: layers (self-attention, cross-attention to the VLM features, MLP)
+    expert_heads: int = 4  # action_expert: attention heads (expert_width must divide evenly)
 
     def __post_init__(self) -> None:
         if self.attention not in _ATTENTION_MODES:
             raise ValueError(f'ActionHeadConfig.attention must be one of {_ATTENTION_MODES}, got {self.attention!r}')
-        _positive('ActionHeadConfig', mlp_blocks=self.mlp_blocks, n_bins=self.n_bins)
+        _positive('ActionHeadConfig', mlp_blocks=self.mlp_blocks, n_bins=self.n_bins, expert_width=self.expert_width,
+                  expert_layers=self.expert_layers, expert_heads=self.expert_heads)
+        if self.expert_width % self.expert_heads:
+            raise ValueError(f'ActionHeadConfig.expert_width {self.expert_width} is not divisible by expert_heads '
+                             f'{self.expert_heads}')
         if self.n_bins < 2:
             raise ValueError(f'ActionHeadConfig.n_bins must be >= 2, got {self.n_bins}')
         if not 0 <= self.decimals <= 6:
