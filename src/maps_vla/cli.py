@@ -19,6 +19,7 @@ _VERBS: dict[str, tuple[str, str]] = {
     'lambdas': ('maps_vla.scripts.lambdas', "print the MAPS λ of every module of a model or checkpoint"),
     'collect': ('maps_vla.scripts.collect', 'record scripted-expert demonstrations in the MuJoCo sim'),
     'import': ('maps_vla.scripts.import_checkpoint', 'convert an OpenVLA-OFT or MiniVLA checkpoint folder into ours'),
+    'pretrain': ('maps_vla.scripts.pretrain', 'build the small VLA prior (pick_place demos + emoji VL co-training)'),
     'train': ('maps_vla.scripts.train', 'fine-tune a VLA policy with MAPS (or a baseline) on episodes'),
     'eval': ('maps_vla.scripts.eval', 'roll out a policy in the sim: ID/OOD success table, plot, videos'),
     'replay': ('maps_vla.scripts.replay', 'run the robot runtime (policy, smoother, safety) offline on a ROS 2 bag'),

@@ -253,6 +253,18 @@ def _tiny() -> VLAConfig:
     )
 
 
+@VLA_PRESETS.register('prior')
+def _prior() -> VLAConfig:
+    """The shipped CPU prior's architecture: 84 px views (6x6 patches), ViTs 64 wide x 4 (features of block 3),
+    Qwen2 128 x 4, an action expert reading the LLM and the patch tokens (sized to train on 2 CPU cores)."""
+    cfg = resized(_tiny(), vit_width=64, vit_layers=4, vit_heads=2, llm_width=128, llm_layers=4, llm_heads=4,
+                  llm_kv_heads=2, name='prior',
+                  head=ActionHeadConfig(type='action_expert', expert_width=128, expert_layers=2, expert_heads=4))
+    # short templates (GrinningFace's): fewer tokens per step for a word-level prior
+    return cfg.replace(vision=dataclasses.replace(cfg.vision, image_size=84),
+                       prompt_template='task: {instruction}\naction:', vl_prompt_template='q: {question}\na:')
+
+
 @VLA_PRESETS.register('minivla')
 def _minivla() -> VLAConfig:
     """MiniVLA-OFT as MAPS trains it: DINOv2-L/14-reg4 + SigLIP so400m/14 + Qwen2.5-0.5B, 2 views + proprio."""

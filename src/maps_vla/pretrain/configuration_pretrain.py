@@ -1,0 +1,67 @@
+"""`PretrainConfig`: how the shipped prior is built (`maps-vla pretrain --config config/pretrain/<name>.yaml`)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from maps_vla.sim.config_env import CameraView
+
+__all__ = ['PretrainConfig']
+
+# The GrinningFace CPU framing: cards ~16 px wide at 84 px (~11 px in the default workspace view, too small to learn)
+_CARD_CAMERA = CameraView(eye=(0.95, 0.0, 0.6), target=(0.5, 0.0, 0.0), fovy=45.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainConfig:
+    """Robot demos across pick_place variants + vision-language co-training on emoji scenes -> a small VLA prior.
+
+    The robot data holds no emoji-task demos (the GrinningFace experiment fine-tunes the prior on those); the VL data
+    covers all 24 emojis, so the prior knows them before any robot data shows them.
+    """
+
+    out: str = 'outputs/pretrain'  # data, checkpoints, the policy, its evaluation and model card; a rerun resumes
+    variants: tuple[str, ...] = ('train', 'ood_color', 'ood_distractors')  # pick_place variants in the robot data
+    demos_per_variant: int = 2  # scripted-expert episodes per variant
+    image_size: int = 84  # camera side (px) of the demos; the policy's view size unless model_image_size is set
+    demo_max_steps: int = 150  # frames per demo at most
+    vl_scenes: int = 2  # emoji scenes per emoji split for VL co-training (x 4 cards x 2 questions each); 0: none
+    vl_camera: CameraView = _CARD_CAMERA  # third-person view of the VL scenes
+    cotrain_ratio: float = 0.2  # fraction of steps on a VL batch
+    preset: str = 'prior'  # model preset (VLA_PRESETS), shaped to the data; its tokenizer becomes a word tokenizer
+    model_image_size: int | None = None  # override the preset's view size (None: the preset's)
+    steps: int = 4  # optimizer steps
+    batch_size: int = 4  # samples per step
+    lr: float = 3e-4  # AdamW peak learning rate (cosine schedule, 5 % warm-up); 1e-3 collapsed small VLMs' vision
+    grad_clip: float = 1.0  # global gradient-norm clip
+    crop_area: float = 0.9  # random-crop area of the augmentation (1.0: no crop); inference takes the centred crop
+    save_every: int = 500  # checkpoint every N steps (training resumes from the newest)
+    eval_episodes: int = 2  # closed-loop episodes per pre-training variant (and per held-out variant)
+    eval_max_steps: int = 150  # env steps per evaluation episode at most
+    heldout_variants: tuple[str, ...] = ()  # pick_place variants evaluated but never trained on
+    seed: int = 0  # seeds demos, initial weights and data order
+    threads: int | None = 2  # torch CPU threads (None: torch's default)
+    progress: bool = True  # tqdm bars
+
+    def __post_init__(self) -> None:
+        from maps_vla.sim.tasks.pick_place import PickPlace
+
+        unknown = [v for v in (*self.variants, *self.heldout_variants) if v not in PickPlace.variants]
+        if unknown or not self.variants:
+            raise ValueError(f'PretrainConfig.variants / heldout_variants must be pick_place variants '
+                             f'{PickPlace.variants}, got {unknown or "none"}')
+        if set(self.variants) & set(self.heldout_variants):
+            raise ValueError(f'PretrainConfig: a held-out variant is also trained on: '
+                             f'{sorted(set(self.variants) & set(self.heldout_variants))}')
+        for name in ('demos_per_variant', 'demo_max_steps', 'steps', 'batch_size', 'save_every', 'eval_max_steps'):
+            if getattr(self, name) < 1:
+                raise ValueError(f'PretrainConfig.{name} must be >= 1, got {getattr(self, name)!r}')
+        if self.vl_scenes < 0 or self.eval_episodes < 0:
+            raise ValueError('PretrainConfig.vl_scenes and eval_episodes must be >= 0')
+        if not 0 <= self.cotrain_ratio < 1 or (self.cotrain_ratio > 0) != (self.vl_scenes > 0):
+            raise ValueError(f'PretrainConfig.cotrain_ratio must be in [0, 1), and > 0 exactly when vl_scenes > 0; '
+                             f'got {self.cotrain_ratio} with vl_scenes={self.vl_scenes}')
+        if not 16 <= self.image_size <= 512:
+            raise ValueError(f'PretrainConfig.image_size must be in 16..512, got {self.image_size}')
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f'PretrainConfig.threads must be >= 1 or None, got {self.threads}')

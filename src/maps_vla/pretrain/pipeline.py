@@ -1,0 +1,212 @@
+"""`run_pretrain`: the prior's chain, stage by stage, each resumable (a rerun skips finished stages and `train`
+resumes from its newest checkpoint).
+
+1. robot demos: the scripted expert on each pick_place variant of `cfg.variants`, one LeRobot dataset;
+2. VL data: emoji scenes with where-/what-questions about all 24 emojis (the GrinningFace generator);
+3. the initial policy: `cfg.preset` shaped to the demos, with a word tokenizer over every text the prior reads;
+4. training: AdamW (FFT), cosine schedule, gradient clipping, VL co-training at `cfg.cotrain_ratio`;
+5. evaluation: closed-loop success per variant (Wilson intervals) and a model card beside the weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from maps_vla.config import load_config, save_config, to_dict
+from maps_vla.pretrain.configuration_pretrain import PretrainConfig
+
+__all__ = ['run_pretrain', 'vocabulary_texts']
+
+logger = logging.getLogger(__name__)
+
+_VOLATILE = ('out', 'progress', 'threads', 'eval_episodes', 'eval_max_steps', 'heldout_variants', 'steps',
+             'save_every')  # may change between a run and its resume (more steps continue the run)
+
+
+def _check_out(cfg: PretrainConfig, out: Path) -> None:
+    saved = out / 'config.yaml'
+    if saved.is_file():
+        old, new = to_dict(load_config(PretrainConfig, saved)), to_dict(cfg)
+        differs = sorted(k for k in new if k not in _VOLATILE and old.get(k) != new[k])
+        if differs:
+            raise ValueError(f'{str(out)!r} holds a pre-training run with other settings ({", ".join(differs)}); '
+                             'choose another out folder or delete it')
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, saved)
+
+
+def _env_config(cfg: PretrainConfig, variant: str):
+    from maps_vla.sim import EnvConfig
+
+    return EnvConfig(task='pick_place', variant=variant, image_size=(cfg.image_size, cfg.image_size))
+
+
+def _collect(cfg: PretrainConfig, root: Path) -> Path:
+    from maps_vla.data.collect import collect_episodes
+    from maps_vla.data.writer import DatasetWriter
+    from maps_vla.sim import make_env, make_expert
+
+    if (root / 'meta' / 'info.json').is_file():
+        return root
+    staging = root.with_name(root.name + '.tmp')
+    shutil.rmtree(staging, ignore_errors=True)
+    with make_env(_env_config(cfg, cfg.variants[0])) as env:
+        features, fps = env.features, int(env.control_hz)
+    with DatasetWriter.create(staging, fps=fps, features=features, video=False) as writer:
+        for i, variant in enumerate(cfg.variants):
+            with make_env(_env_config(cfg, variant)) as env:
+                first = cfg.seed + 100_000 * i  # each variant its own seed range
+                collect_episodes(env, make_expert(env), writer, cfg.demos_per_variant,
+                                 range(first, first + 10 * cfg.demos_per_variant), max_steps=cfg.demo_max_steps,
+                                 progress=cfg.progress)
+    staging.rename(root)
+    return root
+
+
+def _vl_data(cfg: PretrainConfig, root: Path) -> Path | None:
+    from maps_vla.experiments.grinningface.configuration import GrinningFaceConfig
+    from maps_vla.experiments.grinningface.scenes import write_vl_dataset
+
+    if not cfg.vl_scenes:
+        return None
+    return write_vl_dataset(root, GrinningFaceConfig(render_size=cfg.image_size, vl_scenes=cfg.vl_scenes,
+                                                     camera=cfg.vl_camera, progress=cfg.progress))
+
+
+def vocabulary_texts(prompt_template: str, vl_prompt_template: str) -> list[str]:
+    """Every text the prior reads or answers: pick_place instructions for every colour and shape (held-out ones
+    too, so new words are not unknown tokens) and the emoji task's instructions, questions and answers."""
+    from maps_vla.experiments.grinningface.configuration import GrinningFaceConfig, ModelSizeConfig
+    from maps_vla.experiments.grinningface.scenes import vocabulary_texts as emoji_texts
+    from maps_vla.sim.tasks.base import SHAPES
+    from maps_vla.sim.tasks.pick_place import HELDOUT_COLORS, TRAIN_COLORS
+
+    texts = [prompt_template.format(instruction=f'put the {color} {shape} on the plate')
+             for color in (*TRAIN_COLORS, *HELDOUT_COLORS) for shape in SHAPES]
+    emoji = GrinningFaceConfig(model=ModelSizeConfig(prompt_template=prompt_template,
+                                                     vl_prompt_template=vl_prompt_template))
+    return texts + emoji_texts(emoji)
+
+
+def _initial_policy(cfg: PretrainConfig, demos: Path, directory: Path) -> Path:
+    from maps_vla.data.dataset import Dataset
+    from maps_vla.model.factory import make_policy
+    from maps_vla.model.vla.tokenization_vla import build_word_tokenizer
+    from maps_vla.train.configuration_train import ModelSourceConfig
+    from maps_vla.train.trainer import build_policy
+
+    if (directory / 'config.json').is_file():
+        return directory
+    shaped = build_policy(ModelSourceConfig(preset=cfg.preset, image_size=cfg.model_image_size), Dataset(demos),
+                          cfg.seed)
+    config = shaped.config
+    tokenizer = build_word_tokenizer(vocabulary_texts(config.prompt_template, config.vl_prompt_template))
+    vocab = -(-len(tokenizer) // 64) * 64
+    if vocab > config.llm.vocab_size:
+        config = config.replace(llm=dataclasses.replace(config.llm, vocab_size=vocab))
+    torch.manual_seed(cfg.seed)
+    make_policy(config, tokenizer=tokenizer, norm_stats=shaped.norm_stats,
+                action_spec=shaped.action_spec).save_pretrained(directory)
+    return directory
+
+
+def _train(cfg: PretrainConfig, initial: Path, demos: Path, vl: Path | None, out: Path) -> Path:
+    from maps_vla.maps.factory import FinetuneMethodConfig
+    from maps_vla.train.augment import AugmentConfig
+    from maps_vla.train.configuration_train import DataConfig, ModelSourceConfig, TrainConfig
+    from maps_vla.train.trainer import train
+
+    done = out / 'policy' / 'config.json'
+    if done.is_file() and json.loads((out / 'done.json').read_text() if (out / 'done.json').is_file() else '{}'
+                                     ).get('steps') == cfg.steps:
+        return out / 'policy'
+    result = train(TrainConfig(
+        model=ModelSourceConfig(checkpoint=str(initial)),
+        data=DataConfig(root=str(demos), cotrain_root=str(vl) if vl else None, cotrain_ratio=cfg.cotrain_ratio,
+                        augment=AugmentConfig(crop_area=cfg.crop_area)),
+        method=FinetuneMethodConfig(method='fft', lr=cfg.lr), out_dir=str(out), steps=cfg.steps,
+        batch_size=cfg.batch_size, lr_schedule='cosine', warmup_steps=max(1, cfg.steps // 20),
+        grad_clip=cfg.grad_clip, save_every=cfg.save_every, keep_checkpoints=1, log_every=max(1, cfg.steps // 200),
+        drift_every=0, progress=cfg.progress, seed=cfg.seed))
+    (out / 'done.json').write_text(json.dumps({'steps': result.steps}))
+    return result.policy_dir
+
+
+def _evaluate(cfg: PretrainConfig, policy_dir: Path, out: Path) -> dict[str, Any]:
+    from maps_vla.eval import evaluate
+    from maps_vla.model.vla.modeling_vla import VLAPolicy
+    from maps_vla.sim import make_env
+
+    policy = VLAPolicy.from_pretrained(policy_dir).eval()
+    variants = {v: _env_config(cfg, v) for v in (*cfg.variants, *cfg.heldout_variants)}
+    seeds = list(range(10_000, 10_000 + cfg.eval_episodes))  # away from every demo seed
+    report = evaluate(make_env, policy, variants, seeds, max_steps=cfg.eval_max_steps, ood=cfg.heldout_variants,
+                      videos_per_variant=1, title='The prior, closed loop', progress=cfg.progress)
+    report.save(out)
+    return {'summaries': [dataclasses.asdict(s) | {'split': s.split.value} for s in report.summaries()],
+            'markdown': report.to_markdown()}
+
+
+def _model_card(cfg: PretrainConfig, policy_dir: Path, metrics: dict[str, Any], minutes: float) -> Path:
+    from maps_vla.model.vla.modeling_vla import VLAPolicy
+
+    policy = VLAPolicy.from_pretrained(policy_dir)
+    params = sum(p.numel() for p in policy.parameters())
+    c = policy.config
+    card = policy_dir / 'MODEL_CARD.md'
+    card.write_text('\n'.join([
+        '# maps_vla prior (pick_place + emoji VL co-training, CPU-sized)', '',
+        f'- Built by: `maps-vla pretrain --config <this run\'s config.yaml>` (config below), {minutes:.0f} min of '
+        'wall time for this invocation on the machine that ran it.',
+        f'- Architecture: preset `{cfg.preset}`, {params / 1e6:.2f} M parameters; views {c.cameras} at '
+        f'{c.vision.image_size} px (patch {c.vision.patch_size}), ViTs {c.vision.dino.hidden_size} wide x '
+        f'{c.vision.dino.num_layers}, {c.llm.arch} {c.llm.hidden_size} x {c.llm.num_layers}, head `{c.head.type}`; '
+        'word tokenizer over the prior\'s texts.',
+        f'- Robot data: scripted-expert pick_place demos, {cfg.demos_per_variant} per variant of {list(cfg.variants)} '
+        f'(seed ranges start at {cfg.seed} + 100000·i), {cfg.image_size} px cameras; no emoji-task demos.',
+        f'- VL co-training: {cfg.vl_scenes} emoji scenes per split (all 24 emojis), ratio {cfg.cotrain_ratio}.',
+        f'- Training: {cfg.steps} steps, batch {cfg.batch_size}, AdamW lr {cfg.lr} cosine, clip {cfg.grad_clip}, '
+        f'crop area {cfg.crop_area}, seed {cfg.seed}.', '',
+        '## Closed-loop success (evaluation seeds 10000+)', '', metrics['markdown'], '',
+        '## Config', '', '```yaml', (Path(cfg.out) / 'config.yaml').read_text().rstrip(), '```', '']))
+    return card
+
+
+def run_pretrain(cfg: PretrainConfig, *, announce: Callable[[str], None] | None = None) -> dict[str, Path]:
+    """Run (or resume) the chain into `cfg.out`.
+
+    Returns:
+        {'policy': the trained policy folder (with MODEL_CARD.md), 'metrics': metrics.json}.
+
+    Raises:
+        ValueError: `cfg.out` holds a run with other settings.
+    """
+    say = announce or (lambda text: logger.info('%s', text))
+    out = Path(cfg.out)
+    _check_out(cfg, out)
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    start = time.perf_counter()
+    say(f'[1/5] robot demos: {cfg.demos_per_variant} per variant of {", ".join(cfg.variants)}')
+    demos = _collect(cfg, out / 'demos')
+    say(f'[2/5] vision-language data: {cfg.vl_scenes} emoji scenes per split')
+    vl = _vl_data(cfg, out / 'vl')
+    say(f'[3/5] initial policy: preset {cfg.preset}')
+    initial = _initial_policy(cfg, demos, out / 'initial')
+    say(f'[4/5] training: {cfg.steps} steps')
+    policy_dir = _train(cfg, initial, demos, vl, out / 'train')
+    say(f'[5/5] closed-loop evaluation: {cfg.eval_episodes} episodes per variant')
+    metrics = _evaluate(cfg, policy_dir, out / 'eval') if cfg.eval_episodes else {'summaries': [], 'markdown': ''}
+    path = out / 'metrics.json'
+    path.write_text(json.dumps({k: v for k, v in metrics.items() if k != 'markdown'}, indent=1))
+    _model_card(cfg, policy_dir, metrics, (time.perf_counter() - start) / 60)
+    return {'policy': policy_dir, 'metrics': path}
