@@ -27,10 +27,10 @@ ARGUMENTS = [
     DeclareLaunchArgument('control_mode', default_value='cartesian_impedance', choices=list(CONTROL_MODES),
                           description='cartesian_impedance: ee_delta actions -> equilibrium_pose; joint_trajectory: '
                                       'joint_position actions -> /joint_trajectory_controller'),
-    DeclareLaunchArgument('cameras', default_value='third_person', description=(
-        'comma-separated camera names the policy reads on /camera/<name>/image_raw')),
-    DeclareLaunchArgument('state', default_value='ee_pose', choices=['ee_pose', 'joint_positions'], description=(
-        'observation.state layout: ee_pose (the sim layout) or joint_positions')),
+    DeclareLaunchArgument('cameras', default_value='', description=(
+        "comma-separated camera names the policy reads on /camera/<name>/image_raw; empty: the checkpoint's")),
+    DeclareLaunchArgument('state', default_value='', choices=['', 'ee_pose', 'joint_positions'], description=(
+        "observation.state layout: ee_pose (the sim layout) or joint_positions; empty: the checkpoint's")),
     DeclareLaunchArgument('robot_type', default_value='fr3', description=(
         'franka robot type: fr3, fp3 or fer (joints <robot_type>_joint1..7)')),
     DeclareLaunchArgument('device', default_value='auto', description=(
@@ -59,6 +59,9 @@ def _nodes(context):
     cameras = [c.strip() for c in arg['cameras'].split(',') if c.strip()]
     sim_time = {'use_sim_time': _flag(context, 'use_sim_time')}
     gripper_index = 6 if ee else 7
+    # What the smoother and bridge execute; the policy node stops at start if the checkpoint disagrees.
+    actions = {'action_kind': 'ee_delta' if ee else 'joint_position', 'action_dim': 7 if ee else 8,
+               'gripper_index': gripper_index}
     joints = [f'{robot}_joint{i}' for i in range(1, 8)]
     fingers = [f'{robot}_finger_joint1', f'{robot}_finger_joint2']
     pose = ('measured_pose', '/franka_robot_state_broadcaster/current_pose')
@@ -77,9 +80,8 @@ def _nodes(context):
         package='maps_vla', executable='policy_node', name='policy_node', output='screen',
         parameters=[_config('policy_node.yaml'), {
             **sim_time, 'checkpoint': arg['checkpoint'], 'instruction': arg['instruction'],
-            'device': arg['device'], 'action_kind': 'ee_delta' if ee else 'joint_position',
-            'camera.names': cameras, 'state.kind': arg['state'], 'state.joints': joints,
-            'state.finger_joints': fingers}],
+            'device': arg['device'], **actions, **({'cameras': cameras} if cameras else {}),
+            'state_layout': arg['state'], 'state.joints': joints, 'state.finger_joints': fingers}],
         remappings=[('joint_states', '/joint_states'), pose, ('instruction', '/instruction'),
                     ('action_chunk', '/action_chunk')])
     smoother = Node(

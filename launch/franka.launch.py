@@ -35,7 +35,9 @@ ARGUMENTS = [
     DeclareLaunchArgument('instruction', default_value='', description='language instruction'),
     DeclareLaunchArgument('control_mode', default_value='cartesian_impedance', choices=list(CONTROLLERS),
                           description='cartesian_impedance (equilibrium_pose) or joint_trajectory (JTC)'),
-    DeclareLaunchArgument('cameras', default_value='third_person', description='comma-separated camera names'),
+    DeclareLaunchArgument('cameras', default_value='', description=(
+        "comma-separated camera names the policy reads; empty: the checkpoint's (name them, in device order, "
+        'when camera_devices or camera_topics start a camera_node)')),
     DeclareLaunchArgument('camera_devices', default_value='', description=(
         "comma-separated OpenCV device indices or video files, one per camera (e.g. '0,2')")),
     DeclareLaunchArgument('camera_topics', default_value='', description=(
@@ -68,6 +70,9 @@ def _robot(context):
     cameras, devices, topics = (_split(context, n) for n in ('cameras', 'camera_devices', 'camera_topics'))
     source = {'source.devices': devices} if devices else ({'topics': topics} if topics else None)
     if source is not None:
+        if len(cameras) != len(devices or topics):
+            raise ValueError(f'camera_devices / camera_topics need one camera name each: set cameras:=<names> '
+                             f'(the checkpoint\'s, e.g. third_person,wrist) in their order; got cameras {cameras}')
         actions.append(Node(
             package='maps_vla', executable='camera_node', name='camera_node', output='screen',
             parameters=[PathJoinSubstitution([FindPackageShare('maps_vla'), 'config', 'camera_node.yaml']),

@@ -28,8 +28,9 @@ ARGUMENTS = [
     DeclareLaunchArgument('control_mode', default_value='cartesian_impedance',
                           choices=['cartesian_impedance', 'joint_trajectory'],
                           description='cartesian_impedance (equilibrium_pose) or joint_trajectory (JTC; MuJoCo only)'),
-    DeclareLaunchArgument('cameras', default_value='third_person', description=(
-        'comma-separated cameras (MuJoCo has third_person and wrist)')),
+    DeclareLaunchArgument('cameras', default_value='', description=(
+        "comma-separated cameras the policy reads; empty: the checkpoint's (MuJoCo renders third_person and "
+        'wrist unless cameras are given)')),
     DeclareLaunchArgument('robot_type', default_value='fr3', description='joint names <robot_type>_joint1..7'),
     DeclareLaunchArgument('realtime_factor', default_value='1.0', description=(
         'MuJoCo: simulated seconds per wall second')),
@@ -63,7 +64,7 @@ def _sim(context):
         package='maps_vla', executable='mujoco_bridge_node', name='mujoco_bridge_node', output='screen',
         parameters=[PathJoinSubstitution([FindPackageShare('maps_vla'), 'config', 'mujoco_bridge_node.yaml']), {
             'use_sim_time': False, 'task': _perform(context, 'task'), 'variant': _perform(context, 'variant'),
-            'cameras': cameras, 'robot_type': _perform(context, 'robot_type'),
+            **({'cameras': cameras} if cameras else {}), 'robot_type': _perform(context, 'robot_type'),
             'realtime_factor': float(_perform(context, 'realtime_factor')),
             'instruction_period': 0.0 if _perform(context, 'instruction') else 1.0}])]
 

@@ -80,6 +80,8 @@ def test_franka_spawns_the_mode_controller_and_cameras_on_request():
     assert 'camera_node' not in _executables(actions)
     assert 'camera_node' in _executables(_evaluate('franka.launch.py', camera_devices='0,2', cameras='a,b'))
     assert 'joint_trajectory_controller' in _spawned(_evaluate('franka.launch.py', control_mode='joint_trajectory'))
+    with pytest.raises(ValueError, match='need one camera name each'):  # the cameras default to the checkpoint's
+        _evaluate('franka.launch.py', camera_devices='0,2')
 
 
 def test_teleop_records_and_optionally_bags():

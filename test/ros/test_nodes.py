@@ -286,3 +286,21 @@ def test_run_node_shuts_down_after_a_failing_constructor():
     with pytest.raises(ValueError, match='bad parameters'):
         run_node(broken, [])
     assert not rclpy.ok()
+
+
+def test_policy_node_refuses_a_checkpoint_the_control_mode_cannot_run(graph, tmp_path):
+    """An ee_delta checkpoint under control_mode:=joint_trajectory stops at start with one line (issue 17)."""
+    import dataclasses
+    import json
+
+    from maps_vla.config import to_dict
+    from maps_vla.control.node_config import NodeConfigError
+    from maps_vla.model.vla.configuration_vla import VLAConfig
+    from maps_vla.policy import ActionSpec
+    from maps_vla.ros.policy_node import PolicyNode
+
+    (tmp_path / 'config.json').write_text(json.dumps({'format': 'maps_vla.vla', 'config': to_dict(VLAConfig())}))
+    (tmp_path / 'action_spec.json').write_text(json.dumps(dataclasses.asdict(ActionSpec())))
+    with pytest.raises(NodeConfigError, match='launch it with control_mode:=cartesian_impedance'):
+        PolicyNode(parameter_overrides=[Parameter('checkpoint', value=str(tmp_path)),
+                                        Parameter('action_kind', value='joint_position')])
