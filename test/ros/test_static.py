@@ -179,7 +179,7 @@ def test_included_launch_files_exist_and_take_the_arguments_passed(path):
 # ------------------------------------------------------------------------------------------------ nodes
 def test_nodes_are_exactly_the_ros_node_modules_with_main_params_and_one_node_class():
     modules = sorted(p.stem for p in ROS_DIR.glob('*_node.py'))
-    assert sorted(_setup_nodes()) == modules and len(modules) == 7
+    assert sorted(_setup_nodes()) == modules and len(modules) == 8
     for name in modules:
         tree = ast.parse((ROS_DIR / f'{name}.py').read_text())
         assert any(isinstance(n, ast.FunctionDef) and n.name == 'main' and n.args.args[0].arg == 'args'

@@ -8,7 +8,10 @@ Each node's parameters are the config of the plain class it wraps (CameraConfig,
   `node_policy_interface` reads what the policy expects (cameras, state size, action spec) from the checkpoint's
   JSON files without loading it, and `resolve_policy_io` fills the node's unset cameras / state layout from it and
   checks what was set (and the action kind the control mode needs), raising `NodeConfigError` in one line.
-* `BridgeIOConfig` (franka_bridge_node): which gripper interface to drive and the joint-trajectory lead time.
+* `BridgeIOConfig` (franka_bridge_node): which gripper interface to drive, the joint-trajectory lead time, and
+  whether the bounded target goes to the impedance controller or to MoveIt Servo as twists.
+* `EpisodeIOConfig` (episode_runner_node): which services and actions reset, run, mark and record an episode; the
+  same runner drives the robot (MoveIt + controller switch) and the MuJoCo bridge (scene reset + its MoveGroup).
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from maps_vla.control.proprio import StateConfig, StateKind
 from maps_vla.policy import ActionSpec, BasePolicy
 
 __all__ = ['CameraSourceConfig', 'CameraInput', 'camera_plan', 'PolicyNodeConfig', 'make_node_policy',
-           'GripperInterface', 'BridgeIOConfig', 'camera_output_topic', 'NodeConfigError', 'PolicyInterface',
+           'GripperInterface', 'BridgeIOConfig', 'EpisodeIOConfig', 'camera_output_topic', 'NodeConfigError',
+           'PolicyInterface',
            'node_policy_interface', 'PolicyIO', 'resolve_cameras', 'resolve_policy_io', 'CONTROL_MODE_KINDS']
 
 # The files of a checkpoint folder read here (names as in maps_vla.model.checkpoint, which needs torch to import).
@@ -307,9 +311,35 @@ class BridgeIOConfig:
     gripper: GripperInterface = GripperInterface.FRANKA  # gripper action interface
     trajectory_lead: float = 0.05  # s; time_from_start of the one-point joint trajectory sent each tick
     status_period: float = 1.0  # s between safety status messages while the status does not change
+    servo: bool = False  # ee_delta: stream TwistStamped toward the bounded target to MoveIt Servo (servo_twist)
 
     def __post_init__(self) -> None:
         for name in ('trajectory_lead', 'status_period'):
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
                 raise ValueError(f'BridgeIOConfig.{name} must be a finite number > 0, got {value}')
+
+
+# ------------------------------------------------------------------------------------------------------ episodes
+@dataclasses.dataclass(frozen=True)
+class EpisodeIOConfig:
+    """What the episode runner node calls; '' switches a part off."""
+
+    policy_node: str = '/policy_node'  # its ~/pause, ~/resume, ~/reset (std_srvs/Trigger)
+    move_action: str = '/move_action'  # MoveGroup action: move_group's, or the MuJoCo bridge's
+    scene_reset: str = ''  # std_srvs/Trigger resetting the scene; '' = none (robot); sim: /mujoco_bridge_node/reset
+    controller_manager: str = '/controller_manager'  # its switch_controller (used when reset.moveit_controller is set)
+    recorder_node: str = ''  # its ~/start, ~/stop (std_srvs/Trigger); '' = no dataset recording
+    success_topic: str = ''  # std_msgs/Bool success signal ('' = none, the operator marks; sim: /sim/success)
+    move_timeout: float = 60.0  # s a reset motion may take
+    service_timeout: float = 10.0  # s a service may take to answer
+    autostart: bool = True  # start the session at once (false: on ~/start)
+
+    def __post_init__(self) -> None:
+        for name in ('move_timeout', 'service_timeout'):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f'EpisodeIOConfig.{name} must be a finite number > 0, got {value}')
+        if not self.policy_node or not self.move_action:
+            raise ValueError('EpisodeIOConfig.policy_node and move_action must name the policy node and the MoveGroup '
+                             'action')
