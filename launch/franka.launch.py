@@ -46,6 +46,11 @@ ARGUMENTS = [
     DeclareLaunchArgument('device', default_value='auto', description='torch device: auto, cpu, cuda ...'),
     DeclareLaunchArgument('with_policy', default_value='true', description=(
         'start the policy and smoother (false: bridge only, as teleop.launch.py does)')),
+    DeclareLaunchArgument('episodes', default_value='0', description=(
+        "start episode_runner_node for this many episodes (0: none); needs MoveIt's move_group running "
+        '(franka_fr3_moveit_config move_group.launch.py) for the resets')),
+    DeclareLaunchArgument('episodes_out', default_value='outputs/episodes', description=(
+        'episodes: folder of the report (report.md, summary.csv, episodes.csv, outcomes.jsonl)')),
 ]
 
 
@@ -87,5 +92,5 @@ def generate_launch_description():
                                                             'control.launch.py'])),
         launch_arguments={name: LaunchConfiguration(name) for name in (
             'checkpoint', 'instruction', 'control_mode', 'cameras', 'robot_type', 'device',
-            'with_policy')}.items())
+            'with_policy', 'episodes', 'episodes_out')}.items())
     return LaunchDescription([*ARGUMENTS, OpaqueFunction(function=_robot), control])

@@ -41,6 +41,11 @@ ARGUMENTS = [
                               'and franka Move/Grasp where franka_msgs is installed')),
     DeclareLaunchArgument('with_policy', default_value='true', description=(
         'start the policy and smoother (false: bridge only, as teleop.launch.py does)')),
+    DeclareLaunchArgument('episodes', default_value='0', description=(
+        "start episode_runner_node for this many episodes (0: none); MuJoCo: scene reset, the bridge's MoveGroup "
+        'server and the task success end each one')),
+    DeclareLaunchArgument('episodes_out', default_value='outputs/episodes', description=(
+        'episodes: folder of the report (report.md, summary.csv, episodes.csv, outcomes.jsonl)')),
 ]
 
 
@@ -75,5 +80,5 @@ def generate_launch_description():
                                                             'control.launch.py'])),
         launch_arguments={**{name: LaunchConfiguration(name) for name in (
             'checkpoint', 'instruction', 'control_mode', 'cameras', 'robot_type', 'device', 'gripper',
-            'with_policy')}, 'use_sim_time': 'true'}.items())
+            'with_policy', 'episodes', 'episodes_out')}, 'use_sim_time': 'true', 'episode_reset': 'mujoco'}.items())
     return LaunchDescription([*ARGUMENTS, OpaqueFunction(function=_sim), control])
