@@ -105,7 +105,7 @@ def test_a_failed_reset_stops_before_recording(tmp_path):
 def test_marks_outside_an_episode_do_not_count(tmp_path):
     robot = Robot([(3.0, 'failure')])
     runner = robot.make(tmp_path)
-    assert runner.mark('success') == 'no episode is running'
+    assert runner.mark(Mark.SUCCESS) == 'no episode is running'
     assert runner.run().variants[0].episodes[0].outcome is Outcome.FAILURE
     with pytest.raises(ValueError):
         runner.mark('great')
