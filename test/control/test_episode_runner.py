@@ -118,7 +118,8 @@ def test_the_sim_success_signal_can_be_ignored(tmp_path):
 
 
 @pytest.mark.parametrize('kwargs, match', [(dict(episodes=0), 'episodes'), (dict(max_seconds=0.0), 'max_seconds'),
-                                           (dict(hold_seconds=-1.0), 'hold_seconds'), (dict(confidence=1.0), 'confidence')])
+                                           (dict(hold_seconds=-1.0), 'hold_seconds'),
+                                           (dict(confidence=1.0), 'confidence')])
 def test_config_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
         EpisodeRunnerConfig(**kwargs)

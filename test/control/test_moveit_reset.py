@@ -89,7 +89,7 @@ def _sequence(calls: Calls, cfg: MoveItConfig, sim: bool = False) -> ResetSequen
     return ResetSequence(cfg, pause=calls.step('pause'), resume=calls.step('resume'),
                          reset_policy=calls.step('reset_policy'),
                          move=lambda goal: calls.step('move', StepResult(True, 'SUCCESS'))(goal.positions[3]),
-                         switch=None if sim else calls.step('switch'),
+                         switch=None if sim else calls.step('switch'), bridge=calls.step('bridge'),
                          scene=calls.step('scene', StepResult(True, 'pick up the cube')) if sim else None)
 
 
@@ -97,18 +97,22 @@ def test_robot_reset_pauses_moves_and_switches_back():
     calls = Calls()
     report = _sequence(calls, MoveItConfig()).run()
     assert report.ok and report.message() == 'reset done'
-    assert calls.log == ['pause', "switch('fr3_arm_controller', 'cartesian_impedance_example_controller')",
+    assert calls.log == ['pause', 'bridge(True,)',
+                         "switch('fr3_arm_controller', 'cartesian_impedance_example_controller')",
                          f'move({FR3_HOME[3]},)',
                          "switch('cartesian_impedance_example_controller', 'fr3_arm_controller')",
-                         'reset_policy', 'resume']
+                         'bridge(False,)', 'reset_policy', 'resume']
 
 
 def test_sim_reset_resets_the_scene_without_controller_switch():
     calls = Calls()
     cfg = MoveItConfig(moveit_controller='', policy_controller='')
     report = _sequence(calls, cfg, sim=True).run(seed=7, resume=False)
-    assert report.ok and calls.log == ['pause', 'scene(7,)', f'move({FR3_HOME[3]},)', 'reset_policy']
-    assert [s for s, _ in report.steps] == [ResetStep.PAUSE, ResetStep.SCENE, ResetStep.MOVE, ResetStep.RESET_POLICY]
+    # the bridge stops publishing before the scene resets: its old target would pull the new scene's arm
+    assert report.ok and calls.log == ['pause', 'bridge(True,)', 'scene(7,)', f'move({FR3_HOME[3]},)',
+                                       'bridge(False,)', 'reset_policy']
+    assert [s for s, _ in report.steps] == [ResetStep.PAUSE, ResetStep.SUSPEND_BRIDGE, ResetStep.SCENE,
+                                            ResetStep.MOVE, ResetStep.RESUME_BRIDGE, ResetStep.RESET_POLICY]
 
 
 def test_a_failed_move_leaves_the_policy_paused():
@@ -117,6 +121,7 @@ def test_a_failed_move_leaves_the_policy_paused():
     assert not report.ok and report.failed[0] is ResetStep.MOVE
     assert report.message() == "reset failed at 'move to the start pose': RuntimeError: move broke"
     assert 'resume' not in calls.log and not any(c.startswith("switch('cartesian") for c in calls.log)
+    assert 'bridge(False,)' not in calls.log  # the old target is not sent again
 
 
 def test_an_invalid_start_pose_fails_before_anything_moves():

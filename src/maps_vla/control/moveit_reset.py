@@ -9,8 +9,10 @@ this module never sets, the Cartesian speed link).
 
 `ResetSequence` runs the steps around it with injected callables, so the same sequence serves the robot (MoveIt
 + controller_manager switch) and the MuJoCo bridge (scene reset + its MoveGroup server, no controller switch):
-pause the policy -> reset the scene -> activate MoveIt's controller -> move -> re-activate the policy's controller
--> reset the policy -> resume. A failed step stops the sequence with the policy still paused.
+pause the policy -> suspend the bridge (it stops publishing targets) -> reset the scene -> activate MoveIt's
+controller -> move -> re-activate the policy's controller -> resume the bridge (its target re-anchored at the
+new pose, so the pre-reset target is never sent again) -> reset the policy -> resume. A failed step stops the
+sequence with the policy paused (and the bridge suspended once it was).
 """
 
 from __future__ import annotations
@@ -204,10 +206,12 @@ class ResetStep(enum.Enum):
     """The steps of a reset, in order."""
 
     PAUSE = 'pause policy'
+    SUSPEND_BRIDGE = 'suspend the bridge'
     SCENE = 'reset scene'
     TO_MOVEIT = "activate MoveIt's controller"
     MOVE = 'move to the start pose'
     TO_POLICY = "activate the policy's controller"
+    RESUME_BRIDGE = 'resume the bridge'
     RESET_POLICY = 'reset policy'
     RESUME = 'resume policy'
 
@@ -243,7 +247,7 @@ Step = Callable[[], StepResult | bool | None]
 
 
 class ResetSequence:
-    """pause -> scene -> controller switch -> move -> switch back -> policy reset -> resume, with injected steps.
+    """pause -> suspend bridge -> scene -> switch -> move -> switch back -> resume bridge -> policy reset -> resume.
 
     Each callable returns a StepResult, a bool, or None (= success) and may raise (= failure with the exception's
     text). A step that is None is skipped (e.g. no scene reset on the robot, no controller switch in sim).
@@ -253,13 +257,16 @@ class ResetSequence:
         move: (JointGoal) -> result; MoveGroup on the robot, the bridge's MoveGroup server in sim.
         switch: (activate, deactivate) -> result; controller_manager switch_controller; None: no switch.
         scene: (seed or None) -> result whose message is the new instruction; None: the scene is not reset.
+        bridge: (suspend: bool) -> result; the franka bridge's ~/suspend; None: no bridge to hand over.
         cfg: the goal's defaults and the controller names.
     """
 
     def __init__(self, cfg: MoveItConfig, *, pause: Step, move: Callable[[JointGoal], Any], resume: Step,
                  reset_policy: Step | None = None, switch: Callable[[str, str], Any] | None = None,
-                 scene: Callable[[int | None], Any] | None = None) -> None:
+                 scene: Callable[[int | None], Any] | None = None,
+                 bridge: Callable[[bool], Any] | None = None) -> None:
         self.cfg = cfg
+        self._bridge = bridge
         self._pause, self._move, self._resume, self._reset_policy = pause, move, resume, reset_policy
         self._switch = switch if cfg.moveit_controller else None
         self._scene = scene
@@ -291,12 +298,14 @@ class ResetSequence:
             return report
         plan: list[tuple[ResetStep, Callable[[], Any] | None]] = [
             (ResetStep.PAUSE, self._pause),
+            (ResetStep.SUSPEND_BRIDGE, None if self._bridge is None else lambda: self._bridge(True)),
             (ResetStep.SCENE, None if self._scene is None else lambda: self._scene(seed)),
             (ResetStep.TO_MOVEIT, None if self._switch is None else
              lambda: self._switch(self.cfg.moveit_controller, self.cfg.policy_controller)),
             (ResetStep.MOVE, lambda: self._move(goal)),
             (ResetStep.TO_POLICY, None if self._switch is None else
              lambda: self._switch(self.cfg.policy_controller, self.cfg.moveit_controller)),
+            (ResetStep.RESUME_BRIDGE, None if self._bridge is None else lambda: self._bridge(False)),
             (ResetStep.RESET_POLICY, self._reset_policy),
             (ResetStep.RESUME, self._resume if resume else None),
         ]

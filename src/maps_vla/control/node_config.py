@@ -326,6 +326,7 @@ class EpisodeIOConfig:
     """What the episode runner node calls; '' switches a part off."""
 
     policy_node: str = '/policy_node'  # its ~/pause, ~/resume, ~/reset (std_srvs/Trigger)
+    bridge_node: str = '/franka_bridge_node'  # its ~/suspend (std_srvs/SetBool) around a reset; '' = none
     move_action: str = '/move_action'  # MoveGroup action: move_group's, or the MuJoCo bridge's
     scene_reset: str = ''  # std_srvs/Trigger resetting the scene; '' = none (robot); sim: /mujoco_bridge_node/reset
     controller_manager: str = '/controller_manager'  # its switch_controller (used when reset.moveit_controller is set)

@@ -7,7 +7,7 @@ futures. Each returns (ok, message), the step result those classes take.
 
 from __future__ import annotations
 
-import threading
+import time
 from typing import Any
 
 from rclpy.action import ActionClient
@@ -17,11 +17,17 @@ from rclpy.task import Future
 __all__ = ['wait_future', 'call_service', 'call_trigger', 'run_action']
 
 
-def wait_future(future: Future, timeout: float) -> bool:
-    """Wait (this thread) until `future` is done or `timeout` s passed; True when done."""
-    done = threading.Event()
-    future.add_done_callback(lambda _: done.set())
-    return done.wait(timeout) or future.done()
+def wait_future(future: Future, timeout: float, poll: float = 0.005) -> bool:
+    """Wait (this thread) until `future` is done or `timeout` s passed; True when done.
+
+    Polls instead of add_done_callback: rclpy runs a callback added to a finished future only through an executor.
+    """
+    deadline = time.monotonic() + timeout
+    while not future.done():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll)
+    return True
 
 
 def call_service(client: Client, request: Any, timeout: float) -> tuple[Any | None, str]:

@@ -1,15 +1,16 @@
 """episode_runner_node: policy episodes with resets, operator marks, recordings and success rates (EpisodeRunner).
 
 Runs control/episode_runner.EpisodeRunner on a worker thread; each step is a blocking call from there while the
-executor spins. Reset (control/moveit_reset.ResetSequence): `<policy_node>/pause` -> the scene reset service (sim)
--> controller_manager `switch_controller` to MoveIt's controller (robot) -> a MoveGroup joint goal on
-`move_action` (move_group on the robot; the MuJoCo bridge serves the same action in sim) -> switch back ->
-`<policy_node>/reset`. Then `<recorder_node>/start` (when set), `<policy_node>/resume`, and the episode runs until the
-operator marks it (`~/success`, `~/failure`, `~/abort` (std_srvs/Trigger) or the `episode_mark` topic: String
+executor spins. Reset (control/moveit_reset.ResetSequence): `<policy_node>/pause` -> `<bridge_node>/suspend` true
+(no more targets) -> the scene reset service (sim) -> controller_manager `switch_controller` to MoveIt's controller
+(robot) -> a MoveGroup joint goal on `move_action` (move_group on the robot; the MuJoCo bridge serves the same
+action in sim) -> switch back -> `<bridge_node>/suspend` false (target re-anchored at the new pose) ->
+`<policy_node>/reset`. Then `<recorder_node>/start` (when set), `<policy_node>/resume`, and the episode runs until
+the operator marks it (`~/success`, `~/failure`, `~/abort` (std_srvs/Trigger) or the `episode_mark` topic: String
 success / failure / abort, e.g. from a keyboard), the success topic turns true (sim), or `max_seconds` pass; then
-`<policy_node>/pause` (the bridge holds), `<recorder_node>/stop`, and the next. `~/reset_arm` runs the reset
-alone (a start pose before a manual run); `~/start` starts a session when `io.autostart` is false. The report
-(report.md, summary.csv, episodes.csv as `maps-vla eval` writes them, plus outcomes.jsonl) goes to `out_dir`.
+`<policy_node>/pause` (the bridge holds), `<recorder_node>/stop`, and the next. `~/reset_arm` runs the reset alone
+(a start pose before a manual run); `~/start` starts a session when `io.autostart` is false. The report (report.md,
+summary.csv, episodes.csv as `maps-vla eval` writes them, plus outcomes.jsonl) goes to `out_dir`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from rclpy.action import ActionClient
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from std_msgs.msg import Bool, String
-from std_srvs.srv import Trigger
+from std_srvs.srv import SetBool, Trigger
 
 from maps_vla.control import msg_conversion as mc
 from maps_vla.control.episode_runner import EpisodeInfo, EpisodeRunner, EpisodeRunnerConfig, Mark
@@ -59,6 +60,8 @@ class EpisodeRunnerNode(Node):
             SwitchController, f'{self.io.controller_manager}/switch_controller', callback_group=group) \
             if self.reset_cfg.moveit_controller else None
         self._move_client = ActionClient(self, MoveGroup, self.io.move_action, callback_group=group)
+        self._bridge = self.create_client(SetBool, f'{self.io.bridge_node}/suspend', callback_group=group) \
+            if self.io.bridge_node else None
         self._success = False
         self._instruction = ''
         if self.io.success_topic:
@@ -73,7 +76,8 @@ class EpisodeRunnerNode(Node):
             self.reset_cfg, pause=lambda: self._trigger('pause'), resume=lambda: self._trigger('resume'),
             reset_policy=lambda: self._trigger('reset'), move=self._move,
             switch=self._switch if self._switch_client is not None else None,
-            scene=self._reset_scene if self._scene is not None else None)
+            scene=self._reset_scene if self._scene is not None else None,
+            bridge=self._suspend_bridge if self._bridge is not None else None)
         self.runner = EpisodeRunner(
             self.cfg, reset=lambda seed: self.sequence.run(seed=seed, resume=False),
             start_policy=lambda: self._trigger('resume'), hold=lambda: self._trigger('pause'),
@@ -98,6 +102,9 @@ class EpisodeRunnerNode(Node):
         if ok:
             self._success, self._instruction = False, message or self._instruction
         return ok, message
+
+    def _suspend_bridge(self, suspend: bool) -> tuple[bool, str]:
+        return call_trigger(self._bridge, SetBool.Request(data=suspend), self.io.service_timeout)
 
     def _switch(self, activate: str, deactivate: str) -> tuple[bool, str]:
         request = SwitchController.Request(activate_controllers=[activate], deactivate_controllers=[deactivate],

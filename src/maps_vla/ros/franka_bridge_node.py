@@ -15,7 +15,10 @@ Nothing is published before the first measurement (no anchor) and the SafetyBrid
 output never holds NaN or a jump; without fresh commands (watchdog) or under e-stop the target holds.
 Gripper: franka_msgs Move/Grasp on `franka_gripper/move|grasp`, or control_msgs GripperCommand on
 `franka_gripper/gripper_action` (position per finger = width / 2). E-stop: `~/estop` (std_srvs/SetBool, true
-engages, false releases). Status: `safety_status` (String) on change and every `io.status_period` s.
+engages, false releases). Hand-over: `~/suspend` (std_srvs/SetBool) true stops publishing targets while another
+controller moves the arm (a MoveIt reset); false starts a fresh SafetyBridge anchored at the next measurement, so
+the old target is never sent again (an engaged e-stop stays engaged). Status: `safety_status` (String) on change
+and every `io.status_period` s ('suspended' while suspended).
 """
 
 from __future__ import annotations
@@ -86,6 +89,8 @@ class FrankaBridgeNode(Node):
         self._gripper_clients = self._make_gripper_clients()
         self._pending_gripper: GripperCommand | None = None
         self.create_service(SetBool, '~/estop', self._on_estop)
+        self._suspended = False
+        self.create_service(SetBool, '~/suspend', self._on_suspend)
         self.create_timer(self._tick_dt, self._tick)
         self.get_logger().info(f'{self.cfg.kind} bridge at {self.cfg.control_hz:g} Hz, gripper {self.io.gripper.value}')
 
@@ -162,9 +167,28 @@ class FrankaBridgeNode(Node):
         response.success, response.message = True, 'e-stop engaged' if request.data else 'e-stop released'
         return response
 
+    def _on_suspend(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        if request.data:
+            self._suspended = True
+            response.message = 'suspended: no targets until ~/suspend false'
+        else:
+            fresh = SafetyBridge(self.cfg)  # anchored at the next measurement, not at the pre-hand-over target
+            if self.bridge.estopped:
+                fresh.engage_estop('e-stop engaged before the hand-over')
+            self.bridge, self._suspended = fresh, False
+            response.message = 'resumed: target re-anchored at the next measured state'
+        self.get_logger().info(response.message)
+        response.success = True
+        return response
+
     # ------------------------------------------------------------------------------------------------- output
     def _tick(self) -> None:
         now = now_sec(self)
+        if self._suspended:
+            if self._last_status != 'suspended' or now - self._last_status_time >= self.io.status_period:
+                self._status.publish(String(data='suspended: another controller has the arm'))
+                self._last_status, self._last_status_time = 'suspended', now
+            return
         out = self.bridge.tick(now)
         self._publish_target(out)
         if out.gripper is not None:
