@@ -137,6 +137,14 @@ def test_mismatches_fail_in_one_line(tmp_path, node, checkpoint, match):
     assert '\n' not in str(info.value)
 
 
+def test_a_joint_policy_recorded_as_ee_delta_is_read_as_joint_position(tmp_path):
+    """The trainer writes kind ee_delta whatever the actions are; joint-named actions mean joint positions."""
+    names = (*(f'panda_joint{i}' for i in range(1, 8)), 'gripper')
+    cfg = PolicyNodeConfig(checkpoint=_checkpoint(tmp_path, spec=ActionSpec(names=names, gripper_index=7)),
+                           action_kind='joint_position', action_dim=8, gripper_index=7)
+    assert resolve_policy_io(cfg, node_policy_interface(cfg)).action_spec.kind == 'joint_position'
+
+
 def test_ambiguous_state_size_asks_for_the_layout(tmp_path):
     cfg = PolicyNodeConfig(checkpoint=_checkpoint(tmp_path, proprio_dim=8))
     six_joints = StateConfig(joints=tuple(f'j{i}' for i in range(6)))  # both layouts are 8-D

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import logging
 import math
 from pathlib import Path
 from typing import NamedTuple
@@ -32,6 +33,8 @@ __all__ = ['CameraSourceConfig', 'CameraInput', 'camera_plan', 'PolicyNodeConfig
            'GripperInterface', 'BridgeIOConfig', 'EpisodeIOConfig', 'camera_output_topic', 'NodeConfigError',
            'PolicyInterface',
            'node_policy_interface', 'PolicyIO', 'resolve_cameras', 'resolve_policy_io', 'CONTROL_MODE_KINDS']
+
+logger = logging.getLogger(__name__)
 
 # The files of a checkpoint folder read here (names as in maps_vla.model.checkpoint, which needs torch to import).
 CHECKPOINT_CONFIG_FILE = 'config.json'
@@ -214,7 +217,21 @@ def node_policy_interface(cfg: PolicyNodeConfig) -> PolicyInterface:
         raise NodeConfigError(f'{str(path / CHECKPOINT_ACTION_SPEC_FILE)!r} is not an ActionSpec: {exc}') from exc
     # Defaults of VLAConfig for keys an older config.json may lack.
     cameras = tuple(config.get('cameras', ('third_person', 'wrist')))
-    return PolicyInterface(cfg.checkpoint, cameras, int(config.get('proprio_dim', 8)), action_spec)
+    return PolicyInterface(cfg.checkpoint, cameras, int(config.get('proprio_dim', 8)), _recorded_kind(action_spec))
+
+
+def _recorded_kind(spec: ActionSpec) -> ActionSpec:
+    """`spec`, with kind joint_position when every non-gripper action is named after a joint.
+
+    train/trainer.py records the dataset's action names but leaves ActionSpec.kind at its default 'ee_delta', so a
+    policy trained on joint positions (names panda_joint1..7, gripper) says 'ee_delta'; its names tell the truth.
+    """
+    arm = [n for i, n in enumerate(spec.names) if i != spec.gripper_index]
+    if spec.kind == 'ee_delta' and arm and all('joint' in str(n) for n in arm):
+        logger.warning('action_spec.json says ee_delta but names joints %s: treating the policy as joint_position',
+                       arm)
+        return dataclasses.replace(spec, kind='joint_position')
+    return spec
 
 
 class PolicyIO(NamedTuple):
