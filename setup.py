@@ -9,7 +9,7 @@ PACKAGE = 'maps_vla'
 
 # ROS nodes (src/maps_vla/ros/<x>_node.py); each is also a `ros2 run maps_vla <x>_node` executable.
 NODES: list[str] = ['camera_node', 'policy_node', 'smoother_node', 'franka_bridge_node', 'mujoco_bridge_node',
-                    'recorder_node', 'teleop_node']
+                    'recorder_node', 'teleop_node', 'episode_runner_node']
 
 setup(
     name=PACKAGE,

@@ -35,7 +35,9 @@ ARGUMENTS = [
     DeclareLaunchArgument('instruction', default_value='', description='language instruction'),
     DeclareLaunchArgument('control_mode', default_value='cartesian_impedance', choices=list(CONTROLLERS),
                           description='cartesian_impedance (equilibrium_pose) or joint_trajectory (JTC)'),
-    DeclareLaunchArgument('cameras', default_value='third_person', description='comma-separated camera names'),
+    DeclareLaunchArgument('cameras', default_value='', description=(
+        "comma-separated camera names the policy reads; empty: the checkpoint's (name them, in device order, "
+        'when camera_devices or camera_topics start a camera_node)')),
     DeclareLaunchArgument('camera_devices', default_value='', description=(
         "comma-separated OpenCV device indices or video files, one per camera (e.g. '0,2')")),
     DeclareLaunchArgument('camera_topics', default_value='', description=(
@@ -44,6 +46,11 @@ ARGUMENTS = [
     DeclareLaunchArgument('device', default_value='auto', description='torch device: auto, cpu, cuda ...'),
     DeclareLaunchArgument('with_policy', default_value='true', description=(
         'start the policy and smoother (false: bridge only, as teleop.launch.py does)')),
+    DeclareLaunchArgument('episodes', default_value='0', description=(
+        "start episode_runner_node for this many episodes (0: none); needs MoveIt's move_group running "
+        '(franka_fr3_moveit_config move_group.launch.py) for the resets')),
+    DeclareLaunchArgument('episodes_out', default_value='outputs/episodes', description=(
+        'episodes: folder of the report (report.md, summary.csv, episodes.csv, outcomes.jsonl)')),
 ]
 
 
@@ -68,6 +75,9 @@ def _robot(context):
     cameras, devices, topics = (_split(context, n) for n in ('cameras', 'camera_devices', 'camera_topics'))
     source = {'source.devices': devices} if devices else ({'topics': topics} if topics else None)
     if source is not None:
+        if len(cameras) != len(devices or topics):
+            raise ValueError(f'camera_devices / camera_topics need one camera name each: set cameras:=<names> '
+                             f'(the checkpoint\'s, e.g. third_person,wrist) in their order; got cameras {cameras}')
         actions.append(Node(
             package='maps_vla', executable='camera_node', name='camera_node', output='screen',
             parameters=[PathJoinSubstitution([FindPackageShare('maps_vla'), 'config', 'camera_node.yaml']),
@@ -82,5 +92,5 @@ def generate_launch_description():
                                                             'control.launch.py'])),
         launch_arguments={name: LaunchConfiguration(name) for name in (
             'checkpoint', 'instruction', 'control_mode', 'cameras', 'robot_type', 'device',
-            'with_policy')}.items())
+            'with_policy', 'episodes', 'episodes_out')}.items())
     return LaunchDescription([*ARGUMENTS, OpaqueFunction(function=_robot), control])

@@ -27,7 +27,8 @@ ARGUMENTS = [
     DeclareLaunchArgument('instruction', default_value='', description='instruction when the bag has none'),
     DeclareLaunchArgument('control_mode', default_value='cartesian_impedance',
                           choices=['cartesian_impedance', 'joint_trajectory'], description='as in control.launch.py'),
-    DeclareLaunchArgument('cameras', default_value='third_person', description='comma-separated camera names'),
+    DeclareLaunchArgument('cameras', default_value='', description=(
+        "comma-separated camera names the policy reads; empty: the checkpoint's")),
 ]
 _STACK_OUTPUTS = ('/action_chunk', '/action', '/cartesian_impedance_example_controller/equilibrium_pose',
                   '/joint_trajectory_controller/joint_trajectory', '/safety_status')

@@ -28,8 +28,9 @@ ARGUMENTS = [
     DeclareLaunchArgument('control_mode', default_value='cartesian_impedance',
                           choices=['cartesian_impedance', 'joint_trajectory'],
                           description='cartesian_impedance (equilibrium_pose) or joint_trajectory (JTC; MuJoCo only)'),
-    DeclareLaunchArgument('cameras', default_value='third_person', description=(
-        'comma-separated cameras (MuJoCo has third_person and wrist)')),
+    DeclareLaunchArgument('cameras', default_value='', description=(
+        "comma-separated cameras the policy reads; empty: the checkpoint's (MuJoCo renders third_person and "
+        'wrist unless cameras are given)')),
     DeclareLaunchArgument('robot_type', default_value='fr3', description='joint names <robot_type>_joint1..7'),
     DeclareLaunchArgument('realtime_factor', default_value='1.0', description=(
         'MuJoCo: simulated seconds per wall second')),
@@ -40,6 +41,11 @@ ARGUMENTS = [
                               'and franka Move/Grasp where franka_msgs is installed')),
     DeclareLaunchArgument('with_policy', default_value='true', description=(
         'start the policy and smoother (false: bridge only, as teleop.launch.py does)')),
+    DeclareLaunchArgument('episodes', default_value='0', description=(
+        "start episode_runner_node for this many episodes (0: none); MuJoCo: scene reset, the bridge's MoveGroup "
+        'server and the task success end each one')),
+    DeclareLaunchArgument('episodes_out', default_value='outputs/episodes', description=(
+        'episodes: folder of the report (report.md, summary.csv, episodes.csv, outcomes.jsonl)')),
 ]
 
 
@@ -63,7 +69,7 @@ def _sim(context):
         package='maps_vla', executable='mujoco_bridge_node', name='mujoco_bridge_node', output='screen',
         parameters=[PathJoinSubstitution([FindPackageShare('maps_vla'), 'config', 'mujoco_bridge_node.yaml']), {
             'use_sim_time': False, 'task': _perform(context, 'task'), 'variant': _perform(context, 'variant'),
-            'cameras': cameras, 'robot_type': _perform(context, 'robot_type'),
+            **({'cameras': cameras} if cameras else {}), 'robot_type': _perform(context, 'robot_type'),
             'realtime_factor': float(_perform(context, 'realtime_factor')),
             'instruction_period': 0.0 if _perform(context, 'instruction') else 1.0}])]
 
@@ -74,5 +80,5 @@ def generate_launch_description():
                                                             'control.launch.py'])),
         launch_arguments={**{name: LaunchConfiguration(name) for name in (
             'checkpoint', 'instruction', 'control_mode', 'cameras', 'robot_type', 'device', 'gripper',
-            'with_policy')}, 'use_sim_time': 'true'}.items())
+            'with_policy', 'episodes', 'episodes_out')}, 'use_sim_time': 'true', 'episode_reset': 'mujoco'}.items())
     return LaunchDescription([*ARGUMENTS, OpaqueFunction(function=_sim), control])

@@ -62,6 +62,13 @@ def test_control_stack_nodes_and_bridge_only_mode():
     assert _executables(_evaluate('control.launch.py', with_policy='false')) == ['franka_bridge_node']
     with pytest.raises(ValueError, match='control_mode'):
         _evaluate('control.launch.py', control_mode='twist')
+    assert _executables(_evaluate('control.launch.py', control_mode='servo')) == [
+        'franka_bridge_node', 'policy_node', 'smoother_node']
+
+
+def test_episodes_start_the_episode_runner():
+    assert 'episode_runner_node' in _executables(_evaluate('control.launch.py', episodes='3'))
+    assert 'episode_runner_node' not in _executables(_evaluate('control.launch.py'))
 
 
 def test_sim_starts_the_mujoco_bridge_or_includes_gazebo():
@@ -80,6 +87,8 @@ def test_franka_spawns_the_mode_controller_and_cameras_on_request():
     assert 'camera_node' not in _executables(actions)
     assert 'camera_node' in _executables(_evaluate('franka.launch.py', camera_devices='0,2', cameras='a,b'))
     assert 'joint_trajectory_controller' in _spawned(_evaluate('franka.launch.py', control_mode='joint_trajectory'))
+    with pytest.raises(ValueError, match='need one camera name each'):  # the cameras default to the checkpoint's
+        _evaluate('franka.launch.py', camera_devices='0,2')
 
 
 def test_teleop_records_and_optionally_bags():

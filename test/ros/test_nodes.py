@@ -286,3 +286,48 @@ def test_run_node_shuts_down_after_a_failing_constructor():
     with pytest.raises(ValueError, match='bad parameters'):
         run_node(broken, [])
     assert not rclpy.ok()
+
+
+def test_policy_node_refuses_a_checkpoint_the_control_mode_cannot_run(graph, tmp_path):
+    """An ee_delta checkpoint under control_mode:=joint_trajectory stops at start with one line (issue 17)."""
+    import dataclasses
+    import json
+
+    from maps_vla.config import to_dict
+    from maps_vla.control.node_config import NodeConfigError
+    from maps_vla.model.vla.configuration_vla import VLAConfig
+    from maps_vla.policy import ActionSpec
+    from maps_vla.ros.policy_node import PolicyNode
+
+    (tmp_path / 'config.json').write_text(json.dumps({'format': 'maps_vla.vla', 'config': to_dict(VLAConfig())}))
+    (tmp_path / 'action_spec.json').write_text(json.dumps(dataclasses.asdict(ActionSpec())))
+    with pytest.raises(NodeConfigError, match='launch it with control_mode:=cartesian_impedance'):
+        PolicyNode(parameter_overrides=[Parameter('checkpoint', value=str(tmp_path)),
+                                        Parameter('action_kind', value='joint_position')])
+
+
+def test_franka_bridge_suspends_for_a_reset_and_re_anchors_after_it(graph):
+    """During a MoveIt reset the bridge publishes nothing; afterwards its target starts at the new measured pose."""
+    from maps_vla.ros.franka_bridge_node import FrankaBridgeNode
+
+    add, probe = graph
+    add(FrankaBridgeNode(parameter_overrides=[Parameter('io.gripper', value='none')]))
+    targets = collect(probe, PoseStamped, 'equilibrium_pose')
+    status = collect(probe, String, 'safety_status')
+    pose_pub = probe.create_publisher(PoseStamped, 'measured_pose', SENSOR_QOS)
+
+    def measure(x: float) -> None:
+        pose_pub.publish(mc.numpy_to_pose(MESSAGE_TYPES, [x, 0.0, 0.4], TOOL_DOWN_QUAT, now_sec(probe), 'fr3_link0'))
+
+    assert wait_for(lambda: (measure(0.4), targets)[1])
+    assert call(probe, SetBool, 'franka_bridge_node/suspend', SetBool.Request(data=True)).success
+    assert wait_for(lambda: any(s.data.startswith('suspended') for s in status))
+    time.sleep(0.1)
+    count = len(targets)
+    for _ in range(10):  # the arm moves elsewhere under MoveIt
+        measure(0.5)
+        time.sleep(0.02)
+    assert len(targets) == count
+    assert call(probe, SetBool, 'franka_bridge_node/suspend', SetBool.Request(data=False)).success
+    assert wait_for(lambda: (measure(0.5), len(targets) > count)[1])
+    assert targets[-1].pose.position.x == pytest.approx(0.5)  # not the pre-reset 0.4

@@ -123,3 +123,20 @@ def test_config_validation(kwargs, match):
 def test_rates_must_divide():
     with pytest.raises(ValueError, match='whole number'):
         SimBridgeConfig(control_hz=300.0).env_config()
+
+
+def test_move_to_a_start_pose_at_scaled_joint_speed(bridge):
+    """The sim's side of a MoveIt reset: the MoveGroup goal's joints reached at velocity_scaling of the limits."""
+    bridge.reset(0)
+    q0 = _run(bridge, 1).arm_position
+    goal = q0 + np.array([0.3, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    names = list(reversed(bridge.cfg.arm_joints))
+    duration = bridge.move_to(names, goal[::-1], velocity_scaling=0.2)
+    assert duration == pytest.approx(0.3 / (2.62 * 0.2), rel=0.02)  # fr3_joint1: 2.62 rad/s
+    assert not bridge.reached(goal)
+    _run(bridge, int(duration * 100) + 30)
+    assert bridge.reached(goal, tolerance=0.01)
+    with pytest.raises(ValueError, match='outside the joint range'):
+        bridge.move_to(bridge.cfg.arm_joints, q0 + np.array([10.0, 0, 0, 0, 0, 0, 0]))
+    with pytest.raises(ValueError, match='velocity_scaling'):
+        bridge.move_to(bridge.cfg.arm_joints, q0, velocity_scaling=0.0)

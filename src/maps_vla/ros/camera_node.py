@@ -2,7 +2,8 @@
 
 Publishes `camera/<name>/image_raw` (sensor_msgs/Image rgb8, sensor-data QoS) per camera, resized to the policy
 resolution unless `source.preprocess` is false. Frames re-published from a driver keep the driver's header
-(stamp and frame_id) exactly; device frames are stamped with the node clock when read.
+(stamp and frame_id) exactly; device frames are stamped with the node clock when read. Driver frames are decoded
+with cv_bridge where it is installed, else with maps_vla's own conversion (control/image_decode.py).
 """
 
 from __future__ import annotations
@@ -17,9 +18,15 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from maps_vla.control import msg_conversion as mc
 from maps_vla.control.camera import CameraConfig, VideoCaptureSource, preprocess_frame
+from maps_vla.control.image_decode import to_rgb
 from maps_vla.control.node_config import CameraInput, CameraSourceConfig, camera_plan
 from maps_vla.ros.params import NodeParams
 from maps_vla.ros.runtime import MESSAGE_TYPES, SENSOR_QOS, now_sec, run_node
+
+try:  # the ROS convention where installed; control/msg_conversion otherwise (and for bags)
+    from cv_bridge import CvBridge
+except ImportError:
+    CvBridge = None
 
 __all__ = ['CameraNode', 'main', 'PARAMS']
 
@@ -35,6 +42,7 @@ class CameraNode(Node):
         self.cfg, self.source = params[''], params['source']
         self._outputs = {}
         self._captures: dict[str, VideoCaptureSource] = {}
+        self._bridge = CvBridge() if CvBridge is not None else None
         for cam in camera_plan(self.cfg, self.source):
             self._outputs[cam.name] = self.create_publisher(Image, cam.output, SENSOR_QOS)
             if cam.device is not None:
@@ -46,7 +54,7 @@ class CameraNode(Node):
                 self.create_subscription(msg_type, cam.topic, functools.partial(self._on_driver_image, cam.name),
                                          SENSOR_QOS)
             self.get_logger().info(f'camera {cam.name}: {cam.device if cam.topic is None else cam.topic} -> '
-                                   f'{cam.output}')
+                                   f'{cam.output} ({"cv_bridge" if self._bridge else "maps_vla conversion"})')
 
     def _image(self, rgb: np.ndarray) -> np.ndarray:
         if not self.source.preprocess:
@@ -68,10 +76,7 @@ class CameraNode(Node):
 
     def _on_driver_image(self, name: str, msg: Image | CompressedImage) -> None:
         try:
-            rgb = mc.compressed_to_numpy(msg) if self.cfg.compressed else mc.image_to_rgb(msg)
-            if rgb.ndim == 2:  # a mono jpeg/png
-                rgb = np.repeat(rgb[:, :, None], 3, axis=2)
-            out = mc.numpy_to_image(MESSAGE_TYPES, self._image(rgb), 'rgb8')
+            out = mc.numpy_to_image(MESSAGE_TYPES, self._image(to_rgb(msg, self._bridge)), 'rgb8')
         except (ValueError, TypeError) as exc:
             self.get_logger().warning(f'camera {name}: dropped a frame: {exc}', throttle_duration_sec=5.0)
             return

@@ -7,12 +7,18 @@ Every `control_hz` tick publishes the SafetyBridge target:
 * kind ee_delta: `equilibrium_pose` (PoseStamped) for franka's cartesian_impedance_example_controller
   (remap to /cartesian_impedance_example_controller/equilibrium_pose);
 * kind joint_position: `joint_trajectory`, one point `io.trajectory_lead` s ahead with a zero stamp (= start now),
-  for a joint_trajectory_controller (remap to /<controller>/joint_trajectory).
+  for a joint_trajectory_controller (remap to /<controller>/joint_trajectory);
+* kind ee_delta with `io.servo` (control_mode:=servo): `servo_twist` (TwistStamped, remap to
+  /servo_node/delta_twist_cmds) toward the same bounded target, clipped to the same step limits per tick
+  (control/servo.py); at start it calls Servo's start_servo (Humble) or switch_command_type TWIST (Jazzy).
 Nothing is published before the first measurement (no anchor) and the SafetyBridge bounds every step, so the
 output never holds NaN or a jump; without fresh commands (watchdog) or under e-stop the target holds.
 Gripper: franka_msgs Move/Grasp on `franka_gripper/move|grasp`, or control_msgs GripperCommand on
 `franka_gripper/gripper_action` (position per finger = width / 2). E-stop: `~/estop` (std_srvs/SetBool, true
-engages, false releases). Status: `safety_status` (String) on change and every `io.status_period` s.
+engages, false releases). Hand-over: `~/suspend` (std_srvs/SetBool) true stops publishing targets while another
+controller moves the arm (a MoveIt reset); false starts a fresh SafetyBridge anchored at the next measurement, so
+the old target is never sent again (an engaged e-stop stays engaged). Status: `safety_status` (String) on change
+and every `io.status_period` s ('suspended' while suspended).
 """
 
 from __future__ import annotations
@@ -21,18 +27,19 @@ from typing import Any
 
 import numpy as np
 from control_msgs.action import GripperCommand as GripperCommandAction
-from geometry_msgs.msg import PoseStamped
+from geometry_msgs.msg import PoseStamped, TwistStamped
 from rclpy.action import ActionClient
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
-from std_srvs.srv import SetBool
+from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from maps_vla.control import msg_conversion as mc
 from maps_vla.control.chunk import ActionChunk
 from maps_vla.control.node_config import BridgeIOConfig, GripperInterface
 from maps_vla.control.safety import GripperCommand, SafetyBridge, SafetyConfig, SafetyOutput
+from maps_vla.control.servo import ServoConfig, command_type_request, twist_stamped, twist_toward
 from maps_vla.ros.params import NodeParams
 from maps_vla.ros.runtime import MESSAGE_TYPES, RELIABLE_QOS, SENSOR_QOS, now_sec, run_node, stamp_or_now
 
@@ -40,10 +47,14 @@ try:  # franka_msgs has no Jazzy apt package: it exists where franka_ros2 is bui
     from franka_msgs.action import Grasp, Move
 except ImportError:
     Grasp = Move = None
+try:  # Jazzy's Servo takes twists only after switch_command_type (moveit_msgs/srv/ServoCommandType)
+    from moveit_msgs.srv import ServoCommandType
+except ImportError:
+    ServoCommandType = None
 
 __all__ = ['FrankaBridgeNode', 'main', 'PARAMS']
 
-PARAMS = {'': SafetyConfig, 'io': BridgeIOConfig}
+PARAMS = {'': SafetyConfig, 'io': BridgeIOConfig, 'servo': ServoConfig}
 
 
 class FrankaBridgeNode(Node):
@@ -52,11 +63,20 @@ class FrankaBridgeNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('franka_bridge_node', **kwargs)
         params = NodeParams(self, PARAMS)
-        self.cfg, self.io = params[''], params['io']
+        self.cfg, self.io, self.servo = params[''], params['io'], params['servo']
         self.bridge = SafetyBridge(self.cfg)
         self._ee = self.cfg.kind == 'ee_delta'
         self._tick_dt = 1.0 / self.cfg.control_hz
-        if self._ee:
+        if self.io.servo and not self._ee:
+            raise RuntimeError('io.servo streams Cartesian twists: it needs kind ee_delta')
+        self._measured: tuple[np.ndarray, np.ndarray] | None = None
+        self._servo_ready = not self.io.servo
+        if self.io.servo:
+            self._target = self.create_publisher(TwistStamped, 'servo_twist', RELIABLE_QOS)
+            self.create_subscription(PoseStamped, 'measured_pose', self._on_pose, SENSOR_QOS)
+            self._servo_client = self._make_servo_client()
+            self._servo_timer = self.create_timer(1.0, self._start_servo)
+        elif self._ee:
             self._target = self.create_publisher(PoseStamped, 'equilibrium_pose', RELIABLE_QOS)
             self.create_subscription(PoseStamped, 'measured_pose', self._on_pose, SENSOR_QOS)
         else:
@@ -69,8 +89,39 @@ class FrankaBridgeNode(Node):
         self._gripper_clients = self._make_gripper_clients()
         self._pending_gripper: GripperCommand | None = None
         self.create_service(SetBool, '~/estop', self._on_estop)
+        self._suspended = False
+        self.create_service(SetBool, '~/suspend', self._on_suspend)
         self.create_timer(self._tick_dt, self._tick)
         self.get_logger().info(f'{self.cfg.kind} bridge at {self.cfg.control_hz:g} Hz, gripper {self.io.gripper.value}')
+
+    def _make_servo_client(self) -> Any:
+        api = self.servo.api
+        if api.start is not None:
+            return self.create_client(Trigger, self.servo.service(api.start))
+        if ServoCommandType is None:
+            raise RuntimeError('servo.distro jazzy needs moveit_msgs (ServoCommandType) to switch Servo to twists')
+        return self.create_client(ServoCommandType, self.servo.service(api.switch_command_type))
+
+    def _start_servo(self) -> None:
+        """Once Servo's service is up: start it (Humble) or switch it to twist commands (Jazzy); retried each second."""
+        if self._servo_ready:
+            self._servo_timer.cancel()
+            return
+        if not self._servo_client.service_is_ready():
+            self.get_logger().warning(f'waiting for {self._servo_client.srv_name}', throttle_duration_sec=10.0)
+            return
+        request = Trigger.Request() if self.servo.api.start else command_type_request(MESSAGE_TYPES)
+        self._servo_client.call_async(request).add_done_callback(self._servo_answer)
+        self._servo_timer.cancel()
+
+    def _servo_answer(self, future: Any) -> None:
+        response = future.result()
+        self._servo_ready = bool(response is not None and response.success)
+        if self._servo_ready:
+            self.get_logger().info(f'MoveIt Servo ({self.servo.distro}) takes twists on servo_twist')
+        else:
+            self.get_logger().error(f'{self._servo_client.srv_name} refused; retrying')
+            self._servo_timer.reset()
 
     def _make_gripper_clients(self) -> dict[str, ActionClient]:
         if self.cfg.gripper_index is None or self.io.gripper is GripperInterface.NONE:
@@ -94,6 +145,7 @@ class FrankaBridgeNode(Node):
 
     def _on_pose(self, msg: PoseStamped) -> None:
         pose = mc.pose_to_numpy(msg)
+        self._measured = (pose.position, pose.quaternion)
         self.bridge.on_measured_pose(pose.position, pose.quaternion, stamp_or_now(self, msg))
 
     def _on_joint_state(self, msg: JointState) -> None:
@@ -115,9 +167,28 @@ class FrankaBridgeNode(Node):
         response.success, response.message = True, 'e-stop engaged' if request.data else 'e-stop released'
         return response
 
+    def _on_suspend(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        if request.data:
+            self._suspended = True
+            response.message = 'suspended: no targets until ~/suspend false'
+        else:
+            fresh = SafetyBridge(self.cfg)  # anchored at the next measurement, not at the pre-hand-over target
+            if self.bridge.estopped:
+                fresh.engage_estop('e-stop engaged before the hand-over')
+            self.bridge, self._suspended = fresh, False
+            response.message = 'resumed: target re-anchored at the next measured state'
+        self.get_logger().info(response.message)
+        response.success = True
+        return response
+
     # ------------------------------------------------------------------------------------------------- output
     def _tick(self) -> None:
         now = now_sec(self)
+        if self._suspended:
+            if self._last_status != 'suspended' or now - self._last_status_time >= self.io.status_period:
+                self._status.publish(String(data='suspended: another controller has the arm'))
+                self._last_status, self._last_status_time = 'suspended', now
+            return
         out = self.bridge.tick(now)
         self._publish_target(out)
         if out.gripper is not None:
@@ -130,7 +201,15 @@ class FrankaBridgeNode(Node):
             self._last_status, self._last_status_time = out.status.value, now
 
     def _publish_target(self, out: SafetyOutput) -> None:
-        if out.pose is not None:
+        if self.io.servo:
+            if out.pose is not None and self._measured is not None and self._servo_ready:
+                p, (position, quaternion) = out.pose, self._measured
+                twist = twist_toward(p.position, p.quaternion, position, quaternion, self.servo.gain,
+                                     self.cfg.max_translation_step * self.cfg.control_hz,
+                                     self.cfg.max_rotation_step * self.cfg.control_hz)
+                # Stamped now: Servo drops twists older than its incoming_command_timeout.
+                self._target.publish(twist_stamped(MESSAGE_TYPES, twist, now_sec(self), self.servo.frame_id))
+        elif out.pose is not None:
             p = out.pose
             self._target.publish(mc.numpy_to_pose(MESSAGE_TYPES, p.position, p.quaternion, p.stamp, p.frame_id))
         elif out.joints is not None:

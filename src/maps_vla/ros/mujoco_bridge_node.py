@@ -8,9 +8,11 @@ Publishes what a franka_ros2 bringup publishes, under the same names: `franka/jo
 `joint_trajectory_controller/joint_trajectory` (JointTrajectory), and the gripper actions `franka_gripper/move`
 and `franka_gripper/grasp` (franka_msgs, when importable) and `franka_gripper/gripper_action` (control_msgs).
 Also publishes the task's `instruction` every `instruction_period` s (0 = never) and `sim/success` (Bool);
-`~/reset` (std_srvs/Trigger) starts a new episode. The sim steps on its own thread at `control_hz *
-realtime_factor` wall-clock steps per second (one thread, because MuJoCo's EGL context may be current on only one
-thread), so the node must not itself use sim time.
+`~/reset` (std_srvs/Trigger) starts a new episode (seeds: `seed`, then its RNG stream). Where moveit_msgs is
+importable it also serves MoveIt's `move_action` (moveit_msgs/action/MoveGroup, joint goals only), moving the arm to
+the goal at the request's velocity scaling, so the episode runner resets sim and robot alike. The sim steps on its
+own thread at `control_hz * realtime_factor` wall-clock steps per second (one thread, because MuJoCo's EGL context
+may be current on only one thread), so the node must not itself use sim time.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from maps_vla.control import msg_conversion as mc
+from maps_vla.control.moveit_reset import joint_goal_of
 from maps_vla.control.node_config import camera_output_topic
 from maps_vla.ros.params import NodeParams
 from maps_vla.ros.runtime import MESSAGE_TYPES, RELIABLE_QOS, SENSOR_QOS, run_node
@@ -42,11 +45,17 @@ try:  # franka_msgs has no Jazzy apt package: it exists where franka_ros2 is bui
     from franka_msgs.action import Grasp, Move
 except ImportError:
     Grasp = Move = None
+try:  # MoveIt's messages: the reset path of the episode runner
+    from moveit_msgs.action import MoveGroup
+except ImportError:
+    MoveGroup = None
 
 __all__ = ['MujocoBridgeNode', 'main', 'PARAMS']
 
 PARAMS = {'': SimBridgeConfig}
 _GRIPPER_TIMEOUT = 5.0  # wall seconds an action waits for the fingers to settle
+_MOVE_SLACK = 5.0  # wall seconds a MoveGroup goal may take beyond its planned duration
+_SUCCESS, _TIMED_OUT, _INVALID_GOAL = 1, -6, -16  # moveit_msgs/MoveItErrorCodes
 
 
 # franka_ros2's names (root namespace), so that remappings written for the robot apply unchanged
@@ -85,6 +94,8 @@ class MujocoBridgeNode(Node):
         if Move is not None:
             ActionServer(self, Move, 'franka_gripper/move', self._move, callback_group=actions)
             ActionServer(self, Grasp, 'franka_gripper/grasp', self._grasp, callback_group=actions)
+        if MoveGroup is not None:
+            ActionServer(self, MoveGroup, 'move_action', self._move_group, callback_group=actions)
         self.create_service(Trigger, '~/reset', self._reset, callback_group=commands)
         self._running = threading.Event()
         self._running.set()
@@ -94,7 +105,8 @@ class MujocoBridgeNode(Node):
             self.create_timer(self.cfg.instruction_period, self._publish_instruction)
         self.get_logger().info(f'sim {self.cfg.task}/{self.cfg.variant}: {self.sim.instruction!r}; cameras '
                                f'{list(self.cfg.cameras)} at {self.cfg.camera_hz:g} Hz; franka_msgs gripper '
-                               f'actions {"on" if Move is not None else "off (not importable)"}')
+                               f'actions {"on" if Move is not None else "off (not importable)"}; MoveGroup '
+                               f'{"on" if MoveGroup is not None else "off (moveit_msgs not importable)"}')
 
     # -------------------------------------------------------------------------------------------------- step
     def _run(self) -> None:
@@ -158,6 +170,32 @@ class MujocoBridgeNode(Node):
         self._publish_instruction()
         response.success, response.message = True, instruction
         return response
+
+    def _move_group(self, goal_handle):
+        request = goal_handle.request.request
+        result = MoveGroup.Result()
+        try:
+            goal = joint_goal_of(request)
+            tolerance = max(max(j.tolerance_above, j.tolerance_below)
+                            for j in request.goal_constraints[0].joint_constraints) or 0.01
+            with self._lock:
+                duration = self.sim.move_to(goal.names, goal.positions,
+                                            request.max_velocity_scaling_factor or 0.1)
+        except ValueError as exc:
+            self.get_logger().error(f'MoveGroup goal rejected: {exc}')
+            result.error_code.val = _INVALID_GOAL
+            goal_handle.abort()
+            return result
+        target = [goal.positions[goal.names.index(n)] for n in self.cfg.arm_joints]
+        deadline = time.monotonic() + duration / self.cfg.realtime_factor + _MOVE_SLACK
+        reached = False
+        while not reached and time.monotonic() < deadline:
+            time.sleep(0.02)
+            with self._lock:
+                reached = self.sim.reached(target, tolerance)
+        result.error_code.val = _SUCCESS if reached else _TIMED_OUT
+        self._finish(goal_handle, reached)
+        return result
 
     # ------------------------------------------------------------------------------------------------ gripper
     def _settle(self, width: float) -> float:

@@ -8,6 +8,9 @@ data are dropped and counted; the counts go to `~/stats` (JSON) and the log ever
 
 Services: `~/pause`, `~/resume`, `~/reset` (std_srvs/Trigger). The instruction comes from the `instruction` topic
 or the dynamic `instruction` parameter.
+
+Cameras, state layout and action kind come from the checkpoint unless set (`cameras`, `state_layout`,
+`action_kind`: see control/node_config.resolve_policy_io); a mismatch stops the node at start with one line.
 """
 
 from __future__ import annotations
@@ -28,17 +31,18 @@ from trajectory_msgs.msg import JointTrajectory
 from maps_vla.control import msg_conversion as mc
 from maps_vla.control.camera import CameraConfig, CameraIngest
 from maps_vla.control.chunk import ActionChunk
-from maps_vla.control.node_config import PolicyNodeConfig, make_node_policy
+from maps_vla.control.node_config import (PolicyNodeConfig, make_node_policy, node_policy_interface,
+                                          resolve_cameras, resolve_policy_io)
 from maps_vla.control.policy_runner import PolicyRunner, PolicyRunnerConfig
 from maps_vla.control.proprio import ProprioAssembler, StateConfig
-from maps_vla.policy import EE_DELTA_ACTION
 from maps_vla.ros.params import NodeParams
 from maps_vla.ros.runtime import MESSAGE_TYPES, RELIABLE_QOS, SENSOR_QOS, now_sec, run_node, stamp_or_now
 
 __all__ = ['PolicyNode', 'main', 'PARAMS', 'PARAMS_EXCLUDE']
 
 PARAMS = {'': PolicyNodeConfig, 'camera': CameraConfig, 'runner': PolicyRunnerConfig, 'state': StateConfig}
-PARAMS_EXCLUDE = ('runner.cameras', 'runner.synchronous')  # the cameras are camera.names; inference is threaded
+# The cameras and state layout are resolved against the checkpoint (cameras, state_layout); inference is threaded.
+PARAMS_EXCLUDE = ('camera.names', 'state.kind', 'runner.cameras', 'runner.synchronous')
 
 
 class PolicyNode(Node):
@@ -46,12 +50,16 @@ class PolicyNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('policy_node', **kwargs)
-        params = NodeParams(self, PARAMS, exclude=PARAMS_EXCLUDE, fixed={'runner.synchronous': False},
-                            dynamic=('instruction',), on_change=self._on_params)
-        self.cfg, camera_cfg, state_cfg = params[''], params['camera'], params['state']
-        runner_cfg = dataclasses.replace(params['runner'], cameras=camera_cfg.names)
+        self.cfg = NodeParams(self, {'': PARAMS['']}, dynamic=('instruction',), on_change=self._on_params)['']
+        interface = node_policy_interface(self.cfg)  # the checkpoint's JSON files: fails before the model loads
+        cameras = resolve_cameras(self.cfg, interface)
+        params = NodeParams(self, {k: v for k, v in PARAMS.items() if k}, exclude=PARAMS_EXCLUDE, fixed={
+            'runner.synchronous': False, 'runner.cameras': cameras, 'camera.names': cameras})
+        camera_cfg, runner_cfg = params['camera'], params['runner']
+        io = resolve_policy_io(self.cfg, interface, params['state'])
+        state_cfg = dataclasses.replace(params['state'], kind=io.state_kind)
         policy = make_node_policy(self.cfg)
-        spec = getattr(policy, 'action_spec', None) or EE_DELTA_ACTION
+        spec = io.action_spec
         self.camera = CameraIngest(camera_cfg)
         self.proprio = ProprioAssembler(state_cfg)
         self.runner = PolicyRunner(policy, runner_cfg, spec, callback=self._publish_chunk)

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import functools
 import signal
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from rosidl_runtime_py.utilities import get_message
 
 from maps_vla.control import msg_conversion as mc
+from maps_vla.control.node_config import NodeConfigError
 
 __all__ = ['run_node', 'MESSAGE_TYPES', 'SENSOR_QOS', 'RELIABLE_QOS', 'now_sec', 'stamp_or_now']
 
@@ -30,6 +33,8 @@ def run_node(node_factory: Callable[[], Node], args: list[str] | None = None, *,
     try/finally. ExternalShutdownException lives in rclpy.executors on both. After the first Ctrl-C further SIGINTs
     are ignored, so that the node's cleanup (e.g. the recorder finalizing its dataset) is not interrupted by the
     SIGINT that `ros2 launch` forwards on top of the terminal's; launch escalates to SIGTERM if cleanup hangs.
+    A `NodeConfigError` while building the node (a configuration it cannot run with) is logged as one fatal line,
+    without a traceback, and the process exits with status 1.
 
     Args:
         node_factory: builds the node (after rclpy.init).
@@ -39,7 +44,11 @@ def run_node(node_factory: Callable[[], Node], args: list[str] | None = None, *,
     rclpy.init(args=args)
     node = None
     try:
-        node = node_factory()
+        try:
+            node = node_factory()
+        except NodeConfigError as exc:
+            get_logger(getattr(node_factory, '__name__', 'maps_vla')).fatal(str(exc))
+            sys.exit(1)  # the finally below shuts rclpy down
         executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()

@@ -8,7 +8,9 @@ under franka's joint names, the TCP pose, camera frames at their own rate, a sim
 Each `step()` advances one control period of `1 / control_hz` simulated seconds: the active command becomes arm
 joint targets (differential IK for a pose, linear interpolation of the trajectory at the current time), limited
 by the env's `ArmController` to the joint velocity limits, then physics runs `physics_hz / control_hz` steps.
-The clock never runs backwards: `reset()` starts a new episode but keeps counting time.
+The clock never runs backwards: `reset()` starts a new episode but keeps counting time. `move_to` is the
+motion of a reset (what MoveIt's MoveGroup does on the robot): a joint trajectory to a start pose at a fraction
+of the joint velocity limits; `reached` tells when the arm is there.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from maps_vla.control.franka_limits import JOINT_LIMITS, joint_limits
 from maps_vla.control.rotations import quat_from_rotvec, quat_normalize, quat_to_rotvec
 from maps_vla.sim import kinematics as _kin
 from maps_vla.sim import scene as _scene
@@ -209,6 +212,34 @@ class SimBridge:
             t_abs, joints = t_abs[1:], joints[1:]
         self._trajectory = (t_abs, joints)
         self._mode = CommandMode.TRAJECTORY
+
+    def move_to(self, names: Sequence[str], positions: Sequence[float], velocity_scaling: float = 0.2,
+                min_duration: float = 0.5) -> float:
+        """Move the arm to `positions` (rad, in `names` order) along a straight joint path, each joint at most
+        `velocity_scaling` of its velocity limit; returns the motion's duration (s, simulated).
+
+        Raises:
+            ValueError: names that are not the 7 arm joints, non-finite positions, positions outside the sim's joint
+                range, or a scaling outside (0, 1].
+        """
+        if not 0 < velocity_scaling <= 1:
+            raise ValueError(f'velocity_scaling must be in (0, 1], got {velocity_scaling}')
+        names = list(names)
+        if sorted(names) != sorted(self.cfg.arm_joints):
+            raise ValueError(f'a start pose must name the arm joints {list(self.cfg.arm_joints)}, got {names}')
+        q = np.asarray(positions, dtype=np.float64).reshape(-1)[[names.index(n) for n in self.cfg.arm_joints]]
+        lower, upper = self.physics.arm_range[:, 0], self.physics.arm_range[:, 1]
+        if not np.all(np.isfinite(q)) or np.any(q < lower) or np.any(q > upper):
+            raise ValueError(f'start pose {q.round(3).tolist()} is outside the joint range')
+        robot = self.cfg.robot_type if self.cfg.robot_type in JOINT_LIMITS else 'fr3'
+        speed = np.asarray(joint_limits(robot).velocity) * velocity_scaling
+        duration = max(min_duration, float(np.max(np.abs(q - self.controller.q_cmd) / speed)))
+        self.on_joint_trajectory(list(self.cfg.arm_joints), [duration], q[None])
+        return duration
+
+    def reached(self, positions: Sequence[float], tolerance: float = 0.01) -> bool:
+        """Whether every arm joint is within `tolerance` rad of `positions` (arm joint order)."""
+        return bool(np.all(np.abs(self.physics.arm_qpos - np.asarray(positions, dtype=np.float64)) <= tolerance))
 
     def on_gripper(self, width: float) -> None:
         """Move the fingers towards `width` m between them (0 closes fully; an object stops them)."""
