@@ -52,6 +52,16 @@ class ActionSpec:
 EE_DELTA_ACTION = ActionSpec()
 
 
+def action_kind_from_names(names: tuple[str, ...], gripper_index: int | None) -> str:
+    """'joint_position' when every non-gripper action dimension is named after a joint, else 'ee_delta'.
+
+    LeRobot datasets name their action dimensions but do not say what they are; the sim's joint-position actions
+    are panda_joint1..7 + gripper, its end-effector deltas dx..dyaw + gripper.
+    """
+    arm = [n for i, n in enumerate(names) if i != gripper_index]
+    return 'joint_position' if arm and all('joint' in str(n) for n in arm) else 'ee_delta'
+
+
 class BasePolicy(abc.ABC):
     """Anything that turns an observation into a chunk of actions."""
 

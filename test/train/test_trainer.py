@@ -180,3 +180,16 @@ def test_bf16_not_applied_stops_the_run(tiny_dataset, tmp_path, monkeypatch):
     cfg = _cfg(tiny_dataset, tmp_path / 'broken', steps=1, drift_every=0, mixed_precision='bf16')
     with pytest.raises(RuntimeError, match=r"mixed_precision='bf16' asks for bfloat16 compute, but .*float32"):
         train(cfg)
+
+
+def test_action_spec_records_joint_position_datasets():
+    from maps_vla.policy import action_kind_from_names
+    from maps_vla.train.trainer import _action_spec
+
+    class _Joints:
+        fps = 10
+        features = {'action': {'names': [f'panda_joint{i}' for i in range(1, 8)] + ['gripper']}}
+
+    spec = _action_spec(_Joints())
+    assert spec.kind == 'joint_position' and spec.gripper_index == 7 and spec.control_hz == 10.0
+    assert action_kind_from_names(('dx', 'dy', 'dz', 'droll', 'dpitch', 'dyaw', 'gripper'), 6) == 'ee_delta'

@@ -27,7 +27,7 @@ from typing import NamedTuple
 from maps_vla.control.builtin_policies import BUILTIN_POLICIES, make_policy
 from maps_vla.control.camera import CameraConfig
 from maps_vla.control.proprio import StateConfig, StateKind
-from maps_vla.policy import ActionSpec, BasePolicy
+from maps_vla.policy import ActionSpec, BasePolicy, action_kind_from_names
 
 __all__ = ['CameraSourceConfig', 'CameraInput', 'camera_plan', 'PolicyNodeConfig', 'make_node_policy',
            'GripperInterface', 'BridgeIOConfig', 'EpisodeIOConfig', 'camera_output_topic', 'NodeConfigError',
@@ -223,13 +223,12 @@ def node_policy_interface(cfg: PolicyNodeConfig) -> PolicyInterface:
 def _recorded_kind(spec: ActionSpec) -> ActionSpec:
     """`spec`, with kind joint_position when every non-gripper action is named after a joint.
 
-    train/trainer.py records the dataset's action names but leaves ActionSpec.kind at its default 'ee_delta', so a
-    policy trained on joint positions (names panda_joint1..7, gripper) says 'ee_delta'; its names tell the truth.
+    Checkpoints trained before train/trainer.py recorded the kind say 'ee_delta' for joint-position policies
+    (names panda_joint1..7, gripper); their names tell the truth.
     """
-    arm = [n for i, n in enumerate(spec.names) if i != spec.gripper_index]
-    if spec.kind == 'ee_delta' and arm and all('joint' in str(n) for n in arm):
+    if spec.kind == 'ee_delta' and action_kind_from_names(spec.names, spec.gripper_index) == 'joint_position':
         logger.warning('action_spec.json says ee_delta but names joints %s: treating the policy as joint_position',
-                       arm)
+                       spec.names)
         return dataclasses.replace(spec, kind='joint_position')
     return spec
 

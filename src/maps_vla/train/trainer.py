@@ -32,7 +32,7 @@ from maps_vla.maps.factory import make_optimizer, prepare_model
 from maps_vla.model.factory import make_policy, make_policy_config
 from maps_vla.model.vla.modeling_vla import VLAPolicy
 from maps_vla.model.vla.processor_vla import VLAProcessor
-from maps_vla.policy import ActionSpec
+from maps_vla.policy import ActionSpec, action_kind_from_names
 from maps_vla.train.batching import collate_robot, dataset_cameras, norm_stats_from_dataset, robot_batch
 from maps_vla.train.checkpointing import checkpoint_dir, commit_checkpoint, latest_checkpoint, prune_checkpoints
 from maps_vla.train.configuration_train import ModelSourceConfig, TrainConfig
@@ -104,7 +104,8 @@ def _action_spec(dataset: Dataset) -> ActionSpec:
     names = dataset.features.get('action', {}).get('names')
     names = tuple(names) if isinstance(names, (list, tuple)) and names else ActionSpec().names
     gripper = next((i for i, n in enumerate(names) if 'gripper' in str(n)), None)
-    return ActionSpec(names=names, gripper_index=gripper, control_hz=float(dataset.fps))
+    return ActionSpec(names=names, kind=action_kind_from_names(names, gripper), gripper_index=gripper,
+                      control_hz=float(dataset.fps))
 
 
 def build_policy(source: ModelSourceConfig, dataset: Dataset, seed: int) -> VLAPolicy:
