@@ -40,7 +40,7 @@ class PretrainConfig:
     eval_max_steps: int = 150  # env steps per evaluation episode at most
     heldout_variants: tuple[str, ...] = ()  # pick_place variants evaluated but never trained on
     seed: int = 0  # seeds demos, initial weights and data order
-    threads: int | None = 2  # torch CPU threads (None: torch's default)
+    threads: int | None = 1  # torch CPU threads (None: torch's default); 1 is fastest for these sizes on 2 cores
     progress: bool = True  # tqdm bars
 
     def __post_init__(self) -> None:
