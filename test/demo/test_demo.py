@@ -7,7 +7,7 @@ import pytest
 
 from maps_vla.cli import main
 from maps_vla.demo import DEMO_SIZES, DemoConfig, demo_config
-from maps_vla.demo.pipeline import POLICY_ROWS, DemoResult
+from maps_vla.demo.pipeline import BASELINE_ROWS, METHOD_ROWS, START_ROW, DemoResult
 from maps_vla.demo.report import success_table, verdict
 from maps_vla.eval import EpisodeResult, EvalReport, Outcome, Split, VariantResult
 
@@ -22,24 +22,26 @@ def test_smallest_demo_runs_the_loop_and_writes_its_report(tmp_path, capsys):
     printed = capsys.readouterr().out
     for path in REPORT_FILES:
         assert (out / path).stat().st_size > 100, path
-    assert (out / 'train' / 'policy' / 'model.safetensors').exists()
-    assert (out / 'start_policy' / 'model.safetensors').exists()
-    for row in POLICY_ROWS:
-        assert (out / 'eval' / row.lower().replace(' ', '_') / 'report.md').exists()
+    for method in ('maps', 'fft'):
+        assert (out / 'train' / method / 'policy' / 'model.safetensors').exists()
+    assert (out / 'start_policy' / 'MODEL_CARD.md').exists()  # the shipped prior, copied as the start checkpoint
+    from maps_vla.demo.report import slug
+    for row in (*METHOD_ROWS.values(), START_ROW, *BASELINE_ROWS):
+        assert (out / 'eval' / slug(row) / 'report.md').exists(), row
     summary = (out / 'summary.md').read_text()
     assert summary in printed and 'MAPS λ per module' in printed.split('[3/5]')[0]  # λ table before training
-    assert '| scripted expert |' in summary and '| random |' in summary and 'ood_color' in summary
+    assert '| scripted expert |' in summary and '| random |' in summary and 'ood_shape: new task' in summary
     assert 'vision_backbone.featurizer.encoder.layer.0' in (out / 'drift.md').read_text()
     with av.open(str(out / 'rollout.mp4')) as video:
         assert video.streams.video[0].frames > 1
-    # The verdict is worded from the measured numbers: the expert row must show the scale.
-    expert_row = next(line for line in summary.splitlines() if line.startswith('| scripted expert |'))
-    assert '/10' in expert_row
+    # The fine-tuned prior picks and places in closed loop: a non-zero success on the new variant.
+    maps_row = next(line for line in summary.splitlines() if line.startswith(f'| {METHOD_ROWS["maps"]} |'))
+    assert not maps_row.split('|')[2].strip().startswith('0/'), maps_row
 
 
 def test_demo_refuses_a_folder_it_did_not_write(tmp_path, capsys):
     (tmp_path / 'precious.txt').write_text('keep me')
-    assert main(['demo', '--out', str(tmp_path), '--steps', '1']) == 1
+    assert main(['demo', '--start', 'random', '--out', str(tmp_path), '--steps', '1']) == 1
     assert 'not a maps-vla demo folder' in capsys.readouterr().err
     assert (tmp_path / 'precious.txt').read_text() == 'keep me'
 
@@ -57,43 +59,57 @@ def test_sizes():
     assert DEMO_SIZES.names() == ['gpu', 'small', 'smallest']
     smallest, gpu = demo_config('smallest'), demo_config('gpu', steps=5, device=None)
     assert smallest == DemoConfig() and smallest.device == 'cpu' and smallest.threads == 1
-    assert gpu.model == 'small' and gpu.device == 'cuda' and gpu.steps == 5 and gpu.mixed_precision == 'bf16'
+    assert smallest.start == 'prior' and smallest.methods == ('maps', 'fft')
+    assert gpu.device == 'cuda' and gpu.steps == 5 and gpu.mixed_precision == 'bf16'
     with pytest.raises(ValueError, match='multiple of 14'):
         demo_config(policy_image_size=30)
-    with pytest.raises(ValueError, match='held-out'):
+    with pytest.raises(ValueError, match='must differ'):
         demo_config(ood_variant='train')
+    with pytest.raises(ValueError, match='methods'):
+        demo_config(methods=('sgd',))
 
 
-def _report(id_successes: int, ood_successes: int, n: int = 10) -> EvalReport:
+def _report(successes: dict[str, int], n: int = 10) -> EvalReport:
     def episodes(k):
         return [EpisodeResult(seed=i, outcome=Outcome.SUCCESS if i < k else Outcome.TIMEOUT, steps=5, reward=0.0,
                               inferences=1, infer_seconds=0.0, instruction='x') for i in range(n)]
-    return EvalReport([VariantResult('train', Split.ID, episodes(id_successes)),
-                       VariantResult('ood_color', Split.OOD, episodes(ood_successes))], fps=10.0)
+    return EvalReport([VariantResult(v, Split.ID if v == 'ood_shape' else Split.OOD, episodes(k))
+                       for v, k in successes.items()], fps=10.0)
 
 
-def _result(trained, expert, random_, losses):
-    reports = dict(zip(POLICY_ROWS, (_report(*trained), _report(*expert), _report(*random_))))
+def _result(rows: dict[str, tuple[int, int, int]], losses):
+    reports = {name: _report(dict(zip(('ood_shape', 'train', 'ood_lighting'), k))) for name, k in rows.items()}
+    fine_tuned = [name for name in rows if name in METHOD_ROWS.values()]
     return DemoResult(config=DemoConfig(), out=Path('.'), demos=20, demo_frames=1000, expert_attempts=20,
-                      num_params=336_039, lambda_table='', losses=losses, reports=reports, drift=[], seconds={})
+                      num_params=336_039, lambda_table='', losses={name: losses for name in fine_tuned},
+                      reports=reports, drift={}, seconds={})
+
+
+def _rows(maps, fft, start=(0, 9, 7), expert=(10, 10, 9), random_=(0, 0, 0)):
+    return {METHOD_ROWS['maps']: maps, METHOD_ROWS['fft']: fft, START_ROW: start, BASELINE_ROWS[0]: expert,
+            BASELINE_ROWS[1]: random_}
 
 
 def test_verdict_reads_the_numbers():
-    table = success_table(_result((3, 1), (10, 9), (0, 0), [1.0]).reports, 'ood_color')
-    assert '| MAPS fine-tuned | 3/10 = 30% [' in table and '| OOD (ood_color) |' in table
-    none = verdict(_result((0, 0), (10, 9), (0, 0), [1.0] * 9 + [0.2]))
-    assert 'none of its 10 ID and 10 OOD episodes' in none and 'not a result' in none
-    assert '10/10 ID and 9/10 OOD' in none and 'fell from 1 to 0.2' in none
-    some = verdict(_result((3, 1), (10, 9), (0, 0), [1.0] * 10))
-    assert 'succeeded in 3/10 ID and 1/10 OOD' in some and 'did not fall much' in some and 'Wilson' in some
+    result = _result(_rows((7, 8, 6), (8, 2, 1)), [1.0] * 9 + [0.2])
+    table = success_table(result.reports, {'ood_shape': 'new task (fine-tuned on)', 'train': 'retention',
+                                           'ood_lighting': 'held out (OOD)'})
+    assert f'| {METHOD_ROWS["maps"]} | 7/10 = 70% [' in table and '| ood_shape: new task (fine-tuned on) |' in table
+    text = verdict(result)
+    assert 'MAPS fine-tuned: ood_shape 7/10, train 8/10, ood_lighting 6/10 (loss 1 -> 0.2)' in text
+    assert 'before fine-tuning scored 0/10 on ood_shape and 9/10 on train, 7/10 on ood_lighting' in text
+    assert 'expert (privileged state, the ceiling) succeeded in 10/10' in text and 'Wilson' in text
+    none = verdict(_result(_rows((0, 0, 0), (0, 0, 0)), [1.0] * 10))
+    assert 'check of the machinery, not a result' in none
 
 
 @pytest.mark.slow
 def test_gpu_model_size_builds_and_trains_on_cpu(tmp_path):
     from maps_vla.demo import run_demo
 
-    cfg = demo_config('gpu', out=str(tmp_path / 'gpu'), device='cpu', mixed_precision='no', episodes=2, steps=2,
-                      batch_size=2, eval_episodes=1, eval_max_steps=5)
+    cfg = demo_config('gpu', start='random', model='small', policy_image_size=56, out=str(tmp_path / 'gpu'),
+                      device='cpu', mixed_precision='no', episodes=2, steps=2, batch_size=2, eval_episodes=1,
+                      eval_max_steps=5, methods=('maps',), retention_variant=None)
     result = run_demo(cfg, progress=False)
-    assert result.num_params > 10_000_000 and len(result.losses) == 2
+    assert result.num_params > 10_000_000 and len(result.losses[METHOD_ROWS['maps']]) == 2
     assert (tmp_path / 'gpu' / 'summary.md').exists() and 'language_model.model.layers.3' in result.lambda_table

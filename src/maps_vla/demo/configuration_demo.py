@@ -18,17 +18,23 @@ class DemoConfig:
 
     size: str = 'smallest'  # name of the preset these values came from (shown in the report)
     out: str = 'outputs/demo'  # report folder; a previous demo's files there are replaced
+    # the starting policy: 'prior' (the pretrained prior shipped in the package), a checkpoint folder, or 'random'
+    # (a random-init `model`: what MAPS is not for, kept to show why a prior matters)
+    start: str = 'prior'
     task: str = 'pick_place'  # sim task
-    ood_variant: str = 'ood_color'  # the held-out variant evaluated beside 'train'
+    finetune_variant: str = 'ood_shape'  # the new task variant: demos of it are collected and fine-tuned on (ID)
+    retention_variant: str | None = 'train'  # the prior's own variant, evaluated to show what fine-tuning keeps
+    ood_variant: str = 'ood_lighting'  # held out from pre-training and fine-tuning alike
+    methods: tuple[str, ...] = ('maps', 'fft')  # fine-tuning methods compared on the same data, steps and seed
     episodes: int = 20  # scripted-expert demonstrations to collect
-    image_size: int = 64  # camera side (px) of the demos and the evaluation envs
+    image_size: int | None = None  # camera side (px) of demos and eval envs; None: the start policy's training size
     video: bool = False  # store demos as mp4 (True) or PNG (False: 3-4x faster to load per sample, measured)
     collect_max_steps: int = 200  # frames per demo at most
-    model: str = 'tiny'  # policy size: 'tiny' (the preset, 0.34 M parameters) or 'small' (wider and deeper, 11 M)
-    policy_image_size: int = 28  # side (px) the policy resizes each view to; a multiple of 14
+    model: str = 'tiny'  # start='random' only: 'tiny' (the preset, 0.34 M parameters) or 'small' (wider, 11 M)
+    policy_image_size: int = 28  # start='random' only: side (px) the policy resizes each view to (multiple of 14)
     steps: int = 300  # MAPS fine-tuning steps
     batch_size: int = 8  # samples per step
-    lr: float = 3e-4  # learning rate (random-init starting weights need more than the paper's 5e-5)
+    lr: float = 3e-4  # learning rate
     lambda_max: float = 1.5  # MAPS λ_max (the paper's Franka setting)
     schedule: str = 'linear'  # MAPS λ schedule
     mixed_precision: str = 'no'  # 'no' | 'bf16' (GPU)
@@ -42,7 +48,7 @@ class DemoConfig:
         for name in ('episodes', 'collect_max_steps', 'steps', 'batch_size', 'eval_episodes', 'eval_max_steps'):
             if getattr(self, name) < 1:
                 raise ValueError(f'DemoConfig.{name} must be >= 1, got {getattr(self, name)!r}')
-        if not 16 <= self.image_size <= 512:
+        if self.image_size is not None and not 16 <= self.image_size <= 512:
             raise ValueError(f'DemoConfig.image_size must be in 16..512, got {self.image_size!r}')
         if self.policy_image_size < 14 or self.policy_image_size % 14:
             raise ValueError(f'DemoConfig.policy_image_size must be a multiple of 14 (the ViT patch), got '
@@ -55,20 +61,22 @@ class DemoConfig:
             raise ValueError(f'DemoConfig.threads must be >= 1 or None, got {self.threads!r}')
         if not self.lr > 0 or self.lambda_max < 0:
             raise ValueError(f'DemoConfig.lr must be > 0 and lambda_max >= 0, got {self.lr!r}, {self.lambda_max!r}')
-        if self.ood_variant == 'train':
-            raise ValueError("DemoConfig.ood_variant must be a held-out variant, not 'train'")
+        variants = [self.finetune_variant, self.retention_variant, self.ood_variant]
+        if len({v for v in variants if v}) != len([v for v in variants if v]):
+            raise ValueError(f'DemoConfig.finetune_variant, retention_variant and ood_variant must differ, got '
+                             f'{variants}')
+        if not self.methods or any(m not in ('maps', 'fft', 'spd') for m in self.methods):
+            raise ValueError(f"DemoConfig.methods must name some of 'maps', 'fft', 'spd', got {self.methods!r}")
 
 
 DEMO_SIZES: Registry[dict[str, Any]] = Registry('demo size')
 # CI: must finish in about 2-3 minutes on 2 shared CPU cores.
 DEMO_SIZES.register('smallest')({})
-# A longer CPU run (tens of minutes on 2 cores): more demos, bigger views, 2k steps.
-DEMO_SIZES.register('small')(dict(episodes=50, image_size=96, policy_image_size=56, steps=2000, batch_size=16,
-                                  eval_episodes=20))
-# One GPU: a wider, deeper model on 112 px views, 200 demos, 20k steps in bf16.
-DEMO_SIZES.register('gpu')(dict(episodes=200, image_size=128, model='small', policy_image_size=112, steps=20000,
-                                batch_size=32, mixed_precision='bf16', eval_episodes=50, device='cuda',
-                                threads=None))
+# A longer CPU run: more demos and steps, 50 evaluation episodes per variant (tight Wilson intervals).
+DEMO_SIZES.register('small')(dict(episodes=50, steps=1500, batch_size=16, eval_episodes=50))
+# One GPU: the same prior, more demos and steps in bf16, 50 episodes per variant.
+DEMO_SIZES.register('gpu')(dict(episodes=100, steps=5000, batch_size=32, mixed_precision='bf16', eval_episodes=50,
+                                device='cuda', threads=None))
 
 
 def demo_config(size: str = 'smallest', **overrides: Any) -> DemoConfig:

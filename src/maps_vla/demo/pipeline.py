@@ -1,10 +1,11 @@
 """`run_demo`: the whole loop in the sim, end to end, with nothing downloaded.
 
-1. collect scripted-expert demos of the task's train variant into a LeRobot dataset;
-2. build the starting policy (random init: no pretrained weights exist offline) and save it as a checkpoint,
-   the way an imported MiniVLA would be, then print its MAPS λ table;
-3. fine-tune it with MAPS through the same `train` as `maps-vla train`;
-4. evaluate it on the train (ID) and one held-out (OOD) variant beside the scripted expert and a random policy;
+1. collect scripted-expert demos of a task variant the prior never saw (`finetune_variant`, e.g. new shapes);
+2. take the starting policy (the pretrained prior shipped in the package, as MAPS intends; or a folder; or a
+   random-init model for contrast), copy it as the checkpoint `start_policy/` and print its MAPS λ table;
+3. fine-tune it with MAPS and plain AdamW (same data, steps, learning rate, seed) through `maps-vla train`'s code;
+4. evaluate every fine-tuned policy and the start policy on the new variant (ID), the prior's own variant
+   (retention) and a variant held out from everything (OOD), beside the scripted expert and random actions;
 5. write the report folder (see `maps_vla.demo.report`).
 """
 
@@ -22,7 +23,7 @@ import torch
 
 from maps_vla.demo.configuration_demo import DemoConfig
 
-__all__ = ['DemoResult', 'run_demo', 'POLICY_ROWS']
+__all__ = ['DemoResult', 'run_demo', 'METHOD_ROWS', 'START_ROW', 'BASELINE_ROWS']
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,9 @@ _MARKER = '.maps_vla_demo'  # marks a folder as demo output, so a rerun may repl
 _OWNED = ('data', 'start_policy', 'train', 'eval', 'summary.md', 'success.md', 'success_rate.png',
           'lambda_table.txt', 'drift.md', 'drift.png', 'rollout.mp4')
 _EVAL_SEED = 10_000  # evaluation seeds start here, far from the demo seeds
-POLICY_ROWS = ('MAPS fine-tuned', 'scripted expert', 'random')  # rows of the success table, in order
+METHOD_ROWS = {'maps': 'MAPS fine-tuned', 'fft': 'AdamW fine-tuned (FFT)', 'spd': 'uniform SPD fine-tuned'}
+START_ROW = 'start policy (no fine-tuning)'
+BASELINE_ROWS = ('scripted expert', 'random')  # the ceiling and the floor
 
 
 @dataclasses.dataclass
@@ -44,9 +47,9 @@ class DemoResult:
     expert_attempts: int  # seeds the expert needed for them
     num_params: int  # parameters of the policy
     lambda_table: str  # MAPS λ per module, printed before training
-    losses: list[float]  # training loss per step
-    reports: dict[str, Any]  # POLICY_ROWS name -> EvalReport
-    drift: list[Any]  # DriftRow per module: fine-tuned vs starting weights
+    losses: dict[str, list[float]]  # fine-tuned row name -> training loss per step
+    reports: dict[str, Any]  # success-table row name -> EvalReport
+    drift: dict[str, list[Any]]  # fine-tuned row name -> DriftRow per module (vs the starting weights)
     seconds: dict[str, float]  # stage -> wall time
     files: dict[str, Path] = dataclasses.field(default_factory=dict)  # report artefact -> path
     summary: str = ''  # summary.md text
@@ -67,8 +70,22 @@ def _prepare_out(out: Path) -> None:
     (out / _MARKER).write_text('written by maps-vla demo; a rerun with this --out replaces its files\n')
 
 
-def _start_policy(cfg: DemoConfig, dataset):
-    """The policy to fine-tune, shaped to the dataset; 'small' widens and deepens the tiny preset."""
+def _start_policy_dir(cfg: DemoConfig, out: Path) -> Path | None:
+    """The checkpoint the demo fine-tunes: the shipped prior, a folder, or None for a random-init model."""
+    if cfg.start == 'random':
+        return None
+    if cfg.start == 'prior':
+        from maps_vla.pretrain.shipped import shipped_prior
+        return shipped_prior()
+    path = Path(cfg.start)
+    if not (path / 'config.json').is_file():
+        raise FileNotFoundError(f"DemoConfig.start {cfg.start!r} is not a checkpoint folder (no config.json); use "
+                                "'prior', 'random' or a folder written by maps-vla train")
+    return path
+
+
+def _random_policy(cfg: DemoConfig, dataset):
+    """A random-init policy shaped to the dataset; 'small' widens and deepens the tiny preset."""
     from maps_vla.model.factory import make_policy
     from maps_vla.model.vla.configuration_vla import resized
     from maps_vla.train.configuration_train import ModelSourceConfig
@@ -81,6 +98,18 @@ def _start_policy(cfg: DemoConfig, dataset):
                         llm_heads=4, llm_kv_heads=2, name='demo-small')
         policy = make_policy(small, norm_stats=policy.norm_stats, action_spec=policy.action_spec)
     return policy
+
+
+def _camera_size(cfg: DemoConfig, start: Path | None) -> int:
+    """The demos' and eval envs' camera side: the configured one, else the one the start policy trained on."""
+    if cfg.image_size is not None:
+        return cfg.image_size
+    if start is None:
+        return 64
+    import json
+
+    vision = json.loads((start / 'config.json').read_text()).get('vision', {})
+    return int(vision.get('capture_size') or vision.get('image_size', 224))
 
 
 def run_demo(cfg: DemoConfig, *, announce: Callable[[str], None] | None = None,
@@ -97,6 +126,7 @@ def run_demo(cfg: DemoConfig, *, announce: Callable[[str], None] | None = None,
 
     Raises:
         FileExistsError: `cfg.out` holds files that a demo did not write.
+        FileNotFoundError: the start checkpoint (or the shipped prior) is missing.
         RuntimeError: cfg.device is CUDA but no CUDA device is available, or the expert saved too few demos.
     """
     from safetensors.torch import load_file
@@ -116,16 +146,18 @@ def run_demo(cfg: DemoConfig, *, announce: Callable[[str], None] | None = None,
     from maps_vla.train.trainer import train
 
     say = announce or (lambda text: logger.info('%s', text))
+    start_dir = _start_policy_dir(cfg, Path(cfg.out))
     out = Path(cfg.out)
     _prepare_out(out)
     seconds: dict[str, float] = {}
-    size = (cfg.image_size, cfg.image_size)
+    side = _camera_size(cfg, start_dir)
+    size = (side, side)
     with cpu_or_cuda(cfg.device, cfg.threads):
-        # 1. demos
+        # 1. demos of the new variant
         start = time.perf_counter()
-        say(f'[1/5] collecting {cfg.episodes} scripted-expert demos ({cfg.task}/train, {cfg.image_size} px, '
+        say(f'[1/5] collecting {cfg.episodes} scripted-expert demos ({cfg.task}/{cfg.finetune_variant}, {side} px, '
             f'{"mp4" if cfg.video else "PNG"})')
-        with make_env(EnvConfig(task=cfg.task, image_size=size)) as env:
+        with make_env(EnvConfig(task=cfg.task, variant=cfg.finetune_variant, image_size=size)) as env:
             with DatasetWriter.create(out / 'data', fps=int(env.control_hz), features=env.features,
                                       video=cfg.video) as writer:
                 results = collect_episodes(env, make_expert(env), writer, cfg.episodes,
@@ -138,10 +170,14 @@ def run_demo(cfg: DemoConfig, *, announce: Callable[[str], None] | None = None,
 
         # 2. starting checkpoint and its λ table
         start = time.perf_counter()
-        say(f'[2/5] starting policy: {cfg.model} ({cfg.policy_image_size} px views), random init, saved as a '
-            'checkpoint')
-        policy = _start_policy(cfg, dataset)
-        policy.save_pretrained(out / 'start_policy')
+        if start_dir is None:
+            say(f'[2/5] starting policy: {cfg.model} ({cfg.policy_image_size} px views), random init')
+            policy = _random_policy(cfg, dataset)
+            policy.save_pretrained(out / 'start_policy')
+        else:
+            say(f'[2/5] starting policy: {"the shipped prior" if cfg.start == "prior" else start_dir}')
+            shutil.copytree(start_dir, out / 'start_policy')
+            policy = VLAPolicy.from_pretrained(out / 'start_policy')
         num_params = sum(p.numel() for p in policy.parameters())
         table = lambda_table(policy, cfg.lambda_max, cfg.schedule)
         (out / 'lambda_table.txt').write_text(table + '\n')
@@ -149,54 +185,64 @@ def run_demo(cfg: DemoConfig, *, announce: Callable[[str], None] | None = None,
         del policy
         seconds['start policy'] = time.perf_counter() - start
 
-        # 3. MAPS fine-tune
-        start = time.perf_counter()
-        say(f'[3/5] MAPS fine-tuning: {cfg.steps} steps, batch {cfg.batch_size}, lr {cfg.lr:g} on {cfg.device}')
-        train_cfg = TrainConfig(
-            model=ModelSourceConfig(checkpoint=str(out / 'start_policy')), data=DataConfig(root=str(out / 'data')),
-            method=FinetuneMethodConfig(method='maps', lambda_max=cfg.lambda_max, schedule=cfg.schedule, lr=cfg.lr),
-            out_dir=str(out / 'train'), steps=cfg.steps, batch_size=cfg.batch_size,
-            mixed_precision=cfg.mixed_precision, seed=cfg.seed, save_every=cfg.steps, keep_checkpoints=1,
-            log_every=max(1, cfg.steps // 100), drift_every=max(1, cfg.steps // 10), resume=False, progress=progress)
-        trained = train(train_cfg)
-        seconds['train'] = time.perf_counter() - start
+        # 3. fine-tune with each method on the same data, steps, learning rate and seed
+        trained = {}
+        for method in cfg.methods:
+            start = time.perf_counter()
+            name = METHOD_ROWS[method]
+            say(f'[3/5] {name}: {cfg.steps} steps, batch {cfg.batch_size}, lr {cfg.lr:g} on {cfg.device}')
+            train_cfg = TrainConfig(
+                model=ModelSourceConfig(checkpoint=str(out / 'start_policy')),
+                data=DataConfig(root=str(out / 'data')),
+                method=FinetuneMethodConfig(method=method, lambda_max=cfg.lambda_max, schedule=cfg.schedule,
+                                            lr=cfg.lr),
+                out_dir=str(out / 'train' / method), steps=cfg.steps, batch_size=cfg.batch_size,
+                mixed_precision=cfg.mixed_precision, seed=cfg.seed, save_every=cfg.steps, keep_checkpoints=1,
+                log_every=max(1, cfg.steps // 100), drift_every=max(1, cfg.steps // 10), resume=False,
+                progress=progress)
+            trained[name] = train(train_cfg)
+            seconds[f'train {method}'] = time.perf_counter() - start
 
-        # 4. evaluation: the fine-tuned policy between the expert (ceiling) and random actions (floor)
+        # 4. evaluation: the fine-tuned policies, the start policy, the expert (ceiling) and random actions (floor)
         start = time.perf_counter()
-        say(f'[4/5] evaluating on train (ID) and {cfg.ood_variant} (OOD), {cfg.eval_episodes} episodes each, '
-            f'for {", ".join(POLICY_ROWS)}')
-        final = VLAPolicy.from_pretrained(trained.policy_dir, device=cfg.device)
+        names = [*trained, START_ROW, *BASELINE_ROWS]
+        variants = {cfg.finetune_variant: EnvConfig(task=cfg.task, variant=cfg.finetune_variant, image_size=size)}
+        for name in (cfg.retention_variant, cfg.ood_variant):
+            if name:
+                variants[name] = EnvConfig(task=cfg.task, variant=name, image_size=size)
+        say(f'[4/5] evaluating on {", ".join(variants)}, {cfg.eval_episodes} episodes each, for {", ".join(names)}')
+        policies = {name: VLAPolicy.from_pretrained(result.policy_dir, device=cfg.device)
+                    for name, result in trained.items()}
+        policies[START_ROW] = VLAPolicy.from_pretrained(out / 'start_policy', device=cfg.device)
         expert = BoundExpertPolicy(make_env, make_expert)
-        candidates = {
-            POLICY_ROWS[0]: (final, make_env, 1),
-            POLICY_ROWS[1]: (expert, expert.make_env, 1),
-            POLICY_ROWS[2]: (RandomPolicy(final.action_spec, seed=cfg.seed), make_env, 0),
-        }
-        variants = {name: EnvConfig(task=cfg.task, variant=name, image_size=size)
-                    for name in ('train', cfg.ood_variant)}
+        candidates = {name: (policy, make_env, 1 if name == METHOD_ROWS[cfg.methods[0]] else 0)
+                      for name, policy in policies.items()}
+        candidates[BASELINE_ROWS[0]] = (expert, expert.make_env, 0)
+        candidates[BASELINE_ROWS[1]] = (RandomPolicy(policies[START_ROW].action_spec, seed=cfg.seed), make_env, 0)
         seeds = list(range(_EVAL_SEED + cfg.seed, _EVAL_SEED + cfg.seed + cfg.eval_episodes))
         reports, files = {}, {}
         for name, (candidate, env_factory, videos) in candidates.items():
             if progress:
                 say(f'      {name}')
             report = evaluate(env_factory, candidate, variants, seeds, max_steps=cfg.eval_max_steps,
-                              ood=[cfg.ood_variant], videos_per_variant=videos, title=f'{cfg.task}: {name}',
-                              progress=progress)
+                              ood=[v for v in variants if v != cfg.finetune_variant], videos_per_variant=videos,
+                              title=f'{cfg.task}: {name}', progress=progress)
             reports[name] = report
             saved = report.save(out / 'eval' / _report.slug(name))
-            if name == POLICY_ROWS[0]:
-                video = next((p for k, p in saved.items() if k.startswith('video:train')), None)
-                if video is not None:
-                    files['rollout video'] = Path(shutil.copyfile(video, out / 'rollout.mp4'))
+            video = next((p for k, p in saved.items() if k.startswith(f'video:{cfg.finetune_variant}')), None)
+            if video is not None:
+                files['rollout video'] = Path(shutil.copyfile(video, out / 'rollout.mp4'))
         seconds['eval'] = time.perf_counter() - start
 
         # 5. drift from the starting weights, and the report
         start = time.perf_counter()
         say('[5/5] writing the report')
-        drift = drift_report(final, load_file(str(out / 'start_policy' / 'model.safetensors')))
+        reference = load_file(str(out / 'start_policy' / 'model.safetensors'))
+        drift = {name: drift_report(policies[name], reference) for name in trained}
     result = DemoResult(config=cfg, out=out, demos=dataset.num_episodes, demo_frames=len(dataset),
                         expert_attempts=len(results), num_params=num_params, lambda_table=table,
-                        losses=trained.losses, reports=reports, drift=drift, seconds=seconds, files=files)
+                        losses={name: r.losses for name, r in trained.items()}, reports=reports, drift=drift,
+                        seconds=seconds, files=files)
     result.files.update(_report.write_report(result))
     seconds['report'] = time.perf_counter() - start
     result.summary = _report.write_summary(result)

@@ -1,7 +1,7 @@
 """The demo's report folder: success table and bar plot over policies, drift table and plot, and summary.md.
 
-The summary states what the numbers mean, worded from the numbers themselves: a tiny random-init model trained
-for minutes on a CPU is not expected to pick anything, and the summary says so when it does not.
+The summary states what the numbers mean, worded from the numbers themselves: per policy and variant, the start
+policy's own score, and the expert's ceiling and the random floor beside them.
 """
 
 from __future__ import annotations
@@ -18,81 +18,94 @@ if TYPE_CHECKING:
 
 __all__ = ['success_table', 'plot_success', 'verdict', 'write_report', 'write_summary', 'slug']
 
-_COLOURS = {'ID': '#4C72B0', 'OOD': '#DD8452'}
-
-
 def slug(name: str) -> str:
     """A folder name for a policy row ('MAPS fine-tuned' -> 'maps_fine-tuned')."""
     return re.sub(r'[^a-z0-9_.-]+', '_', name.lower()).strip('_') or 'policy'
 
 
-def _splits(report: Any) -> dict[str, Any]:
-    """'ID' / 'OOD' -> the pooled Summary of that split (when the report has it)."""
-    from maps_vla.eval import Split
-
-    return {split.name: s for split in Split if (s := report.aggregate(split)) is not None}
+def _variants(report: Any) -> dict[str, Any]:
+    """Variant name -> its Summary (success count, rate and Wilson interval)."""
+    return {s.name: s for s in report.summaries() if not s.name.endswith('(all)')}
 
 
-def success_table(reports: dict[str, Any], ood_variant: str) -> str:
-    """Markdown: one row per policy, ID and OOD successes with rate and 95 % Wilson interval."""
-    lines = [f'| policy | ID (train) | OOD ({ood_variant}) |', '|---|---|---|']
+def _cell(s: Any) -> str:
+    return f'{s.successes}/{s.episodes} = {s.rate:.0%} [{s.low:.0%}, {s.high:.0%}]' if s else '-'
+
+
+def _roles(cfg: Any) -> dict[str, str]:
+    """Variant -> its role in the demo ('ID: fine-tuned on', 'retention', 'OOD: never seen')."""
+    roles = {cfg.finetune_variant: 'new task (fine-tuned on)'}
+    if cfg.retention_variant:
+        roles[cfg.retention_variant] = "prior's task (retention)"
+    roles[cfg.ood_variant] = 'held out (OOD)'
+    return roles
+
+
+def success_table(reports: dict[str, Any], roles: dict[str, str]) -> str:
+    """Markdown: one row per policy, one column per variant: successes, rate and 95 % Wilson interval."""
+    lines = ['| policy | ' + ' | '.join(f'{v}: {role}' for v, role in roles.items()) + ' |',
+             '|---|' + '---|' * len(roles)]
     for name, report in reports.items():
-        cells = []
-        for split in ('ID', 'OOD'):
-            s = _splits(report).get(split)
-            cells.append(f'{s.successes}/{s.episodes} = {s.rate:.0%} [{s.low:.0%}, {s.high:.0%}]' if s else '-')
-        lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+        summaries = _variants(report)
+        lines.append(f'| {name} | ' + ' | '.join(_cell(summaries.get(v)) for v in roles) + ' |')
     return '\n'.join(lines) + '\n'
 
 
-def plot_success(reports: dict[str, Any], path: Path, title: str) -> Path:
-    """Grouped bars (ID, OOD) per policy with 95 % Wilson intervals; returns `path`."""
-    fig = Figure(figsize=(1.9 * len(reports) + 1.8, 3.4), layout='constrained')
+def plot_success(reports: dict[str, Any], roles: dict[str, str], path: Path, title: str) -> Path:
+    """Grouped bars (one per variant) per policy with 95 % Wilson intervals; returns `path`."""
+    colours = ('#4C72B0', '#55A868', '#DD8452', '#8172B2')
+    fig = Figure(figsize=(2.2 * len(reports) + 2.0, 3.6), layout='constrained')
     ax = fig.add_subplot()
-    width = 0.38
+    width = 0.8 / len(roles)
     for i, report in enumerate(reports.values()):
-        for j, (split, s) in enumerate(sorted(_splits(report).items())):
-            x = i + (j - 0.5) * width
-            ax.bar(x, s.rate, width, yerr=[[s.rate - s.low], [s.high - s.rate]], capsize=3, color=_COLOURS[split])
-            ax.text(x, s.high + 0.02, f'{s.successes}/{s.episodes}', ha='center', va='bottom', fontsize=8)
-    ax.set_xticks(range(len(reports)), list(reports))
-    ax.set_ylim(0, 1.18)
+        summaries = _variants(report)
+        for j, variant in enumerate(roles):
+            s = summaries.get(variant)
+            if s is None:
+                continue
+            x = i + (j - (len(roles) - 1) / 2) * width
+            ax.bar(x, s.rate, width, yerr=[[s.rate - s.low], [s.high - s.rate]], capsize=3, color=colours[j % 4])
+            ax.text(x, s.high + 0.02, f'{s.successes}/{s.episodes}', ha='center', va='bottom', fontsize=7)
+    ax.set_xticks(range(len(reports)), [n.replace(' (', '\n(') for n in reports], fontsize=8)
+    ax.set_ylim(0, 1.2)
     ax.set_ylabel('success rate')
     ax.set_title(title, fontsize=10)
-    ax.legend(handles=[Patch(color=c, label=k) for k, c in _COLOURS.items()], fontsize=8, loc='upper right')
+    ax.legend(handles=[Patch(color=colours[j % 4], label=f'{v}: {r}') for j, (v, r) in enumerate(roles.items())],
+              fontsize=7, loc='upper right')
     fig.savefig(path, dpi=120)
     return path
 
 
 def verdict(result: DemoResult) -> str:
     """The plain-words reading of the success table."""
-    from maps_vla.demo.pipeline import POLICY_ROWS
+    from maps_vla.demo.pipeline import BASELINE_ROWS, START_ROW
 
     cfg = result.config
-    trained, expert, random_ = (_splits(result.reports[name]) for name in POLICY_ROWS)
-    k_id, k_ood = trained['ID'].successes, trained['OOD'].successes
-    scale = (f"The scripted expert (privileged state, the ceiling) succeeded in {expert['ID'].successes}/"
-             f"{expert['ID'].episodes} ID and {expert['OOD'].successes}/{expert['OOD'].episodes} OOD episodes; "
-             f"random actions (the floor) in {random_['ID'].successes}/{random_['ID'].episodes} and "
-             f"{random_['OOD'].successes}/{random_['OOD'].episodes}.")
-    losses = result.losses
-    tail = losses[-max(1, len(losses) // 10):]
-    first, last = losses[0], sum(tail) / len(tail)
-    fit = (f'The training loss fell from {first:.3g} to {last:.3g}, so the fine-tune does fit the demos; fitting '
-           'them offline is not yet a closed-loop policy.' if last < 0.5 * first else
-           f'The training loss went from {first:.3g} to {last:.3g}: it did not fall much.')
-    if k_id + k_ood == 0:
-        return (f'The fine-tuned policy succeeded in none of its {trained["ID"].episodes} ID and '
-                f'{trained["OOD"].episodes} OOD episodes. That is expected: it has {result.num_params / 1e6:.2g} M '
-                f'parameters, starts from random weights (nothing is downloaded) and trained for {cfg.steps} steps '
-                f'on {result.demos} demos, far too little to learn to pick and place. This run shows the machinery '
-                f'of the loop, not a result. {scale} {fit} More demos, steps and a larger model (`--size small`, or '
-                '`--size gpu --device cuda`) give the fine-tune a chance; what MAPS is for is fine-tuning a '
-                'pretrained checkpoint (docs/loop.md).')
-    return (f'The fine-tuned policy succeeded in {k_id}/{trained["ID"].episodes} ID and '
-            f'{k_ood}/{trained["OOD"].episodes} OOD episodes after {cfg.steps} steps on {result.demos} demos from '
-            f'random weights. {scale} {fit} With {trained["ID"].episodes} episodes per variant the 95 % Wilson '
-            'intervals are wide: read differences smaller than them as noise.')
+    roles = list(_roles(cfg))
+    new = cfg.finetune_variant
+    rate = {name: _variants(report) for name, report in result.reports.items()}
+    expert, random_ = rate[BASELINE_ROWS[0]], rate[BASELINE_ROWS[1]]
+    scale = (f'The scripted expert (privileged state, the ceiling) succeeded in {expert[new].successes}/'
+             f'{expert[new].episodes} episodes of {new}; random actions (the floor) in {random_[new].successes}/'
+             f'{random_[new].episodes}.')
+    parts = []
+    for name, losses in result.losses.items():
+        tail = losses[-max(1, len(losses) // 10):]
+        cells = ', '.join(f'{v} {rate[name][v].successes}/{rate[name][v].episodes}' for v in roles)
+        parts.append(f'{name}: {cells} (loss {losses[0]:.3g} -> {sum(tail) / len(tail):.3g})')
+    start = rate[START_ROW]
+    begin = ('It started from random weights, which MAPS is not designed for (it pulls weights back towards a '
+             'random start).' if cfg.start == 'random' else
+             f'It started from the pretrained prior, which before fine-tuning scored {start[new].successes}/'
+             f'{start[new].episodes} on {new} and ' + ', '.join(f'{start[v].successes}/{start[v].episodes} on {v}'
+                                                                   for v in roles[1:]) + '.')
+    none = all(rate[name][v].successes == 0 for name in result.losses for v in roles)
+    reading = ('No fine-tuned policy succeeded anywhere: read the table as a check of the machinery, not a result.'
+               if none else
+               f'With {cfg.eval_episodes} episodes per variant, differences inside the 95 % Wilson intervals are '
+               'noise; compare MAPS and AdamW on retention and OOD, where MAPS is meant to keep what the prior knew.')
+    return (f'After {cfg.steps} steps on {result.demos} demos of {new}: ' + '; '.join(parts) + f'. {begin} {scale} '
+            + reading)
 
 
 def write_report(result: DemoResult) -> dict[str, Path]:
@@ -100,15 +113,16 @@ def write_report(result: DemoResult) -> dict[str, Path]:
     from maps_vla.maps.drift import drift_table, plot_drift
 
     cfg, out = result.config, result.out
+    roles = _roles(cfg)
     files = {'success table': out / 'success.md', 'success plot': out / 'success_rate.png',
              'drift table': out / 'drift.md', 'drift plot': out / 'drift.png', 'lambda table': out / 'lambda_table.txt'}
-    files['success table'].write_text(success_table(result.reports, cfg.ood_variant))
-    plot_success(result.reports, files['success plot'],
+    files['success table'].write_text(success_table(result.reports, roles))
+    plot_success(result.reports, roles, files['success plot'],
                  f'{cfg.task}: {cfg.eval_episodes} episodes per variant (95 % Wilson CI)')
-    files['drift table'].write_text(drift_table({'MAPS': result.drift}) + '\n')
-    plot_drift({'MAPS': result.drift}, files['drift plot'],
-               title=f'Drift from the starting weights: MAPS {cfg.schedule}, λ_max={cfg.lambda_max:g}, '
-                     f'{cfg.steps} steps')
+    files['drift table'].write_text(drift_table(result.drift) + '\n')
+    plot_drift(result.drift, files['drift plot'],
+               title=f'Drift from the starting weights, {cfg.steps} steps (MAPS {cfg.schedule}, '
+                     f'λ_max={cfg.lambda_max:g})')
     return files
 
 
@@ -117,39 +131,39 @@ def write_summary(result: DemoResult) -> str:
     from maps_vla.maps.drift import drift_table
 
     cfg, out = result.config, result.out
-    losses = result.losses
-    tail = losses[-max(1, len(losses) // 10):]
+    roles = _roles(cfg)
+    start = ('the pretrained prior shipped in the package (`maps_vla/assets/prior`, see its MODEL_CARD.md)'
+             if cfg.start == 'prior' else 'random weights' if cfg.start == 'random' else f'`{cfg.start}`')
     lines = [
-        f'# maps-vla demo ({cfg.size}): the loop in the MuJoCo sim', '',
-        f'1. **Demos**: {result.demos} scripted-expert episodes of `{cfg.task}` (train variant), '
-        f'{result.demo_frames} frames at {cfg.image_size} px ({"mp4" if cfg.video else "PNG"}), '
+        f'# maps-vla demo ({cfg.size}): fine-tune a prior on a new task in the MuJoCo sim', '',
+        f'1. **Demos**: {result.demos} scripted-expert episodes of `{cfg.task}/{cfg.finetune_variant}` (a variant the '
+        f'prior never saw), {result.demo_frames} frames ({"mp4" if cfg.video else "PNG"}), '
         f'{result.demos}/{result.expert_attempts} expert attempts succeeded → `data/`.',
-        f'2. **Starting policy**: `{cfg.model}` ({result.num_params:,} parameters, {cfg.policy_image_size} px views), '
-        'random init, saved as the checkpoint `start_policy/`.',
-        f'3. **MAPS fine-tune**: {cfg.steps} steps, batch {cfg.batch_size}, lr {cfg.lr:g}, λ_max {cfg.lambda_max:g}, '
-        f'{cfg.schedule} schedule, on {cfg.device} → `train/policy/`. Loss {losses[0]:.4f} at the first step, '
-        f'{sum(tail) / len(tail):.4f} over the last 10 % of steps.',
-        f'4. **Evaluation**: {cfg.eval_episodes} episodes on `train` (ID) and `{cfg.ood_variant}` (OOD) per policy '
-        '→ `eval/<policy>/` (per-variant tables, CSVs, videos).', '',
-        '## Success', '', success_table(result.reports, cfg.ood_variant), verdict(result), '',
+        f'2. **Starting policy**: {start}, {result.num_params:,} parameters → `start_policy/`.',
+        f'3. **Fine-tuning**: {", ".join(result.losses)}; {cfg.steps} steps each, batch {cfg.batch_size}, lr '
+        f'{cfg.lr:g}, seed {cfg.seed}; MAPS λ_max {cfg.lambda_max:g}, {cfg.schedule} schedule; on {cfg.device} → '
+        '`train/<method>/policy/`.',
+        f'4. **Evaluation**: {cfg.eval_episodes} episodes per variant and policy on '
+        + ', '.join(f'`{v}` ({r})' for v, r in roles.items()) + ' → `eval/<policy>/`.', '',
+        '## Success', '', success_table(result.reports, roles), verdict(result), '',
         '![success rate](success_rate.png)', '',
-        'Rollout of the fine-tuned policy: [rollout.mp4](rollout.mp4)' if 'rollout video' in result.files else '',
+        'Rollout of the MAPS-fine-tuned policy: [rollout.mp4](rollout.mp4)' if 'rollout video' in result.files else '',
         '', '## MAPS λ per module', '',
         'Under the linear schedule λ grows towards the input, so early modules are pulled harder back to their '
         'starting weights; λ = 0 modules (new heads, biases, the last LLM layer) train freely.', '',
         '```', result.lambda_table, '```', '',
-        '## Drift from the starting weights', '', drift_table({'MAPS': result.drift}), '', '![drift](drift.png)', '',
+        '## Drift from the starting weights', '', drift_table(result.drift), '', '![drift](drift.png)', '',
         '## Time', '', '| stage | seconds |', '|---|---|',
         *[f'| {stage} | {s:.1f} |' for stage, s in result.seconds.items()],
         f'| **total** | {sum(result.seconds.values()):.1f} |', '',
         '## The same loop by hand', '', '```',
-        f'maps-vla collect --task {cfg.task} --episodes {cfg.episodes} --image-size {cfg.image_size}'
-        f'{"" if cfg.video else " --png"} --seed {cfg.seed} --out {out}/data',
-        f'maps-vla train data.root={out}/data model.checkpoint={out}/start_policy method.lambda_max={cfg.lambda_max:g} '
-        f'method.schedule={cfg.schedule} method.lr={cfg.lr:g} steps={cfg.steps} batch_size={cfg.batch_size} '
-        f'out_dir={out}/train',
-        f'maps-vla eval --policy {out}/train/policy --task {cfg.task} --variants train,{cfg.ood_variant} '
-        f'--episodes {cfg.eval_episodes} --out {out}/eval/by_hand',
+        f'maps-vla collect --task {cfg.task} --variant {cfg.finetune_variant} --episodes {cfg.episodes} '
+        f'--seed {cfg.seed} --out {out}/data',
+        *[f'maps-vla train data.root={out}/data model.checkpoint={out}/start_policy method.method={m} '
+          f'method.lambda_max={cfg.lambda_max:g} method.schedule={cfg.schedule} method.lr={cfg.lr:g} '
+          f'steps={cfg.steps} batch_size={cfg.batch_size} out_dir={out}/train/{m}' for m in cfg.methods],
+        f'maps-vla eval --policy {out}/train/{cfg.methods[0]}/policy --task {cfg.task} --variants '
+        f'{",".join(roles)} --episodes {cfg.eval_episodes} --out {out}/eval/by_hand',
         '```', '', 'See docs/loop.md for the loop with teleoperated demos and a real Franka.', '',
     ]
     text = '\n'.join(lines)

@@ -1,9 +1,10 @@
 """`maps-vla demo`: the whole loop in the MuJoCo sim on CPU in a few minutes, nothing downloaded.
 
-Scripted-expert demos -> MAPS fine-tune of a small policy -> ID/OOD evaluation beside the expert and random
-floors -> a report folder (success table and plot, λ table, drift table and plot, a rollout video, summary.md).
-`--size smallest` is the CI setting (about 2 minutes on 2 cores), `small` a longer CPU run, `gpu` a larger model
-for one GPU. `maps-vla demo --toy` instead runs the seconds-long toy comparison of MAPS and plain fine-tuning
+Scripted-expert demos of a task variant the shipped prior never saw -> MAPS and plain AdamW fine-tunes of the
+prior -> evaluation on the new variant, the prior's own variant (retention) and a held-out one, beside the expert
+and random floors -> a report folder (success table and plot, λ table, drift table and plot, a rollout video,
+summary.md). `--size smallest` is the CI setting, `small` a longer CPU run with 50 episodes per cell, `gpu` more
+demos and steps on one GPU. `maps-vla demo --toy` instead runs the seconds-long toy comparison of MAPS and plain fine-tuning
 (λ table and drift, no simulator).
 """
 
@@ -20,6 +21,8 @@ __all__ = ['add_arguments', 'run']
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--toy', action='store_true',
                         help='run the quick toy comparison of MAPS and plain fine-tuning instead (no sim)')
+    parser.add_argument('--start', default=None, help="starting policy: 'prior' (shipped, default), 'random' (tiny "
+                        "random init, for contrast) or a checkpoint folder")
     parser.add_argument('--size', default='smallest', help="'smallest' (CI, ~2 min on 2 CPU cores), 'small' (longer "
                         "CPU run) or 'gpu' (larger model and more steps, --device cuda)")
     parser.add_argument('--steps', type=int, default=None, help="fine-tuning steps (default: the size's)")
@@ -43,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from maps_vla.demo import demo_config, run_demo
 
     try:
-        cfg = demo_config(args.size, out=args.out, steps=args.steps, episodes=args.episodes,
+        cfg = demo_config(args.size, start=args.start, out=args.out, steps=args.steps, episodes=args.episodes,
                           eval_episodes=args.eval_episodes, device=args.device, video=args.video or None,
                           lambda_max=args.lambda_max, schedule=args.schedule, lr=args.lr, batch_size=args.batch_size,
                           seed=args.seed)
@@ -51,15 +54,16 @@ def run(args: argparse.Namespace) -> int:
         print(f'maps-vla demo: error: {exc}', file=sys.stderr)
         return 2
     start = time.perf_counter()
-    print(f'maps-vla demo --size {cfg.size}: {cfg.episodes} demos, {cfg.steps} MAPS steps on {cfg.device}, '
-          f'{cfg.eval_episodes} eval episodes per variant -> {cfg.out}', flush=True)
+    print(f'maps-vla demo --size {cfg.size}: {cfg.episodes} demos of {cfg.finetune_variant}, {cfg.steps} steps of '
+          f'{" and ".join(cfg.methods)} from {cfg.start} on {cfg.device}, {cfg.eval_episodes} eval episodes per '
+          f'variant -> {cfg.out}', flush=True)
     root = logging.getLogger()
     level = root.level
     if not getattr(args, 'verbose', False):
         root.setLevel(logging.WARNING)  # the stage headers and progress bars are the output; -v shows the logs
     try:
         result = run_demo(cfg, announce=lambda text: print(text, flush=True))
-    except (FileExistsError, RuntimeError) as exc:
+    except (FileExistsError, FileNotFoundError, RuntimeError) as exc:
         print(f'maps-vla demo: error: {exc}', file=sys.stderr)
         return 1
     finally:
