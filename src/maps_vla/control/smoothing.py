@@ -308,7 +308,8 @@ class ChunkSmoother:
         except ValueError:
             self.rejected_chunks += 1
             raise
-        self._pending.append(_Track(chunk, self.cfg.interpolation, self.cfg.gripper_index, None))
+        with np.errstate(over='ignore', invalid='ignore'):  # an overflow is caught (non-finite reference) at tick
+            self._pending.append(_Track(chunk, self.cfg.interpolation, self.cfg.gripper_index, None))
 
     def tick(self, now: float) -> SmootherOutput | None:
         """The command at time `now` (s); None until the first chunk has been seen."""
@@ -331,7 +332,8 @@ class ChunkSmoother:
         ref = None
         n_tracks = len(self._tracks)
         if self._tracks and now - self._last_arrival <= self.cfg.hold_after:
-            ref, self._tracks = self._method(self._tracks, now, self.cfg)
+            with np.errstate(over='ignore', invalid='ignore'):  # a non-finite reference is rejected below
+                ref, self._tracks = self._method(self._tracks, now, self.cfg)
         if ref is None:
             self._tracks = []
         if self._y is None:
