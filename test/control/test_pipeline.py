@@ -249,3 +249,13 @@ def test_replay_config_roundtrips_through_yaml(tmp_path):
     assert cfg.action.control_hz == 5.0
     with pytest.raises(ValueError, match="Did you mean 'policy_hz'"):
         load_config(ReplayConfig, None, ['policy_hs=3'])
+
+
+def test_cli_replay_that_produces_nothing_exits_non_zero(tmp_path, robot_bag, capsys):
+    robot_bag(tmp_path / 'in', seconds=0.5, instruction=None)
+    assert cli_main(['replay', str(tmp_path / 'in'), '--out', str(tmp_path / 'out'), '--policy', 'zero']) == 1
+    err = capsys.readouterr().err
+    assert 'produced no action chunk' in err and "'no instruction'" in err and not (tmp_path / 'out').exists()
+    assert cli_main(['replay', str(tmp_path / 'in'), '--out', str(tmp_path / 'out'), '--policy', 'zero',
+                     '--set', 'camera.names=[wrist]']) == 1
+    assert "its image topics: ['camera/third_person/image_raw']" in capsys.readouterr().err
