@@ -123,7 +123,8 @@ def test_a_missing_camera_topic_lists_the_image_topics_and_how_to_map_them(tmp_p
     robot_bag(tmp_path / 'in', seconds=0.5)
     cfg = ReplayConfig(camera=CameraConfig(names=('wrist',)))
     with pytest.raises(BagError, match=r"no topic 'camera/wrist/image_raw'; its image topics: "
-                                       r"\['camera/third_person/image_raw'\]; map the cameras \['wrist'\] .*camera.topics"):
+                                       r"\['camera/third_person/image_raw'\]; "
+                                       r"map the cameras \['wrist'\] .*camera.topics"):
         replay_bag(tmp_path / 'in', tmp_path / 'out', ZeroPolicy(), cfg)
     assert _leftovers(tmp_path) == []
     cfg = ReplayConfig(camera=CameraConfig(names=('wrist',), topics=('camera/third_person/image_raw',)))

@@ -96,7 +96,8 @@ def test_per_tick_step_limits_for_huge_commands():
     assert steps.max() == pytest.approx(0.002) and np.all(steps <= 0.002 + 1e-12)  # the goal: norm per tick
     pos = np.array([START] + [o.pose.position for o in outs])
     axis_steps = np.abs(np.diff(pos, axis=0))  # the emitted target: per axis, at most step / sqrt(3)
-    assert axis_steps.max() == pytest.approx(0.002 / math.sqrt(3)) and np.all(axis_steps <= 0.002 / math.sqrt(3) + 1e-12)
+    per_axis = 0.002 / math.sqrt(3)
+    assert axis_steps.max() == pytest.approx(per_axis) and np.all(axis_steps <= per_axis + 1e-12)
     quats = [DOWN] + [o.pose.quaternion for o in outs]
     turns = [quat_angle(a, b) for a, b in zip(quats, quats[1:])]
     assert max(turns) == pytest.approx(0.01 / math.sqrt(3), rel=1e-6) and max(turns) <= 0.01 / math.sqrt(3) + 1e-9

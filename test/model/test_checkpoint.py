@@ -116,7 +116,8 @@ def test_a_flipped_weight_byte_is_detected_at_load(saved):
     data = bytearray(path.read_bytes())
     data[-5] ^= 0x40  # inside the last tensor: it would load silently as another value
     path.write_bytes(bytes(data))
-    with pytest.raises(CheckpointError, match=r"model\.safetensors' does not match the sha256 recorded in config\.json"):
+    with pytest.raises(CheckpointError, match=r"model\.safetensors' does not match the sha256 recorded in "
+                                              r"config\.json"):
         VLAPolicy.from_pretrained(saved)
 
 

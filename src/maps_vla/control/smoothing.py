@@ -255,7 +255,7 @@ class ChunkSmoother:
             self._rest()
 
     def _setup(self, dim: int) -> None:
-        """Size the smoother for `dim` action dims; raises ValueError (changing nothing) when the config does not fit."""
+        """Size the smoother for `dim` action dims; ValueError (changing nothing) when the config does not fit."""
         g = self.cfg.gripper_index
         if g is not None and g >= dim:
             raise ValueError(f'SmootherConfig.gripper_index {g} is outside the {dim} action dims')
