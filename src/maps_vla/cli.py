@@ -2,6 +2,10 @@
 
 Each verb lives in `maps_vla/scripts/<verb>.py` with `add_arguments(parser)` and `run(args) -> int`; only the
 chosen verb's module is imported, so `maps-vla --help` stays fast and a verb's heavy imports stay its own.
+
+A bad argument or config value, a missing file or a damaged checkpoint that a verb does not report itself
+(ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError) becomes one line
+`maps-vla VERB: error: ...` and exit status 2, not a traceback; `-v` shows the traceback.
 """
 
 from __future__ import annotations
@@ -29,6 +33,11 @@ _VERBS: dict[str, tuple[str, str]] = {
 }
 
 
+# What bad arguments, configs and files raise (config validation quotes the bad value); anything else is a bug and
+# keeps its traceback.
+_USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError)
+
+
 def _verb_module(verb: str):
     return importlib.import_module(_VERBS[verb][0])
 
@@ -52,7 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     elif extra:
         parser.error(f'unrecognized arguments: {" ".join(extra)}')
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format='%(levelname)s %(name)s: %(message)s')
-    return int(_verb_module(args.verb).run(args) or 0)
+    try:
+        return int(_verb_module(args.verb).run(args) or 0)
+    except _USER_ERRORS as exc:
+        if args.verbose:
+            raise
+        print(f'maps-vla {args.verb}: error: {exc}', file=sys.stderr)
+        return 2
 
 
 if __name__ == '__main__':

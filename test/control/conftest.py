@@ -25,10 +25,11 @@ def typestore():
 def write_robot_bag(path: Path, storage: str = 'sqlite3', seconds: float = 2.0, t0: float = 1000.0,
                     camera_hz: float = 15.0, joint_hz: float = 50.0, instruction: str | None = 'pick up the cube',
                     compressed: bool = False, bad_image_at: tuple[int, ...] = (), size: tuple[int, int] = (64, 48),
-                    pose_topic: str | None = None) -> dict[str, int]:
+                    pose_topic: str | None = None, pose_drift: float = 0.0) -> dict[str, int]:
     """A bag like a robot recording: camera frames (bgr8), joint_states (FR3 + fingers), an instruction.
 
-    Images number `bad_image_at` get a wrong `step`. Returns the messages written per topic.
+    Images number `bad_image_at` get a wrong `step`; the measured pose (if any) sinks at `pose_drift` m/s. Returns the
+    messages written per topic.
     """
     rng = np.random.default_rng(0)
     width, height = size
@@ -65,7 +66,8 @@ def write_robot_bag(path: Path, storage: str = 'sqlite3', seconds: float = 2.0, 
                 w.write('joint_states', mc.numpy_to_joint_state(w.types, JOINT_NAMES, [*q, 0.04, 0.04],
                                                                 np.zeros(9), stamp=t), ns)
             elif kind == 'pose':
-                w.write(pose_topic, mc.numpy_to_pose(w.types, [0.4, 0.0, 0.4], [1.0, 0.0, 0.0, 0.0], stamp=t), ns)
+                z = 0.4 - pose_drift * (t - t0)
+                w.write(pose_topic, mc.numpy_to_pose(w.types, [0.4, 0.0, z], [1.0, 0.0, 0.0, 0.0], stamp=t), ns)
             else:
                 w.write('instruction', mc.str_to_string(w.types, instruction), ns)
         return dict(w.counts)

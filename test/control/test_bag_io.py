@@ -62,13 +62,45 @@ def test_single_storage_file_can_be_read(tmp_path):
     assert len(list(read_messages(path / 'bag.mcap'))) == 8
 
 
-@pytest.mark.parametrize('storage', STORAGES)
-def test_truncated_bag_gives_one_clear_error(tmp_path, storage):
-    path = _write_mixed(tmp_path / 'bag', storage)
-    data_file = next(p for p in path.iterdir() if p.name != 'metadata.yaml')
+def test_truncated_sqlite_bag_is_one_clear_error_with_the_repair_command(tmp_path):
+    path = _write_mixed(tmp_path / 'bag', 'sqlite3')
+    data_file = path / 'bag.db3'
     data_file.write_bytes(data_file.read_bytes()[: data_file.stat().st_size // 2])
-    with pytest.raises(BagError, match=str(path)):
+    with pytest.raises(BagError, match=str(path)) as info:
         list(read_messages(path))
+    assert '.recover' in str(info.value) and 'ros2 bag reindex' in str(info.value)
+
+
+def _write_long(path, n=300):
+    with BagWriter(path, storage='mcap') as w:
+        w.add_topic('image', 'sensor_msgs/msg/Image', 'sensor_data')
+        w.add_topic('text', 'std_msgs/msg/String')
+        for i in range(n):
+            w.write('image', mc.numpy_to_image(w.types, np.full((8, 8), i % 256, np.uint8), 'mono8', stamp=i),
+                    i * 10**9)
+            w.write('text', mc.str_to_string(w.types, f'm{i}'), i * 10**9 + 5)
+    return path
+
+
+@pytest.mark.parametrize('keep', [0.6, 0.95, 0.999])
+def test_truncated_mcap_bag_yields_its_readable_prefix_with_a_warning(tmp_path, caplog, keep):
+    path = _write_long(tmp_path / 'bag')
+    full = list(read_messages(path))
+    data_file = path / 'bag.mcap'
+    data = data_file.read_bytes()
+    data_file.write_bytes(data[: int(len(data) * keep)])
+    with caplog.at_level(logging.WARNING, logger='maps_vla.control.bag_io'):
+        part = list(read_messages(path))
+    assert 0 < len(part) <= len(full)
+    assert [(m.topic, m.timestamp_ns) for m in part] == [(m.topic, m.timestamp_ns) for m in full[:len(part)]]
+    assert mc.string_to_str(part[-1].msg if part[-1].topic == 'text' else part[-2].msg).startswith('m')
+    if keep == 0.6:
+        assert len(part) < len(full)  # the cut removed messages, and what is left is still read
+        assert len(part) >= 0.5 * len(full)  # ... most of the prefix (the cut-off chunk's complete records too)
+    text = caplog.text
+    assert 'truncated' in text and 'mcap recover' in text and f'{len(part)} messages' in text
+    only_text = list(read_messages(path, ['text']))
+    assert [mc.string_to_str(m.msg) for m in only_text] == [f'm{i}' for i in range(len(only_text))]
 
 
 def test_corrupt_metadata_and_missing_bag(tmp_path):

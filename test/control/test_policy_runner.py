@@ -164,3 +164,108 @@ def test_config_and_input_validation():
     runner = PolicyRunner(GatedPolicy(block=False), PolicyRunnerConfig(synchronous=True), SPEC)
     with pytest.raises(ValueError, match="Unknown camera 'wrist'"):
         runner.on_image('wrist', IMAGE, 0.0)
+
+
+class ValuePolicy(BasePolicy):
+    """Returns whatever `actions` holds (a list: one per call, the last repeated)."""
+
+    def __init__(self, *actions):
+        self.actions = list(actions)
+        self.calls = 0
+
+    def infer(self, obs):
+        self.calls += 1
+        return {ACTIONS: self.actions[min(self.calls, len(self.actions)) - 1]}
+
+
+@pytest.mark.parametrize('bad', [np.nan, np.inf, -np.inf])
+def test_non_finite_chunks_are_rejected_and_counted_never_delivered(bad):
+    actions = np.zeros((4, 2))
+    actions[2, 1] = bad
+    got = []
+    runner = PolicyRunner(ValuePolicy(actions, np.ones((4, 2))), PolicyRunnerConfig(synchronous=True), SPEC,
+                          callback=got.append)
+    _feed(runner, 1.0)
+    assert runner.request(1.0)
+    assert got == [] and runner.pop_chunks() == []
+    stats = runner.stats()
+    assert (stats.errors, stats.non_finite, stats.completed) == (1, 1, 0)
+    assert runner.request(1.05)  # the runner is not stuck busy, and a finite chunk goes through
+    assert len(got) == 1 and np.all(got[0].actions == 1.0)
+
+
+def test_action_chunk_refuses_non_finite_actions():
+    from maps_vla.control.chunk import ActionChunk
+
+    with pytest.raises(ValueError, match=r'must be finite; 1 value\(s\) are not, the first at \(step, dim\) \(1, 0\)'):
+        ActionChunk(0.0, np.array([[0.0], [np.nan]]), 0.1)
+
+
+@pytest.mark.parametrize('part', ['image', 'state'])
+def test_future_stamped_observations_are_invalid_and_logged(part, caplog):
+    policy = GatedPolicy(block=False)
+    runner = PolicyRunner(policy, PolicyRunnerConfig(synchronous=True), SPEC)
+    runner.set_instruction('go')
+    runner.on_image('third_person', IMAGE, 1000.0 if part == 'image' else 900.0)
+    runner.on_state(np.zeros(2), 1000.0 if part == 'state' else 900.0)
+    with caplog.at_level('DEBUG', logger='maps_vla.control.policy_runner'):
+        assert not runner.request(900.0) and not runner.request(900.01)
+    name = 'image third_person' if part == 'image' else 'state'
+    assert runner.stats().stale_reasons == {f'{name} stamped ahead of the clock by more than 0.05s': 2}
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
+    assert len(warnings) == 1 and 'ahead of the clock' in warnings[0] and '100.000 s' in warnings[0]
+    assert policy.seen == []
+    # within the tolerance (a little skew between machines) it is fine
+    runner.on_image('third_person', IMAGE, 900.04)
+    runner.on_state(np.zeros(2), 900.04)
+    assert runner.request(900.0)
+
+
+def test_repeated_failures_log_one_traceback_then_a_throttled_count(caplog):
+    clock = [0.0]
+    runner = PolicyRunner(ValuePolicy(np.zeros((3, 5))), PolicyRunnerConfig(synchronous=True, error_log_period=10.0),
+                          SPEC, clock=lambda: clock[0])
+    _feed(runner, 0.0)
+    with caplog.at_level('ERROR', logger='maps_vla.control.policy_runner'):
+        for i in range(25):  # 25 failures over 12.5 s
+            clock[0] = i * 0.5
+            _feed(runner, clock[0])
+            runner.request(clock[0])
+    records = [r for r in caplog.records if r.name == 'maps_vla.control.policy_runner']
+    assert runner.stats().errors == 25
+    assert len(records) == 2, [r.getMessage() for r in records]
+    assert records[0].exc_info is not None and 'shape (3, 5)' in caplog.text
+    assert records[1].exc_info is None and '20 more time(s)' in records[1].getMessage()
+
+
+def test_simulated_latency_drops_requests_in_flight_like_the_threaded_runner():
+    """Requests every 0.1 s on a policy taking 0.35 s: the threaded runner and the simulated one agree."""
+    times = [round(0.1 * i, 3) for i in range(12)]
+    finish = {}  # request time -> time its inference finishes
+    # threaded: the policy blocks until the test releases it at the simulated finish time
+    policy = GatedPolicy(block=True)
+    with PolicyRunner(policy, PolicyRunnerConfig(), SPEC) as threaded:
+        for t in times:
+            if policy.started.is_set() and t >= finish[max(finish)] - 1e-9:
+                policy.gate.set()
+                _wait(lambda: not threaded.busy)
+                policy.gate.clear()
+                policy.started.clear()
+            _feed(threaded, t)
+            if threaded.request(t):
+                finish[t] = t + 0.35
+                assert policy.started.wait(5)
+        policy.gate.set()
+        _wait(lambda: not threaded.busy)
+        a = threaded.stats()
+    simulated = PolicyRunner(GatedPolicy(block=False), PolicyRunnerConfig(synchronous=True, latency=0.35), SPEC)
+    delivered = []
+    for t in times:
+        _feed(simulated, t)
+        simulated.request(t)
+        delivered += [(t, c.stamp) for c in simulated.pop_chunks(t)]
+    b = simulated.stats()
+    assert (a.submitted, a.dropped_busy) == (b.submitted, b.dropped_busy) == (3, 9)
+    assert delivered == [(0.4, 0.0), (0.8, 0.4)]  # each chunk arrives at the first tick after 0.35 s
+    with pytest.raises(ValueError, match='needs synchronous=True'):
+        PolicyRunnerConfig(latency=0.1)

@@ -208,3 +208,31 @@ def test_step_response_settles_without_limit_cycle(limits, step):
     y = np.array([o.command[0] for o in outs])
     assert y.max() - step <= max(0.01 * step, 1e-4)  # overshoot under 1 % (or a few jerk quanta)
     assert np.abs(y[-50:] - step).max() <= step * 1e-3  # settled, no oscillation
+
+
+def test_a_chunk_that_does_not_fit_is_rejected_every_time_and_never_crashes_a_tick():
+    # an ee_delta smoother (gripper at 6) fed a 2-dim chunk: the gripper index does not fit
+    s = ChunkSmoother(SmootherConfig(gripper_index=6))
+    for _ in range(2):  # the second bad chunk must be refused too (it used to pass: _dim was set before the check)
+        with pytest.raises(ValueError, match='gripper_index 6 is outside the 2 action dims'):
+            s.on_chunk(ActionChunk(0.0, np.zeros((5, 2)), 0.1))
+    assert s.rejected_chunks == 2 and s.tick(0.0) is None
+    s.on_chunk(ActionChunk(0.0, np.zeros((5, 7)), 0.1))  # a chunk that fits still works afterwards
+    assert s.tick(0.01).command.shape == (7,)
+    with pytest.raises(ValueError, match='limits|max_velocity has 3 values'):
+        ChunkSmoother(SmootherConfig(max_velocity=(1.0, 1.0, 1.0))).on_chunk(ActionChunk(0.0, np.zeros((5, 7)), 0.1))
+
+
+def test_an_overflowing_reference_drops_the_chunks_and_holds_finite():
+    s = ChunkSmoother(SmootherConfig(interpolation=Interpolation.CUBIC, max_velocity=(1.0,),
+                                     max_acceleration=(10.0,), max_jerk=(100.0,)))
+    s.on_chunk(ActionChunk(0.0, np.zeros((50, 1)), 0.1))
+    outs = [s.tick(k * DT) for k in range(5)]
+    huge = np.where(np.arange(50) % 2 == 0, 1e308, -1e308)[:, None]  # finite, but its cubic tangents overflow
+    s.on_chunk(ActionChunk(0.0, huge, 0.1))
+    outs += [s.tick(k * DT) for k in range(5, 40)]
+    assert all(np.all(np.isfinite(o.command)) and np.all(np.isfinite(o.velocity)) for o in outs)
+    assert outs[5].state is SmootherState.REJECTED and s.rejected_ticks == 1
+    assert outs[-1].state is SmootherState.HOLDING  # the bad chunks are gone; the smoother holds
+    s.on_chunk(ActionChunk(0.4, np.full((5, 1), 0.1), 0.1))
+    assert s.tick(0.4).state is SmootherState.TRACKING

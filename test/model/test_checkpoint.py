@@ -56,10 +56,19 @@ def test_missing_file_is_named(saved, name):
         VLAPolicy.from_pretrained(saved)
 
 
+def _drop_hashes(folder):
+    """Make the folder look like a checkpoint saved before weight hashes were recorded."""
+    payload = json.loads((folder / 'config.json').read_text())
+    payload.pop('files', None)
+    (folder / 'config.json').write_text(json.dumps(payload))
+
+
 def _rewrite(folder, change):
+    """Edit the weights by hand (so the recorded hash no longer applies: it is dropped)."""
     state = load_file(folder / 'model.safetensors')
     change(state)
     save_file(state, folder / 'model.safetensors')
+    _drop_hashes(folder)
 
 
 def test_shape_mismatch_names_file_and_key(saved):
@@ -90,3 +99,77 @@ def test_foreign_config_is_refused(saved):
     (saved / 'config.json').write_text(json.dumps({'model_type': 'openvla'}))
     with pytest.raises(ValueError, match='not a maps_vla checkpoint'):
         VLAPolicy.from_pretrained(saved)
+
+
+def test_saving_records_the_weights_sha256(saved):
+    from maps_vla.model.checkpoint import file_sha256
+
+    files = json.loads((saved / 'config.json').read_text())['files']
+    assert files == {'model.safetensors': {'sha256': file_sha256(saved / 'model.safetensors'),
+                                           'bytes': (saved / 'model.safetensors').stat().st_size}}
+
+
+def test_a_flipped_weight_byte_is_detected_at_load(saved):
+    from maps_vla.model.checkpoint import CheckpointError
+
+    path = saved / 'model.safetensors'
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0x40  # inside the last tensor: it would load silently as another value
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"model\.safetensors' does not match the sha256 recorded in "
+                                              r"config\.json"):
+        VLAPolicy.from_pretrained(saved)
+
+
+def test_a_truncated_weight_file_is_named(saved):
+    from maps_vla.model.checkpoint import CheckpointError
+
+    path = saved / 'model.safetensors'
+    path.write_bytes(path.read_bytes()[: path.stat().st_size * 6 // 10])
+    with pytest.raises(CheckpointError, match=r"model\.safetensors' has \d+ bytes, but config\.json recorded"):
+        VLAPolicy.from_pretrained(saved)
+    _drop_hashes(saved)  # an old checkpoint: safetensors itself fails, and the error still names the file
+    with pytest.raises(CheckpointError, match=r"model\.safetensors' is not a readable safetensors file"):
+        VLAPolicy.from_pretrained(saved)
+
+
+def test_a_corrupt_safetensors_header_is_named(saved):
+    from maps_vla.model.checkpoint import CheckpointError
+
+    path = saved / 'model.safetensors'
+    data = bytearray(path.read_bytes())
+    data[8:16] = b'{garbage'
+    path.write_bytes(bytes(data))
+    _drop_hashes(saved)
+    with pytest.raises(CheckpointError, match=r"model\.safetensors' is not a readable safetensors file"):
+        VLAPolicy.from_pretrained(saved)
+
+
+@pytest.mark.parametrize('name', ['config.json', 'action_spec.json'])
+def test_a_truncated_json_file_is_named(saved, name):
+    from maps_vla.model.checkpoint import CheckpointError
+
+    path = saved / name
+    path.write_text(path.read_text()[: len(path.read_text()) // 2])
+    with pytest.raises(CheckpointError, match=rf"{name}' is not valid JSON \(.*\); the file is truncated"):
+        VLAPolicy.from_pretrained(saved)
+
+
+def test_an_old_checkpoint_without_hashes_loads_with_a_debug_note(saved, caplog):
+    _drop_hashes(saved)
+    with caplog.at_level('DEBUG', logger='maps_vla.model.checkpoint'):
+        VLAPolicy.from_pretrained(saved)
+    assert 'has no recorded sha256' in caplog.text
+
+
+def test_cli_eval_and_replay_report_a_corrupt_checkpoint_in_one_line(saved, tmp_path, capsys):
+    from maps_vla.cli import main
+
+    path = saved / 'model.safetensors'
+    path.write_bytes(path.read_bytes()[:-100])
+    assert main(['eval', '--policy', str(saved), '--episodes', '1']) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('maps-vla eval: error: ') and 'model.safetensors' in err[0]
+    assert main(['replay', str(tmp_path / 'no_bag'), '--out', str(tmp_path / 'out'), '--policy', str(saved)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'model.safetensors' in err[0]

@@ -3,12 +3,19 @@
 Messages come back as rosbags dataclasses, which `msg_conversion` reads like rclpy messages. Any failure while
 opening or reading a bag (missing metadata, a truncated or corrupt file, undecodable data) becomes one `BagError`
 that names the bag.
+
+Truncated bags (a recorder killed, a copy cut short): an MCAP file is read up to its last complete record, with a
+warning saying how many bytes and messages that was (rosbags needs the summary at the end of the file, so the
+prefix is scanned record by record here). SQLite cannot open a file whose pages are cut off, so a truncated .db3 is
+a `BagError` that says how to repair it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import logging
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,11 +23,12 @@ from typing import Any
 from rosbags.interfaces import (MessageDefinitionFormat, Qos, QosDurability, QosHistory, QosLiveliness,
                                QosReliability, QosTime)
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from rosbags.rosbag2.storage_mcap import McapReader
 from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
 __all__ = ['BagError', 'BagMessage', 'TopicInfo', 'DISTROS', 'make_typestore', 'bag_topics', 'read_messages',
-           'BagWriter', 'qos_profile']
+           'require_topics', 'BagWriter', 'qos_profile']
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +38,8 @@ _STORAGES = {'sqlite3': StoragePlugin.SQLITE3, 'mcap': StoragePlugin.MCAP}
 # the oldest it can (whether Humble's own tools read it is untested here).
 _VERSIONS = {'jazzy': 9, 'humble': 8}
 _IDL_SEPARATOR = '=' * 80 + '\n'
+_MCAP_MAGIC = b'\x89MCAP0\r\n'
+_IMAGE_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
 
 
 class BagError(RuntimeError):
@@ -108,7 +118,198 @@ def bag_topics(path: str | Path) -> dict[str, TopicInfo]:
         with Reader(path) as reader:
             return {topic: TopicInfo(info.msgtype or '', info.msgcount) for topic, info in reader.topics.items()}
     except Exception as exc:  # rosbags, sqlite3 and mcap raise many types for damaged files
-        raise BagError(f'Cannot open bag {str(path)!r}: {type(exc).__name__}: {exc}') from exc
+        raise BagError(f'Cannot open bag {str(path)!r}: {type(exc).__name__}: {exc}{_repair_hint(path)}') from exc
+
+
+class _Spliced(io.RawIOBase):
+    """A read-only stream: the first `cut` bytes of `file`, then `extra` (records salvaged from a cut-off chunk)."""
+
+    def __init__(self, file: Any, cut: int, extra: bytes) -> None:
+        super().__init__()
+        self._file, self._cut, self._extra, self._pos = file, cut, extra, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self._cut + len(self._extra)}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def read(self, size: int = -1) -> bytes:
+        end = self._cut + len(self._extra)
+        stop = end if size is None or size < 0 else min(end, self._pos + size)
+        out = b''
+        if self._pos < self._cut:
+            self._file.seek(self._pos)
+            out = self._file.read(min(stop, self._cut) - self._pos)
+        if stop > self._cut:
+            out += self._extra[max(self._pos, self._cut) - self._cut:stop - self._cut]
+        self._pos = stop
+        return out
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def _records(data: bytes, start: int) -> tuple[list[tuple[int, int]], int]:
+    """(start, end) of the complete MCAP records in data[start:], and where the first incomplete one starts."""
+    out, pos = [], start
+    while pos + 9 <= len(data):
+        end = pos + 9 + int.from_bytes(data[pos + 1:pos + 9], 'little')
+        if end > len(data):
+            break
+        out.append((pos, end))
+        pos = end
+    return out, pos
+
+
+class _McapPrefixReader(McapReader):
+    """rosbags' MCAP reader on the readable prefix of a truncated file (no summary, no footer).
+
+    The complete top-level records are read from the file; the complete records inside a cut-off uncompressed
+    chunk are appended as top-level records (MCAP allows messages, schemas and channels outside chunks).
+    """
+
+    def _open(self) -> None:
+        bio = self.bio
+        assert bio is not None
+        if bio.read(8) != _MCAP_MAGIC:
+            raise BagError(f'{str(self.path)!r} is not an MCAP file (bad magic)')
+        size = bio.seek(0, 2)
+        pos, self.data_start = 8, 0
+        while pos + 9 <= size:  # every MCAP record is an opcode, a uint64 length and that many bytes
+            bio.seek(pos)
+            op_, length = bio.read(1)[0], int.from_bytes(bio.read(8), 'little')
+            if pos + 9 + length > size:
+                break
+            pos += 9 + length
+            if op_ == 0x01:  # the header: data records follow it
+                self.data_start = pos
+        if not self.data_start:
+            raise BagError(f'{str(self.path)!r} is cut off before the end of its MCAP header')
+        extra, salvaged = b'', 0
+        bio.seek(pos)
+        tail = bio.read()
+        if tail[:1] == b'\x06' and len(tail) >= 9 + 32:  # a cut-off chunk: salvage its complete inner records
+            n = int.from_bytes(tail[9 + 28:9 + 32], 'little')
+            compression = tail[9 + 32:9 + 32 + n]
+            first = 9 + 32 + n + 8
+            if compression == b'' and len(tail) >= first:
+                spans, salvaged = _records(tail, first)
+                extra = b''.join(tail[a:b] for a, b in spans)
+        self.bio = _Spliced(bio, pos, extra)
+        self.data_end = pos + len(extra)
+        self.bytes_read, self.bytes_total = pos + (salvaged if extra else 0), size
+        self.meta_scan()
+        self.connections = [c._replace(msgcount=self.statistics.channel_message_counts.get(c.id, 0))
+                            for c in self.connections]
+
+
+def _natural_key(path: Path) -> list[Any]:
+    return [int(part) if part.isdigit() else part for part in re.split(r'(\d+)', path.name)]
+
+
+def _repair_hint(path: Path) -> str:
+    files = [path] if path.is_file() else sorted(path.glob('*.db3')) + sorted(path.glob('*.mcap'))
+    if any(f.suffix == '.db3' for f in files):
+        db3 = next(f for f in files if f.suffix == '.db3')
+        return (f'; if the recording was cut short, repair it with `sqlite3 {db3} .recover | sqlite3 fixed.db3`, put '
+                f'fixed.db3 in a new folder and run `ros2 bag reindex <folder> sqlite3` there')
+    if files:
+        return f'; if the recording was cut short, repair it with `mcap recover {files[0]} -o fixed.mcap`'
+    return ''
+
+
+def _read_mcap_prefix(path: Path, topics: Iterable[str] | None, typestore: Typestore,
+                      cause: Exception) -> Iterator[BagMessage]:
+    """The messages of the complete records of (possibly truncated) MCAP files, in file order, with a warning."""
+    files = [path] if path.is_file() else sorted(path.glob('*.mcap'), key=_natural_key)
+    if not files:
+        raise cause
+    count, notes = 0, []
+    for file in files:
+        reader = _McapPrefixReader(file)
+        reader.open()
+        try:
+            connections = _select(reader.connections, topics, path)
+            if connections is None:
+                continue
+            _register_missing(typestore, connections)
+            asked = _asked(topics)
+            for conn, timestamp, raw in reader.messages_scan(connections):
+                msg = typestore.deserialize_cdr(raw, conn.msgtype)
+                count += 1
+                yield BagMessage(asked.get(conn.topic.strip('/'), conn.topic), conn.msgtype, int(timestamp), msg)
+            if reader.bytes_read < reader.bytes_total:
+                notes.append(f'{file.name}: {reader.bytes_read} of {reader.bytes_total} bytes '
+                             f'({100.0 * reader.bytes_read / reader.bytes_total:.1f}%)')
+        finally:
+            reader.close()
+    logger.warning('bag %s is truncated (%s: %s); read the readable prefix only: %s, %d messages%s', path,
+                   type(cause).__name__, cause, '; '.join(notes) or 'every file complete', count, _repair_hint(path))
+
+
+def _asked(topics: Iterable[str] | None) -> dict[str, str]:
+    return {} if topics is None else {t.strip('/'): t for t in topics}
+
+
+def _select(connections: list[Any], topics: Iterable[str] | None, path: Path) -> list[Any] | None:
+    """The connections of `topics` (all when None), or None when the bag has none of them."""
+    if topics is None:
+        return connections
+    asked = _asked(topics)
+    missing = set(asked) - {c.topic.strip('/') for c in connections}
+    if missing:
+        logger.warning('bag %s has no topics %s', path, sorted(asked[m] for m in missing))
+    connections = [c for c in connections if c.topic.strip('/') in asked]
+    return connections or None
+
+
+def require_topics(path: str | Path, topics: Iterable[str], hint: str = '') -> dict[str, TopicInfo]:
+    """The bag's topics, after checking that it has every one of `topics` (with or without a leading '/').
+
+    Raises:
+        FileNotFoundError: no such path.
+        BagError: a topic is missing (the message lists the bag's image topics and `hint`, how to map them), or the
+            bag cannot be opened.
+    """
+    available = _topics_or_prefix(Path(path))
+    have = {t.strip('/') for t in available}
+    missing = [t for t in topics if t.strip('/') not in have]
+    if missing:
+        images = sorted(t for t, info in available.items() if info.msgtype in _IMAGE_TYPES)
+        raise BagError(f'Bag {str(path)!r} has no topic {", ".join(repr(t) for t in missing)}; its image topics: '
+                       f'{images or "none"}{f"; {hint}" if hint else ""} (all topics: {sorted(available)})')
+    return available
+
+
+def _topics_or_prefix(path: Path) -> dict[str, TopicInfo]:
+    try:
+        return bag_topics(path)
+    except BagError as exc:
+        files = [path] if path.suffix == '.mcap' else sorted(path.glob('*.mcap')) if path.is_dir() else []
+        if not files:
+            raise
+        out: dict[str, TopicInfo] = {}
+        for file in files:
+            reader = _McapPrefixReader(file)
+            try:
+                reader.open()
+            except Exception:
+                raise exc from None
+            for c in reader.connections:
+                old = out.get(c.topic)
+                out[c.topic] = TopicInfo(c.msgtype, c.msgcount + (old.count if old else 0))
+            reader.close()
+        return out
 
 
 def read_messages(path: str | Path, topics: Iterable[str] | None = None,
@@ -124,27 +325,34 @@ def read_messages(path: str | Path, topics: Iterable[str] | None = None,
             leading '/' (`ros2 bag record` stores absolute names), and messages carry the name asked for.
         typestore: message definitions; default Jazzy. Types it lacks are taken from the bag.
 
+    A truncated MCAP bag yields the messages of its complete records, with a warning (see the module docstring).
+
     Raises:
         FileNotFoundError: no such path.
-        BagError: the bag cannot be opened, or a message cannot be read or deserialized (truncated/corrupt).
+        BagError: the bag cannot be opened, or a message cannot be read or deserialized (truncated/corrupt); the
+            message says how to repair a truncated bag.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f'Bag {str(path)!r} does not exist')
     typestore = typestore or make_typestore()
+    topics = None if topics is None else list(topics)
     where = 'opening'
     try:
-        with Reader(path) as reader:
-            connections = reader.connections
-            asked: dict[str, str] = {}
-            if topics is not None:
-                asked = {t.strip('/'): t for t in topics}
-                missing = set(asked) - {c.topic.strip('/') for c in connections}
-                if missing:
-                    logger.warning('bag %s has no topics %s', path, sorted(asked[m] for m in missing))
-                connections = [c for c in connections if c.topic.strip('/') in asked]
-                if not connections:
-                    return
+        try:
+            reader = Reader(path)
+            reader.open()
+        except Exception as exc:
+            if 'end magic' not in str(exc):
+                raise
+            where = 'reading the readable prefix'
+            yield from _read_mcap_prefix(path, topics, typestore, exc)
+            return
+        try:
+            connections = _select(reader.connections, topics, path)
+            if connections is None:
+                return
+            asked = _asked(topics)
             _register_missing(typestore, connections)
             where = 'reading'
             for conn, timestamp, raw in reader.messages(connections=connections):
@@ -152,8 +360,13 @@ def read_messages(path: str | Path, topics: Iterable[str] | None = None,
                 msg = typestore.deserialize_cdr(raw, conn.msgtype)
                 yield BagMessage(asked.get(conn.topic.strip('/'), conn.topic), conn.msgtype, int(timestamp), msg)
                 where = 'reading'
+        finally:
+            reader.close()
+    except BagError:
+        raise
     except Exception as exc:  # rosbags, sqlite3 and mcap raise many types for damaged files
-        raise BagError(f'Bag {str(path)!r} is unreadable ({where}): {type(exc).__name__}: {exc}') from exc
+        raise BagError(f'Bag {str(path)!r} is unreadable ({where}): {type(exc).__name__}: {exc}'
+                       f'{_repair_hint(path)}') from exc
 
 
 class BagWriter:

@@ -32,6 +32,10 @@ class ActionChunk:
         actions = np.asarray(self.actions, dtype=np.float64)
         if actions.ndim != 2 or actions.shape[0] < 1 or actions.shape[1] < 1:
             raise ValueError(f'ActionChunk.actions must have shape (K>=1, A>=1), got {actions.shape}')
+        if not np.all(np.isfinite(actions)):
+            bad = np.argwhere(~np.isfinite(actions))
+            raise ValueError(f'ActionChunk.actions must be finite; {len(bad)} value(s) are not, the first at '
+                             f'(step, dim) {tuple(int(i) for i in bad[0])}: {actions[tuple(bad[0])]!r}')
         if not math.isfinite(self.stamp):
             raise ValueError(f'ActionChunk.stamp must be finite, got {self.stamp!r}')
         if not (math.isfinite(self.dt) and self.dt > 0):

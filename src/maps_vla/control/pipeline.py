@@ -2,11 +2,17 @@
 
 Messages are fed in receive-time order; between them a simulated clock ticks the smoother and the safety bridge at
 the control rate and asks the policy for a chunk at the policy rate (inference runs synchronously, so a replay is
-deterministic; `policy_latency` delays each chunk's arrival as a real inference would). Outputs go to a new bag:
+deterministic; `policy_latency` delays each chunk's arrival as a real inference would, and requests while a chunk
+is in flight are dropped, by the same PolicyRunner rule as on the robot). Outputs go to a new bag:
 `action_chunk` (JointTrajectory, header.stamp = observation time), `action` (the smoothed command, one-point
 JointTrajectory), `command` (PoseStamped target for ee_delta, one-point JointTrajectory for joint_position),
 `gripper` (Float64MultiArray [width, speed, force, grasp]) and `safety_status` (String, on change).
 A message that cannot be converted (e.g. an Image with a wrong step) is logged, counted and skipped.
+
+A replay fails loudly rather than write a useless bag: a camera, joint-state or pose topic missing from the input is
+a `BagError` listing the bag's image topics, and a replay in which no chunk reached the smoother is a
+`ReplayError` (with the report: stale reasons, inference errors). The output bag is written into a temporary folder
+next to `out_bag` and moved into place only when the replay succeeded, so a failed run leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -15,13 +21,15 @@ import collections
 import dataclasses
 import logging
 import math
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from maps_vla.control import msg_conversion as mc
-from maps_vla.control.bag_io import BagMessage, BagWriter, make_typestore, read_messages
+from maps_vla.control.bag_io import BagMessage, BagWriter, make_typestore, read_messages, require_topics
 from maps_vla.control.camera import CameraConfig, CameraIngest
 from maps_vla.control.chunk import ActionChunk
 from maps_vla.control.franka_limits import joint_limits
@@ -31,7 +39,7 @@ from maps_vla.control.safety import SafetyBridge, SafetyConfig, SafetyOutput
 from maps_vla.control.smoothing import ChunkSmoother, HoldMode, SmootherConfig
 from maps_vla.policy import ActionSpec, BasePolicy, EE_DELTA_ACTION
 
-__all__ = ['ReplayConfig', 'ReplayReport', 'replay_bag']
+__all__ = ['ReplayConfig', 'ReplayReport', 'ReplayError', 'replay_bag']
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +94,14 @@ class ReplayConfig:
             raise ValueError('ReplayConfig.state_joints must name at least one joint')
 
 
+class ReplayError(RuntimeError):
+    """A replay ran but produced nothing usable; `report` says why (stale reasons, inference errors)."""
+
+    def __init__(self, message: str, report: ReplayReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 @dataclasses.dataclass
 class ReplayReport:
     """What a replay read, rejected, produced, and how smooth its outputs were."""
@@ -112,8 +128,8 @@ class ReplayReport:
         if self.rejected:
             lines.append(f'  rejected: {dict(self.rejected)}')
         r = self.runner
-        lines.append(f'  policy: {r.submitted} run, {r.stale} stale {r.stale_reasons}, {r.errors} errors, '
-                     f'{r.dropped_busy} dropped busy')
+        lines.append(f'  policy: {r.submitted} run, {r.stale} stale {r.stale_reasons}, {r.errors} errors '
+                     f'({r.non_finite} non-finite), {r.dropped_busy} dropped busy')
         lines.append(f'  smoother: {self.smoother_states}; safety: {self.safety_status} {self.safety_rejections}')
         for name, m in (('action', self.action_smoothness), ('command', self.command_smoothness)):
             lines.append(f'  {name}: max step {m.max_step:.4g} (at seams {m.max_seam_step:.4g}, elsewhere '
@@ -128,8 +144,10 @@ def _components(policy: BasePolicy, cfg: ReplayConfig) -> tuple[ActionSpec, Poli
                                        hold_mode=HoldMode.ZERO if ee else HoldMode.KEEP)
     safety_cfg = dataclasses.replace(cfg.safety, kind=spec.kind, action_hz=spec.control_hz,
                                      gripper_index=spec.gripper_index, control_hz=cfg.smoother.control_hz)
-    # Replay always infers synchronously: the simulated clock must not run ahead of a policy on another thread.
-    runner_cfg = dataclasses.replace(cfg.runner, cameras=cfg.camera.names, synchronous=True)
+    # Replay always infers synchronously: the simulated clock must not run ahead of a policy on another thread. The
+    # runner simulates the inference time and drops requests while a chunk is in flight, as the threaded one does.
+    runner_cfg = dataclasses.replace(cfg.runner, cameras=cfg.camera.names, synchronous=True,
+                                     latency=cfg.policy_latency)
     for name, given, used in (('smoother', cfg.smoother, smoother_cfg), ('safety', cfg.safety, safety_cfg)):
         changed = {f.name: getattr(used, f.name) for f in dataclasses.fields(used)
                    if getattr(used, f.name) != getattr(given, f.name)}
@@ -153,7 +171,6 @@ class _Replay:
         self.examples: list[str] = []
         self.smoother_states: collections.Counter[str] = collections.Counter()
         self.safety_status: collections.Counter[str] = collections.Counter()
-        self.in_flight: list[tuple[float, ActionChunk]] = []
         self.chunks = 0
         self.ticks = 0
         self.actions: list[np.ndarray] = []
@@ -177,7 +194,14 @@ class _Replay:
 
     @property
     def input_topics(self) -> list[str]:
-        topics = [*self.camera_topics, self.cfg.joint_states_topic, self.cfg.instruction_topic]
+        return [*self.required_topics, self.cfg.instruction_topic]
+
+    @property
+    def required_topics(self) -> list[str]:
+        """Topics the input bag must have: the cameras, the joint states (state or joint mode) and the pose."""
+        topics = list(self.camera_topics)
+        if self.cfg.runner.require_state or not self.ee:
+            topics.append(self.cfg.joint_states_topic)
         return topics + ([self.cfg.pose_topic] if self.cfg.pose_topic else [])
 
     # ------------------------------------------------------------------------------------------ message input
@@ -228,13 +252,11 @@ class _Replay:
     def tick(self, now: float, request: bool) -> None:
         self.ticks += 1
         ns = round(now * 1e9)
-        if request and self.runner.request(now):
-            for chunk in self.runner.pop_chunks():
-                self.in_flight.append((now + self.cfg.policy_latency, chunk))
-        arrived = [c for t, c in self.in_flight if t <= now + 1e-12]
-        self.in_flight = [(t, c) for t, c in self.in_flight if t > now + 1e-12]
-        for chunk in arrived:
+        if request:
+            self.runner.request(now)
+        for chunk in self.runner.pop_chunks(now):
             self.smoother.on_chunk(chunk)
+            self.bridge.on_chunk(now)
             self.chunks += 1
             self.writer.write(self.cfg.action_chunk_topic, mc.chunk_to_trajectory(self.types, chunk), ns)
         out = self.smoother.tick(now)
@@ -317,18 +339,37 @@ def replay_bag(in_bag: str | Path, out_bag: str | Path, policy: BasePolicy, cfg:
     Raises:
         FileNotFoundError: no input bag.
         FileExistsError: the output bag exists.
-        BagError: the input bag is truncated or corrupt.
+        BagError: the input bag is corrupt, or lacks a camera, joint-state or pose topic (the message lists its image
+            topics and how to map them). A truncated MCAP bag is read up to the cut, with a warning.
+        ReplayError: no chunk reached the smoother (every request stale or failed); nothing is written.
     """
     cfg = cfg or ReplayConfig()
     in_bag, out_bag = Path(in_bag), Path(out_bag)
     if not in_bag.exists():
         raise FileNotFoundError(f'Bag {str(in_bag)!r} does not exist')
-    with BagWriter(out_bag, storage=cfg.storage, distro=cfg.distro) as writer:
-        replay = _Replay(policy, cfg, writer)
-        try:
-            replay.run(read_messages(in_bag, replay.input_topics, make_typestore(cfg.distro)))
-        finally:
-            replay.runner.close()
-    report = replay.report(in_bag, out_bag)
+    if out_bag.exists():
+        raise FileExistsError(f'Bag {str(out_bag)!r} already exists; bags are never overwritten')
+    out_bag.parent.mkdir(parents=True, exist_ok=True)
+    # The bag is written as <tmp>/<name> (rosbags names the storage file after the folder) and moved on success.
+    tmp = Path(tempfile.mkdtemp(prefix=f'.{out_bag.name}.', suffix='.partial', dir=out_bag.parent))
+    try:
+        with BagWriter(tmp / out_bag.name, storage=cfg.storage, distro=cfg.distro) as writer:
+            replay = _Replay(policy, cfg, writer)
+            try:
+                hint = (f'map the cameras {list(cfg.camera.names)} to image topics with camera.topics (e.g. --set '
+                        f"'camera.topics=[\"/my/camera/image_raw\"]'), or set joint_states_topic / pose_topic")
+                require_topics(in_bag, replay.required_topics, hint)
+                replay.run(read_messages(in_bag, replay.input_topics, make_typestore(cfg.distro)))
+            finally:
+                replay.runner.close()
+        report = replay.report(in_bag, out_bag)
+        if replay.chunks == 0:
+            r = report.runner
+            raise ReplayError(f'replay of {str(in_bag)!r} produced no action chunk: {r.requested} requests, '
+                              f'{r.submitted} run, {r.errors} failed ({r.non_finite} non-finite), {r.stale} stale '
+                              f'{r.stale_reasons}; nothing was written to {str(out_bag)!r}', report)
+        (tmp / out_bag.name).rename(out_bag)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     logger.info('%s', report.summary())
     return report

@@ -4,7 +4,14 @@ The caller (a ROS timer, the replay loop or the sim loop) feeds the latest image
 calls `request(now)` at the policy rate. `request` never waits: it snapshots the observation, hands it to one
 worker thread (one inference in flight at a time; a request while busy is dropped and counted) and returns.
 Chunks come back through `callback` (called on the worker thread) and `pop_chunks()`. With `synchronous=True`
-inference runs inside `request`, which makes a replay deterministic.
+inference runs inside `request`, which makes a replay deterministic; `latency` then simulates the inference time:
+the chunk is delivered `latency` s after its request and the runner stays busy until then, so the one rule
+"a request while a chunk is in flight is dropped" holds for the threaded and the simulated runner alike.
+
+A policy output that is not a (K, A) array of finite numbers is rejected and counted (`errors`, and
+`non_finite` for NaN/inf), never delivered. An observation part stamped more than `max_clock_skew` s ahead of the
+clock is as unusable as a stale one (a clock skew between machines, or a wrong header stamp) and is logged.
+A failing policy is logged with its traceback the first time, then once every `error_log_period` s with a count.
 """
 
 from __future__ import annotations
@@ -43,12 +50,22 @@ class PolicyRunnerConfig:
     synchronous: bool = False  # run inference inside request() (deterministic replay) instead of a worker
     latency_window: int = 200  # how many recent latencies the p50/p95 figures cover
     max_pending: int = 16  # finished chunks kept for pop_chunks(); the oldest is dropped beyond this
+    max_clock_skew: float = 0.05  # s an image or state may be stamped ahead of the request time
+    latency: float = 0.0  # s, synchronous only: simulated inference time (the chunk arrives this much later)
+    error_log_period: float = 10.0  # s between the counted reports of repeated inference failures
 
     def __post_init__(self) -> None:
         if not self.cameras or len(set(self.cameras)) != len(self.cameras):
             raise ValueError(f'PolicyRunnerConfig.cameras must be distinct names, got {list(self.cameras)}')
         if not (self.max_obs_age > 0 and math.isfinite(self.max_obs_age)):
             raise ValueError(f'PolicyRunnerConfig.max_obs_age must be a finite number > 0, got {self.max_obs_age}')
+        for name in ('max_clock_skew', 'latency', 'error_log_period'):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                raise ValueError(f'PolicyRunnerConfig.{name} must be a finite number >= 0, got {value}')
+        if self.latency and not self.synchronous:
+            raise ValueError(f'PolicyRunnerConfig.latency ({self.latency}) simulates inference time and needs '
+                             'synchronous=True; a threaded runner has real latency')
         if self.latency_window < 1 or self.max_pending < 1:
             raise ValueError('PolicyRunnerConfig.latency_window and max_pending must be >= 1, got '
                              f'{self.latency_window} and {self.max_pending}')
@@ -65,7 +82,8 @@ class RunnerStats:
     dropped_paused: int = 0  # requests while paused, and chunks finished after pause()
     stale: int = 0  # requests whose observation was incomplete or too old
     stale_reasons: dict[str, int] = dataclasses.field(default_factory=dict)  # reason -> count
-    errors: int = 0  # policy exceptions and malformed outputs
+    errors: int = 0  # policy exceptions and malformed outputs (non-finite ones included)
+    non_finite: int = 0  # outputs holding NaN or inf (rejected, never delivered)
     inference_p50: float = math.nan  # policy.infer wall time
     inference_p95: float = math.nan
     latency_p50: float = math.nan  # request() to delivery
@@ -105,6 +123,10 @@ class PolicyRunner:
         self._latency_s: collections.deque[float] = collections.deque(maxlen=self.cfg.latency_window)
         self._chunks: collections.deque[ActionChunk] = collections.deque(maxlen=self.cfg.max_pending)
         self._jobs: queue.Queue[Any] = queue.Queue()
+        self._in_flight: list[tuple[float, ActionChunk]] = []  # synchronous + latency: (arrival time, chunk)
+        self._failures_unreported = 0  # inference failures since the last log line
+        self._last_failure_log: float | None = None
+        self._skew_logged: set[str] = set()  # parts whose clock skew was logged as a warning
         self._worker: threading.Thread | None = None
         if not self.cfg.synchronous:
             self._worker = threading.Thread(target=self._work, name='policy-runner', daemon=True)
@@ -137,6 +159,10 @@ class PolicyRunner:
         with self._lock:
             self._paused = True
             self._epoch += 1
+            if self._in_flight:  # a simulated inference in flight is discarded like a threaded one
+                self._in_flight.clear()
+                self._busy = False
+                self._stats.dropped_paused += 1
 
     def resume(self) -> None:
         """Accept requests again."""
@@ -160,6 +186,7 @@ class PolicyRunner:
             True when an inference was started (or, when synchronous, ran), False when the request was dropped
             (paused, busy, or stale; see stats()).
         """
+        self._release(now)
         with self._lock:
             self._stats.requested += 1
             if self._paused:
@@ -179,10 +206,22 @@ class PolicyRunner:
             self._stats.submitted += 1
             job = (obs, obs_time, self._epoch, self._clock())
         if self.cfg.synchronous:
-            self._run(job)
+            self._run(job, now)
         else:
             self._jobs.put(job)
         return True
+
+    def _release(self, now: float | None) -> None:
+        """Synchronous + latency: deliver the chunk whose simulated inference has finished by `now`."""
+        with self._lock:
+            if now is None or not self._in_flight or self._in_flight[0][0] > now + 1e-12:
+                return
+            _, chunk = self._in_flight.pop()
+            self._busy = False
+            self._stats.completed += 1
+            self._chunks.append(chunk)
+        if self._callback is not None:
+            self._callback(chunk)
 
     def _staleness(self, now: float) -> str | None:
         """Why the current parts cannot form an observation at `now`, or None when they can."""
@@ -192,14 +231,30 @@ class PolicyRunner:
                 return f'no image from {camera}'
             if now - self._images[camera][1] > limit:
                 return f'image {camera} older than {limit:g}s'
+            if (reason := self._ahead(f'image {camera}', self._images[camera][1], now)) is not None:
+                return reason
         if self.cfg.require_state:
             if self._state is None:
                 return 'no state'
             if now - self._state[1] > limit:
                 return f'state older than {limit:g}s'
+            if (reason := self._ahead('state', self._state[1], now)) is not None:
+                return reason
         if self.cfg.require_instruction and not self._instruction:
             return 'no instruction'
         return None
+
+    def _ahead(self, part: str, stamp: float, now: float) -> str | None:
+        """The reason when `part` is stamped more than max_clock_skew s after `now`, else None."""
+        skew = stamp - now
+        if skew <= self.cfg.max_clock_skew:
+            return None
+        log = logger.debug if part in self._skew_logged else logger.warning
+        self._skew_logged.add(part)
+        log('%s is stamped %.3f s ahead of the clock (stamp %.3f, now %.3f): clock skew beyond max_clock_skew '
+            '%gs; the observation is invalid until the clocks agree (check time sync / use_sim_time)',
+            part, skew, stamp, now, self.cfg.max_clock_skew)
+        return f'{part} stamped ahead of the clock by more than {self.cfg.max_clock_skew:g}s'
 
     def _snapshot(self) -> tuple[dict[str, Any], float]:
         obs: dict[str, Any] = {OBS_IMAGE_PREFIX + c: self._images[c][0] for c in self.cfg.cameras}
@@ -221,9 +276,11 @@ class PolicyRunner:
                 continue
             self._run(job)
 
-    def _run(self, job: tuple[dict[str, Any], float, int, float]) -> None:
+    def _run(self, job: tuple[dict[str, Any], float, int, float], now: float | None = None) -> None:
+        """Infer on one job; `now` is the request time when synchronous (for the simulated latency)."""
         obs, obs_time, epoch, t_request = job
         chunk = None
+        non_finite = False
         try:
             t0 = self._clock()
             out = self.policy.infer(obs)
@@ -232,28 +289,55 @@ class PolicyRunner:
             if actions.ndim != 2 or actions.shape[1] != self.action_spec.dim:
                 raise ValueError(f'policy returned actions of shape {actions.shape}; expected (K, '
                                  f'{self.action_spec.dim}) for {self.action_spec.names}')
+            if not np.all(np.isfinite(actions)):
+                non_finite = True
+                raise ValueError(f'policy returned {int(np.sum(~np.isfinite(actions)))} non-finite action value(s) '
+                                 f'in a chunk of shape {actions.shape}; the chunk is rejected')
             chunk = ActionChunk(stamp=obs_time, actions=actions, dt=1.0 / self.action_spec.control_hz,
                                 names=self.action_spec.names)
-        except Exception:  # a failing policy must not kill the worker; the control loop holds instead
-            logger.exception('policy inference failed')
+        except Exception as exc:  # a failing policy must not kill the worker; the control loop holds instead
+            self._log_failure(exc)
         with self._lock:
-            self._busy = False
             if chunk is None:
+                self._busy = False
                 self._stats.errors += 1
+                self._stats.non_finite += non_finite
                 return
             if epoch != self._epoch:
+                self._busy = False
                 self._stats.dropped_paused += 1
                 return
             self._infer_s.append(t1 - t0)
+            if self.cfg.latency and now is not None:  # simulated inference time: deliver later, stay busy
+                self._latency_s.append(self.cfg.latency)
+                self._in_flight.append((now + self.cfg.latency, chunk))
+                return
+            self._busy = False
             self._latency_s.append(self._clock() - t_request)
             self._stats.completed += 1
             self._chunks.append(chunk)
         if self._callback is not None:
             self._callback(chunk)
 
+    def _log_failure(self, exc: Exception) -> None:
+        """The first failure with its traceback; later ones as one counted line every error_log_period s."""
+        now = self._clock()
+        if self._last_failure_log is None:
+            logger.error('policy inference failed (repeats are counted and reported every %gs)',
+                         self.cfg.error_log_period, exc_info=exc)
+            self._last_failure_log = now
+            return
+        self._failures_unreported += 1
+        if now - self._last_failure_log >= self.cfg.error_log_period:
+            logger.error('policy inference failed %d more time(s) in the last %.1fs; the latest: %s: %s',
+                         self._failures_unreported, now - self._last_failure_log, type(exc).__name__, exc)
+            self._failures_unreported = 0
+            self._last_failure_log = now
+
     # ---------------------------------------------------------------------------------------------- outputs
-    def pop_chunks(self) -> list[ActionChunk]:
-        """All chunks finished since the last call, oldest first."""
+    def pop_chunks(self, now: float | None = None) -> list[ActionChunk]:
+        """All chunks finished since the last call, oldest first; `now` (s) delivers a simulated one due by then."""
+        self._release(now)
         with self._lock:
             chunks = list(self._chunks)
             self._chunks.clear()

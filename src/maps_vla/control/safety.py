@@ -13,12 +13,21 @@ clamped into the workspace box, and moved by at most `max_translation_step` / `m
 result is a pose for the Cartesian impedance controller's `~/equilibrium_pose`.
 
 Joint mode ('joint_position'): commands are absolute joint positions, in force until a newer one arrives; the
-target is clamped into the joint limits (less a margin) and moves towards the command by at most
-`joint_velocity_scale` * the velocity limit per tick.
+goal is the command clamped into the joint limits (less a margin) and within `max_joint_lead` of the measured joints.
+
+The goal is not sent as is: the emitted target follows it through a velocity/acceleration/jerk limiter
+(`maps_vla.control.limiter.JerkLimiter`), so the finite differences of the command stream stay within the robot's
+limits (`franka_limits`: joint limits in joint mode, the Cartesian translation/rotation limits per axis, i.e. the
+norm limits / sqrt(3), in ee_delta mode), scaled by `joint_velocity_scale` / `max_translation_step` /
+`max_rotation_step` (velocity), `acceleration_scale` and `jerk_scale` -- whatever the goal does (a jump, a lead clamp
+while the robot lags, a new chunk, a stream that resumes after a hold).
 
 In both modes a non-finite command is rejected (logged, counted, hold), no command for `watchdog_timeout` s holds
-(even within a step), and an e-stop latch holds until released. Holding means emitting the last target again. The
-gripper dimension is thresholded into open/close commands, emitted only when the state changes.
+(even within a step), no action chunk for `policy_timeout` s after the first one holds as `policy_lost` (the policy
+died: zero deltas from the smoother must not keep the target alive), and an e-stop latch holds until released.
+Holding means stopping the emitted target as fast as the limits allow and freezing the goal where it stops: a held
+target is a fixed pose, never re-derived from a (drifting) measurement. Entering and leaving `policy_lost` is
+logged. The gripper dimension is thresholded into open/close commands, emitted only when the state changes.
 """
 
 from __future__ import annotations
@@ -30,7 +39,8 @@ import math
 
 import numpy as np
 
-from maps_vla.control.franka_limits import GRIPPER_MAX_WIDTH, joint_limits
+from maps_vla.control.franka_limits import GRIPPER_MAX_WIDTH, cartesian_limits, joint_limits
+from maps_vla.control.limiter import JerkLimiter
 from maps_vla.control.rotations import quat_from_rotvec, quat_multiply, quat_normalize, quat_to_rotvec
 
 __all__ = ['SafetyConfig', 'SafetyStatus', 'PoseTarget', 'JointTarget', 'GripperCommand', 'SafetyOutput',
@@ -44,6 +54,7 @@ class SafetyStatus(enum.Enum):
     ACTIVE = 'active'  # following commands
     HOLD_WATCHDOG = 'hold_watchdog'  # no command for watchdog_timeout s (or none yet)
     HOLD_REJECTED = 'hold_rejected'  # this tick's command was rejected
+    POLICY_LOST = 'policy_lost'  # action chunks stopped for policy_timeout s: the policy is gone, holding
     ESTOP = 'estop'  # e-stop latched
 
 
@@ -64,7 +75,10 @@ class SafetyConfig:
     watchdog_timeout: float = 0.2  # s without a command after which the target holds
     robot_type: str = 'fr3'  # joint-limit table: fr3, fp3, fer, panda
     joint_margin: float = 0.05  # rad kept clear of each joint limit
-    joint_velocity_scale: float = 0.5  # fraction of each joint's velocity limit allowed per tick
+    joint_velocity_scale: float = 0.5  # fraction of each joint's velocity limit the target may use
+    acceleration_scale: float = 0.5  # fraction of the robot's acceleration limits (joint or Cartesian) it may use
+    jerk_scale: float = 0.05  # fraction of the robot's jerk limits (franka_limits) it may use
+    policy_timeout: float = 1.0  # s without an action chunk (after the first) that counts as a lost policy; 0 = off
     max_joint_lead: float = 0.2  # rad a joint target may run ahead of the measured joint
     gripper_index: int | None = 6  # command dimension holding the gripper (0 open .. 1 closed); None: no gripper
     gripper_threshold: float = 0.5  # closed when the command is >= this
@@ -83,6 +97,14 @@ class SafetyConfig:
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
                 raise ValueError(f'SafetyConfig.{name} must be a finite number > 0, got {value!r}')
+        for name in ('joint_velocity_scale', 'acceleration_scale', 'jerk_scale'):
+            value = getattr(self, name)
+            if not 0 < value <= 1:
+                raise ValueError(f'SafetyConfig.{name} is a fraction of the robot\'s limits: it must be in (0, 1], '
+                                 f'got {value!r}')
+        if not (self.policy_timeout >= 0 and math.isfinite(self.policy_timeout)):
+            raise ValueError(f'SafetyConfig.policy_timeout must be a finite number >= 0 (0 = off), got '
+                             f'{self.policy_timeout!r}')
         if len(self.workspace_min) != 3 or len(self.workspace_max) != 3 or any(
                 lo >= hi for lo, hi in zip(self.workspace_min, self.workspace_max)):
             raise ValueError(f'SafetyConfig.workspace_min {self.workspace_min} must be below workspace_max '
@@ -140,6 +162,7 @@ class SafetyOutput:
     joints: JointTarget | None = None
     gripper: GripperCommand | None = None  # only on a change of the open/closed state
     reason: str = ''
+    goal: np.ndarray | None = None  # what the target is heading for: position (3,) or joints (7,), unlimited
 
 
 def _clip_norm(v: np.ndarray, limit: float) -> np.ndarray:
@@ -153,6 +176,11 @@ def _turn_towards(q_from: np.ndarray, q_to: np.ndarray, max_angle: float) -> np.
     return quat_normalize(quat_multiply(quat_from_rotvec(_clip_norm(rel, max_angle)), q_from))
 
 
+def _rotvec_between(q_from: np.ndarray, q_to: np.ndarray) -> np.ndarray:
+    """The rotation vector (base frame) that turns q_from into q_to."""
+    return quat_to_rotvec(quat_multiply(q_to, np.array([-q_from[0], -q_from[1], -q_from[2], q_from[3]])))
+
+
 class SafetyBridge:
     """Bounded targets from smoothed commands; see the module docstring.
 
@@ -162,18 +190,37 @@ class SafetyBridge:
 
     def __init__(self, cfg: SafetyConfig | None = None) -> None:
         self.cfg = cfg or SafetyConfig()
-        limits = joint_limits(self.cfg.robot_type)
+        cfg = self.cfg
+        limits = joint_limits(cfg.robot_type)
         self.joint_names = limits.names
-        lower, upper, velocity, _ = limits.arrays()
-        self._q_lo, self._q_hi = lower + self.cfg.joint_margin, upper - self.cfg.joint_margin
-        self._q_step = velocity * self.cfg.joint_velocity_scale / self.cfg.control_hz
+        lower, upper, velocity, acceleration = limits.arrays()
+        self._q_lo, self._q_hi = lower + cfg.joint_margin, upper - cfg.joint_margin
+        self._dt = 1.0 / cfg.control_hz
+        self._joint_limiter = JerkLimiter(velocity * cfg.joint_velocity_scale, acceleration * cfg.acceleration_scale,
+                                          np.asarray(limits.jerk) * cfg.jerk_scale, self._dt, self._q_lo, self._q_hi,
+                                          brake_at_goal=True)
+        # Per-axis Cartesian limits: the robot's norm limits / sqrt(3) keep the norms inside them.
+        cart, axes = cartesian_limits(cfg.robot_type), math.sqrt(3.0)
+        self._trans_limiter = JerkLimiter(
+            np.full(3, min(cfg.max_translation_step * cfg.control_hz, cart.translation_velocity) / axes),
+            np.full(3, cart.translation_acceleration * cfg.acceleration_scale / axes),
+            np.full(3, cart.translation_jerk * cfg.jerk_scale / axes), self._dt,
+            np.asarray(cfg.workspace_min, float), np.asarray(cfg.workspace_max, float), brake_at_goal=True)
+        self._rot_limiter = JerkLimiter(
+            np.full(3, min(cfg.max_rotation_step * cfg.control_hz, cart.rotation_velocity) / axes),
+            np.full(3, cart.rotation_acceleration * cfg.acceleration_scale / axes),
+            np.full(3, cart.rotation_jerk * cfg.jerk_scale / axes), self._dt, brake_at_goal=True)
         self._ws_lo, self._ws_hi = np.asarray(self.cfg.workspace_min, float), np.asarray(self.cfg.workspace_max, float)
         self._delta_scale = self.cfg.action_hz / self.cfg.control_hz
         self.rejections: dict[str, int] = {}  # reason -> count
         self._estop_reason: str | None = None
         self._measured_pose: tuple[np.ndarray, np.ndarray] | None = None
         self._measured_q: np.ndarray | None = None
-        self._pos = self._quat = self._q = None
+        self._pos = self._quat = self._q = None  # the goal
+        self._out_pos = self._out_quat = self._out_q = None  # the emitted (limited) target
+        self._goal_prev: tuple[np.ndarray, ...] | None = None  # last tick's goal, for its feed-forward velocity
+        self._last_chunk_time: float | None = None
+        self._policy_lost = False
         self._command: np.ndarray | None = None  # the command in force
         self._step_left = 0.0  # ee_delta: the fraction of the command's action step not yet applied
         self._rejected: str | None = None
@@ -231,6 +278,18 @@ class SafetyBridge:
         self._step_left = 1.0
         self._last_command_time = stamp
 
+    def on_chunk(self, stamp: float) -> None:
+        """An action chunk reached the smoother at time `stamp` (s): the policy is alive.
+
+        Only a stack that has shown chunks can lose its policy; teleop (commands, no chunks) never does.
+        """
+        if not math.isfinite(stamp):
+            return
+        if self._policy_lost:
+            logger.info('action chunks are back: the policy is running again')
+            self._policy_lost = False
+        self._last_chunk_time = stamp
+
     def engage_estop(self, reason: str = 'e-stop') -> None:
         """Latch the e-stop: hold until release_estop()."""
         if self._estop_reason is None:
@@ -257,17 +316,32 @@ class SafetyBridge:
         if ee and self._pos is None and self._measured_pose is not None:
             self._pos, self._quat = self._measured_pose[0].copy(), self._measured_pose[1].copy()
             if np.any(self._pos < self._ws_lo) or np.any(self._pos > self._ws_hi):
-                logger.warning('measured position %s is outside the workspace %s..%s; the target moves into it at '
-                               'max_translation_step per tick', self._pos.tolist(), self._ws_lo.tolist(),
-                               self._ws_hi.tolist())
+                logger.warning('measured position %s is outside the workspace %s..%s; the target moves into it '
+                               'within the limits', self._pos.tolist(), self._ws_lo.tolist(), self._ws_hi.tolist())
+        if ee and self._pos is not None and self._out_pos is None:  # anchored (measured or anchor()): at rest
+            self._out_pos, self._out_quat = self._pos.copy(), self._quat.copy()
+            self._trans_limiter.reset()
+            self._rot_limiter.reset()
         if not ee and self._q is None and self._measured_q is not None:
             self._q = self._measured_q.copy()
+            self._out_q = self._q.copy()
+            self._joint_limiter.reset()
         if (self._pos if ee else self._q) is None:
             self._command = None
             return SafetyOutput(now, SafetyStatus.WAITING, reason='no measured state yet')
         gripper = None
+        lost = (self.cfg.policy_timeout > 0 and self._last_chunk_time is not None
+                and now - self._last_chunk_time > self.cfg.policy_timeout)
+        if lost and not self._policy_lost:
+            logger.warning('no action chunk for %.3f s (policy_timeout %gs): the policy is lost; holding the target '
+                           'at a fixed pose until chunks arrive again', now - self._last_chunk_time,
+                           self.cfg.policy_timeout)
+        self._policy_lost = lost
         if self._estop_reason is not None:
             status, reason = SafetyStatus.ESTOP, self._estop_reason
+        elif lost:
+            status, reason = SafetyStatus.POLICY_LOST, f'no action chunk for {now - self._last_chunk_time:.3f}s'
+            self._command = None
         elif self._rejected is not None:
             status, reason = SafetyStatus.HOLD_REJECTED, self._rejected
             self._count(self._rejected)
@@ -289,11 +363,42 @@ class SafetyBridge:
                 else:
                     self._step_joints(command)
                 gripper = self._gripper(command, now)
+        self._emit(hold=status is not SafetyStatus.ACTIVE)
         if ee:
-            pose = PoseTarget(now, self._pos.copy(), self._quat.copy(), self.cfg.frame_id)
-            return SafetyOutput(now, status, pose=pose, gripper=gripper, reason=reason)
-        return SafetyOutput(now, status, joints=JointTarget(now, self.joint_names, self._q.copy()), gripper=gripper,
-                            reason=reason)
+            pose = PoseTarget(now, self._out_pos.copy(), self._out_quat.copy(), self.cfg.frame_id)
+            return SafetyOutput(now, status, pose=pose, gripper=gripper, reason=reason, goal=self._pos.copy())
+        return SafetyOutput(now, status, joints=JointTarget(now, self.joint_names, self._out_q.copy()),
+                            gripper=gripper, reason=reason, goal=self._q.copy())
+
+    def _emit(self, hold: bool) -> None:
+        """Move the emitted target one tick towards the goal under the limits; a hold stops it and freezes the goal
+        where it stops (a fixed pose: nothing is re-derived from the measurement while holding)."""
+        dt = self._dt
+        if self.cfg.kind == 'ee_delta':
+            if hold:
+                v, w = self._trans_limiter.stop(dt), self._rot_limiter.stop(dt)
+            else:
+                prev = self._goal_prev
+                v_ref = np.zeros(3) if prev is None else (self._pos - prev[0]) / dt
+                w_ref = np.zeros(3) if prev is None else _rotvec_between(prev[1], self._quat) / dt
+                v = self._trans_limiter.velocity_towards(self._pos - self._out_pos, v_ref, dt, position=self._out_pos)
+                w = self._rot_limiter.velocity_towards(_rotvec_between(self._out_quat, self._quat), w_ref, dt)
+            self._out_pos = self._out_pos + v * dt
+            self._out_quat = quat_normalize(quat_multiply(quat_from_rotvec(w * dt), self._out_quat))
+            if hold:
+                self._pos, self._quat = self._out_pos.copy(), self._out_quat.copy()
+            self._goal_prev = (self._pos.copy(), self._quat.copy())
+        else:
+            if hold:
+                v = self._joint_limiter.stop(dt)
+            else:
+                prev = self._goal_prev
+                v_ref = np.zeros(self._q.size) if prev is None else (self._q - prev[0]) / dt
+                v = self._joint_limiter.velocity_towards(self._q - self._out_q, v_ref, dt, position=self._out_q)
+            self._out_q = self._out_q + v * dt
+            if hold:
+                self._q = self._out_q.copy()
+            self._goal_prev = (self._q.copy(),)
 
     def _step_ee(self, command: np.ndarray, share: float) -> None:
         """Move the target by `share` of the command's per-step delta (bounded as in the module docstring)."""
@@ -314,8 +419,7 @@ class SafetyBridge:
         q = np.delete(command, self.cfg.gripper_index) if self.cfg.gripper_index is not None else command
         if self._measured_q is not None:
             q = np.clip(q, self._measured_q - self.cfg.max_joint_lead, self._measured_q + self.cfg.max_joint_lead)
-        q = np.clip(q, self._q_lo, self._q_hi)
-        self._q = self._q + np.clip(q - self._q, -self._q_step, self._q_step)
+        self._q = np.clip(q, self._q_lo, self._q_hi)
 
     def _gripper(self, command: np.ndarray, now: float) -> GripperCommand | None:
         if self.cfg.gripper_index is None:

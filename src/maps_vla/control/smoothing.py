@@ -19,12 +19,18 @@ Three stages per tick:
 When no chunk covers the tick, or none arrived for `hold_after` s, the smoother holds: `HoldMode.KEEP` (absolute
 actions, e.g. joint positions) decelerates to zero velocity and keeps the position; `HoldMode.ZERO` (delta
 actions: a delta is a velocity) ramps the command to zero.
+
+The limiter (`maps_vla.control.limiter.JerkLimiter`) is shared with the safety bridge. The command never holds NaN
+or inf: a chunk must be finite (`ActionChunk`), one that does not fit the configuration (action dims, gripper
+index, limit sizes) is rejected with ValueError and counted in `rejected_chunks`, and a tick whose blended
+reference is not finite (overflow) drops every chunk and holds with state `REJECTED`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import logging
 import math
 from collections.abc import Callable
 from typing import NamedTuple
@@ -32,14 +38,13 @@ from typing import NamedTuple
 import numpy as np
 
 from maps_vla.control.chunk import ActionChunk
+from maps_vla.control.limiter import UNLIMITED, JerkLimiter
 from maps_vla.registry import Registry
 
 __all__ = ['SmoothingMethod', 'Interpolation', 'HoldMode', 'SmootherConfig', 'SmootherState', 'SmootherOutput',
            'ChunkSmoother', 'SMOOTHING_METHODS', 'ensemble_weights']
 
-_UNLIMITED = 1e30  # stands for "no limit": the limiter needs no inf/NaN cases, and its cubes stay finite
-_BRAKE_ACC, _BRAKE_JERK = 0.7, 0.5  # fractions of the limits the braking curve is planned with
-_KV_TICKS, _KP_RATIO = 0.3, 0.25  # small-signal gains: velocity loop k_v = 0.3 / dt, position loop k_p = k_v / 4
+logger = logging.getLogger(__name__)
 
 
 class SmoothingMethod(enum.Enum):
@@ -68,6 +73,7 @@ class HoldMode(enum.Enum):
 class SmootherState(enum.Enum):
     TRACKING = 'tracking'  # following the chunks
     HOLDING = 'holding'  # no usable chunk: decelerating / holding
+    REJECTED = 'rejected'  # the blended reference was not finite: chunks dropped, holding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,6 +232,8 @@ class ChunkSmoother:
     def __init__(self, cfg: SmootherConfig | None = None) -> None:
         self.cfg = cfg or SmootherConfig()
         self._method = SMOOTHING_METHODS.get(self.cfg.method.value)
+        self.rejected_chunks = 0  # chunks refused by on_chunk (kept across resets)
+        self.rejected_ticks = 0  # ticks whose reference was not finite
         self.reset()
 
     def reset(self, initial: np.ndarray | None = None) -> None:
@@ -236,36 +244,38 @@ class ChunkSmoother:
         self._last_tick: float | None = None
         self._ref_prev: np.ndarray | None = None
         self._dim: int | None = None
-        self._y = None if initial is None else np.asarray(initial, dtype=np.float64).copy()
-        self._v = self._a = None
-        if self._y is not None:
-            self._setup(self._y.size)
+        self._state = SmootherState.HOLDING
+        y = None if initial is None else np.asarray(initial, dtype=np.float64).reshape(-1).copy()
+        if y is not None and not np.all(np.isfinite(y)):
+            raise ValueError(f'ChunkSmoother.reset: initial command must be finite, got {y.tolist()}')
+        self._y = None
+        if y is not None:
+            self._setup(y.size)
+            self._y = y
+            self._rest()
 
     def _setup(self, dim: int) -> None:
-        self._dim = dim
-        self._vmax, self._amax, self._jmax = (self._limit(name, dim) for name in
-                                              ('max_velocity', 'max_acceleration', 'max_jerk'))
-        self._free = (self._vmax >= _UNLIMITED) & (self._amax >= _UNLIMITED) & (self._jmax >= _UNLIMITED)
+        """Size the smoother for `dim` action dims; ValueError (changing nothing) when the config does not fit."""
         g = self.cfg.gripper_index
         if g is not None and g >= dim:
             raise ValueError(f'SmootherConfig.gripper_index {g} is outside the {dim} action dims')
+        limits = [self._limit(name, dim) for name in ('max_velocity', 'max_acceleration', 'max_jerk')]
+        self._limiter = JerkLimiter(*limits, self.cfg.tick_dt)
         self._cont = np.ones(dim, dtype=bool)
         if g is not None:
             self._cont[g] = False
-        # With a jerk limit the loops run at the small-signal gains (a well-damped cascade); without one they
-        # may reach their target in one tick.
-        jerk_limited = self._jmax < _UNLIMITED
-        dt = self.cfg.tick_dt
-        self._kv = np.where(jerk_limited, _KV_TICKS / dt, 1.0 / dt)
-        self._kp = np.where(jerk_limited, _KV_TICKS * _KP_RATIO / dt, 1.0 / dt)
-        if self._y is not None:
-            self._v, self._a = np.zeros(dim), np.zeros(dim)
-            self._r_dot, self._vt_prev = np.zeros(dim), np.zeros(dim)
+        self._dim = dim
+
+    def _rest(self) -> None:
+        """Zero velocity and acceleration at the current command."""
+        self._limiter.reset()
+        self._r_dot = np.zeros(self._dim)
+        self._ref_prev = None
 
     def _limit(self, name: str, dim: int) -> np.ndarray:
         """Per-dim limit: one value for all, one per dim, or one per non-gripper dim."""
         values = np.asarray(getattr(self.cfg, name), dtype=np.float64)
-        out = np.full(dim, _UNLIMITED)
+        out = np.full(dim, UNLIMITED)
         g = self.cfg.gripper_index
         if values.size in (1, dim):
             out[:] = values
@@ -274,7 +284,7 @@ class ChunkSmoother:
         elif values.size:
             raise ValueError(f'SmootherConfig.{name} has {values.size} values for {dim} action dims (give 1, {dim}'
                              f'{"" if g is None else f" or {dim - 1} without the gripper"})')
-        return np.minimum(out, _UNLIMITED)
+        return np.minimum(out, UNLIMITED)
 
     @property
     def state(self) -> SmootherState | None:
@@ -285,13 +295,21 @@ class ChunkSmoother:
         """Take a new chunk; it starts to count at the next tick (its crossfade starts there).
 
         Raises:
-            ValueError: a chunk whose action dimension differs from the earlier ones.
+            ValueError: a chunk that does not fit: action dims other than the earlier chunks', or a gripper index or
+                limit list that does not fit its dims (the chunk is dropped and counted in `rejected_chunks`).
         """
-        if self._dim is None:
-            self._setup(chunk.dim)
-        elif chunk.dim != self._dim:
-            raise ValueError(f'chunk has {chunk.dim} action dims, the smoother runs with {self._dim}')
-        self._pending.append(_Track(chunk, self.cfg.interpolation, self.cfg.gripper_index, None))
+        try:
+            if not isinstance(chunk, ActionChunk):
+                raise ValueError(f'expected an ActionChunk, got {type(chunk).__name__}')
+            if self._dim is None:
+                self._setup(chunk.dim)
+            elif chunk.dim != self._dim:
+                raise ValueError(f'chunk has {chunk.dim} action dims, the smoother runs with {self._dim}')
+        except ValueError:
+            self.rejected_chunks += 1
+            raise
+        with np.errstate(over='ignore', invalid='ignore'):  # an overflow is caught (non-finite reference) at tick
+            self._pending.append(_Track(chunk, self.cfg.interpolation, self.cfg.gripper_index, None))
 
     def tick(self, now: float) -> SmootherOutput | None:
         """The command at time `now` (s); None until the first chunk has been seen."""
@@ -314,81 +332,66 @@ class ChunkSmoother:
         ref = None
         n_tracks = len(self._tracks)
         if self._tracks and now - self._last_arrival <= self.cfg.hold_after:
-            ref, self._tracks = self._method(self._tracks, now, self.cfg)
+            with np.errstate(over='ignore', invalid='ignore'):  # a non-finite reference is rejected below
+                ref, self._tracks = self._method(self._tracks, now, self.cfg)
         if ref is None:
             self._tracks = []
         if self._y is None:
             if ref is None:  # the only chunks seen have already expired
                 self._last_tick = None
                 return None
+            if not np.all(np.isfinite(ref)):
+                self._reject(ref, now)
+                self._last_tick = None
+                return None
             self._y = ref.copy()
             if self.cfg.hold_mode is HoldMode.ZERO:
                 self._y[self._cont] = 0.0
-            self._setup(self._dim)
-        self._state = SmootherState.TRACKING if ref is not None else SmootherState.HOLDING
+            self._rest()
+        if ref is not None and not np.all(np.isfinite(ref)):
+            self._reject(ref, now)
+            ref = None
+            self._state = SmootherState.REJECTED
+        else:
+            self._state = SmootherState.TRACKING if ref is not None else SmootherState.HOLDING
         self._step(ref, dt, seam or len(self._tracks) != n_tracks)
         return self._output(now, seam)
 
+    def _reject(self, ref: np.ndarray, now: float) -> None:
+        """Drop every chunk after a non-finite reference (e.g. an overflow of huge actions); the command holds."""
+        if self.rejected_ticks == 0:
+            logger.warning('smoother reference at %.3f s is not finite (%s): all chunks dropped, holding (further '
+                           'ones are counted in rejected_ticks)', now, ref.tolist())
+        self.rejected_ticks += 1
+        self._tracks = []
+        self._ref_prev = None
+
+    @property
+    def velocity(self) -> np.ndarray | None:
+        """The command's velocity (A,), None before the first command."""
+        return None if self._y is None else self._limiter.v.copy()
+
     def _output(self, now: float, seam: bool) -> SmootherOutput:
-        return SmootherOutput(now, self._y.copy(), self._v.copy(), self._state, seam)
+        return SmootherOutput(now, self._y.copy(), self._limiter.v.copy(), self._state, seam)
 
     def _step(self, ref: np.ndarray | None, dt: float, tracks_changed: bool) -> None:
-        y, v, a, c = self._y, self._v, self._a, self._cont
-        vmax, amax, jmax = self._vmax, self._amax, self._jmax
+        y, c, limiter = self._y, self._cont, self._limiter
         if ref is None:
             self._ref_prev = None
             if self.cfg.hold_mode is HoldMode.KEEP:
-                v_target = np.zeros_like(v)
+                v_new = limiter.stop(dt, c)
             else:
-                v_target = self._position_law(np.zeros_like(y), np.zeros_like(y), dt)
+                v_new = limiter.velocity_towards(-y, np.zeros_like(y), dt, c)
         else:
             # The reference's own velocity, fed forward; a jump from a changed set of chunks is not a velocity.
             if self._ref_prev is not None and not tracks_changed:
                 self._r_dot = (ref - self._ref_prev) / dt
             self._ref_prev = ref
-            v_target = self._position_law(ref, self._r_dot, dt)
+            v_new = limiter.velocity_towards(ref - y, self._r_dot, dt, c)
             g = self.cfg.gripper_index
             if g is not None:
                 y[g] = 1.0 if ref[g] >= self.cfg.gripper_threshold else 0.0
-        a_ff = np.clip((v_target - self._vt_prev) / dt, -amax, amax)
-        self._vt_prev = v_target
-        ev = v_target - v
-        a_brake = np.minimum(np.sqrt(2.0 * jmax * np.abs(ev)), self._kv * np.abs(ev))
-        a_target = a_ff + np.clip(ev / dt - a_ff, -a_brake, a_brake)
-        # Hard bounds: the jerk band, the acceleration box, and the band from which the velocity can still be
-        # ramped to +-vmax under the jerk limit (stable form of j (-dt + sqrt(dt^2 + 2 dv / j))).
-        lo = np.maximum(-amax, a - jmax * dt)
-        hi = np.minimum(amax, a + jmax * dt)
-        room_up, room_down = np.maximum(vmax - v, 0.0), np.maximum(vmax + v, 0.0)
-        up = 2.0 * room_up / (dt + np.sqrt(dt * dt + 2.0 * room_up / jmax))
-        down = -2.0 * room_down / (dt + np.sqrt(dt * dt + 2.0 * room_down / jmax))
-        hi = np.maximum(np.minimum(hi, up), lo)
-        lo = np.minimum(np.maximum(lo, down), hi)
-        v_new = np.clip(v + np.clip(a_target, lo, hi) * dt, -vmax, vmax)
-        a_new = (v_new - v) / dt
         y_new = y + v_new * dt
-        free = self._free
-        if ref is not None and free.any():  # dims without any limit follow the reference exactly
-            v_new[free] = (ref[free] - y[free]) / dt
-            a_new[free] = 0.0
-            y_new[free] = ref[free]
-        y[c], v[c], a[c] = y_new[c], v_new[c], a_new[c]
-
-    def _position_law(self, ref: np.ndarray, r_dot: np.ndarray, dt: float) -> np.ndarray:
-        """The velocity to aim for: reach `ref` in one tick when close, else approach it (relative to its own
-        velocity) no faster than a jerk-limited stop allows, planned with reduced limits so the inner loop can
-        follow (`_BRAKE_ACC`, `_BRAKE_JERK`), and no faster than the small-signal gain `_kp` near the target."""
-        e = ref - self._y
-        dist = np.abs(e)
-        v_brake = np.minimum(_stopping_speed(dist, _BRAKE_ACC * self._amax, _BRAKE_JERK * self._jmax),
-                             self._kp * dist)
-        return np.clip(r_dot + np.clip(e / dt - r_dot, -v_brake, v_brake), -self._vmax, self._vmax)
-
-
-def _stopping_speed(dist: np.ndarray, amax: np.ndarray, jmax: np.ndarray) -> np.ndarray:
-    """The highest speed from which a stop that starts at zero acceleration, under |a| <= amax and |j| <= jmax,
-    covers at most `dist`: (dist^2 j)^(1/3) while the acceleration never saturates, else the root of
-    v^2 / (2 a) + v a / (2 j) = dist."""
-    ratio = amax * amax / jmax
-    saturating = 0.5 * (np.sqrt(ratio * ratio + 8.0 * amax * dist) - ratio)
-    return np.where(dist < amax * ratio / jmax, np.cbrt(dist * dist * jmax), saturating)
+        if ref is not None and limiter.free.any():  # dims without any limit follow the reference exactly
+            y_new[limiter.free] = ref[limiter.free]
+        y[c] = y_new[c]

@@ -1,19 +1,24 @@
 """Our checkpoint folder (HF style) and the checked tensor loading shared with the importers.
 
 Folder layout written by `save_pretrained`:
-    config.json          {"format": "maps_vla.vla", "format_version": 1, "config": <VLAConfig as a dict>}
+    config.json          {"format": "maps_vla.vla", "format_version": 1, "config": <VLAConfig as a dict>,
+                          "files": {"model.safetensors": {"sha256": <hex digest>, "bytes": <size>}}}
     model.safetensors    the full state dict (tied lm_head omitted; the frozen dual-encoder copy included)
     normalization.json   q01/q99 (+ mask) of actions and state (`NormStats`)
     action_spec.json     `maps_vla.policy.ActionSpec` fields
     tokenizer files      whatever the tokenizer's `save_pretrained` writes (tokenizer.json, tokenizer_config.json, ..)
 
-Every load problem (missing file, missing/unexpected key, shape mismatch, non-floating dtype) raises one error that
-names the file and the key; floating tensors of another precision are cast.
+Every load problem (missing file, missing/unexpected key, shape mismatch, non-floating dtype, unparsable JSON, a
+damaged safetensors header) raises one error that names the file (and the key); floating tensors of another
+precision are cast. The weights are checked against the sha256 recorded at save time before they are parsed, so a
+truncated or bit-flipped weight file is a `CheckpointError`, not a silently wrong policy; a checkpoint saved before
+hashes were recorded loads with a debug note.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -33,7 +38,8 @@ from maps_vla.model.vla.tokenization_vla import load_tokenizer
 from maps_vla.policy import ActionSpec
 
 __all__ = ['save_pretrained', 'load_pretrained', 'load_tensors_into', 'build_empty', 'finalize_loaded',
-           'require_file', 'CONFIG_FILE', 'WEIGHTS_FILE', 'NORMALIZATION_FILE', 'ACTION_SPEC_FILE']
+           'require_file', 'file_sha256', 'CheckpointError', 'CONFIG_FILE', 'WEIGHTS_FILE', 'NORMALIZATION_FILE',
+           'ACTION_SPEC_FILE']
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +49,45 @@ NORMALIZATION_FILE = 'normalization.json'
 ACTION_SPEC_FILE = 'action_spec.json'
 _FORMAT = 'maps_vla.vla'
 _TIED_LM_HEAD = 'language_model.lm_head.weight'
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is corrupt, truncated or does not match its recorded hash; the message names the file."""
+
+
+def file_sha256(path: Path, block: int = 1 << 20) -> str:
+    """The hex sha256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        while chunk := f.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f'{str(path)!r} is not valid JSON ({exc}); the file is truncated or corrupt: '
+                              're-copy or re-save the checkpoint') from None
+
+
+def _verify(directory: Path, payload: dict, name: str) -> None:
+    """Check `name` against the hash config.json recorded for it (a debug note when none was recorded)."""
+    path = directory / name
+    recorded = (payload.get('files') or {}).get(name)
+    if not recorded:
+        logger.debug('%s has no recorded sha256 (saved before hashes were recorded); not verified', path)
+        return
+    size = path.stat().st_size
+    if 'bytes' in recorded and size != recorded['bytes']:
+        raise CheckpointError(f'{str(path)!r} has {size} bytes, but {CONFIG_FILE} recorded {recorded["bytes"]} at '
+                              'save time: the file is truncated or was replaced; re-copy or re-save the checkpoint')
+    actual = file_sha256(path)
+    if actual != recorded.get('sha256'):
+        raise CheckpointError(f'{str(path)!r} does not match the sha256 recorded in {CONFIG_FILE} (recorded '
+                              f'{recorded.get("sha256")}, found {actual}): the file is corrupt or was changed after '
+                              'saving; re-copy or re-save the checkpoint')
 
 
 def require_file(path: Path, what: str = '') -> Path:
@@ -61,11 +106,13 @@ def save_pretrained(policy: VLAPolicy, directory: str | os.PathLike) -> Path:
     """Write `policy` as our checkpoint folder (see module docstring); returns the folder."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    payload = {'format': _FORMAT, 'format_version': 1, 'config': to_dict(policy.config)}
-    (directory / CONFIG_FILE).write_text(json.dumps(payload, indent=2))
     skipped = _skipped_keys(policy)
     state = {k: v.detach().contiguous() for k, v in policy.state_dict().items() if k not in skipped}
     save_file(state, directory / WEIGHTS_FILE, metadata={'format': 'pt'})
+    weights = directory / WEIGHTS_FILE
+    payload = {'format': _FORMAT, 'format_version': 1, 'config': to_dict(policy.config),
+               'files': {WEIGHTS_FILE: {'sha256': file_sha256(weights), 'bytes': weights.stat().st_size}}}
+    (directory / CONFIG_FILE).write_text(json.dumps(payload, indent=2))
     policy.norm_stats.save(directory / NORMALIZATION_FILE)
     (directory / ACTION_SPEC_FILE).write_text(json.dumps(dataclasses.asdict(policy.action_spec), indent=2))
     policy.tokenizer.save_pretrained(directory)
@@ -148,24 +195,42 @@ def load_pretrained(directory: str | os.PathLike, device: str | torch.device = '
 
     Raises:
         FileNotFoundError: a required file is missing (named).
+        CheckpointError: a file is unparsable, truncated, or does not match its recorded sha256 (named).
         ValueError/TypeError: a bad config, key, shape or dtype (file and key named).
     """
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f'Checkpoint folder {str(directory)!r} does not exist')
     config_path = require_file(directory / CONFIG_FILE, 'policy config')
-    payload = json.loads(config_path.read_text())
-    if payload.get('format') != _FORMAT:
-        raise ValueError(f'{str(config_path)!r} is not a maps_vla checkpoint (format {payload.get("format")!r}); '
+    payload = _read_json(config_path)
+    if not isinstance(payload, dict) or payload.get('format') != _FORMAT:
+        found = payload.get('format') if isinstance(payload, dict) else type(payload).__name__
+        raise ValueError(f'{str(config_path)!r} is not a maps_vla checkpoint (format {found!r}); '
                          'use maps_vla.model.importers for OpenVLA-OFT / MiniVLA folders')
-    config = from_dict(VLAConfig, payload['config'])
+    try:
+        config = from_dict(VLAConfig, payload['config'])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f'{str(config_path)!r}: invalid policy config: {type(exc).__name__}: {exc}') from None
     norm_stats = NormStats.load(require_file(directory / NORMALIZATION_FILE, 'action/state statistics'))
-    spec_data = json.loads(require_file(directory / ACTION_SPEC_FILE, 'action spec').read_text())
-    action_spec = ActionSpec(**{**spec_data, 'names': tuple(spec_data['names'])})
+    spec_path = require_file(directory / ACTION_SPEC_FILE, 'action spec')
+    spec_data = _read_json(spec_path)
+    try:
+        action_spec = ActionSpec(**{**spec_data, 'names': tuple(spec_data['names'])})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f'{str(spec_path)!r}: invalid action spec: {type(exc).__name__}: {exc}') from None
     require_file(directory / 'tokenizer_config.json', 'tokenizer')
-    tokenizer = load_tokenizer(directory)
+    try:
+        tokenizer = load_tokenizer(directory)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise CheckpointError(f'{str(directory)!r}: the tokenizer files cannot be loaded: {type(exc).__name__}: '
+                              f'{exc}') from None
     weights = require_file(directory / WEIGHTS_FILE, 'weights')
+    _verify(directory, payload, WEIGHTS_FILE)
     policy = build_empty(config, tokenizer, norm_stats, action_spec)
-    tensors = load_file(weights)
+    try:
+        tensors = load_file(weights)
+    except Exception as exc:  # safetensors raises SafetensorError (not a ValueError) for a damaged header or body
+        raise CheckpointError(f'{str(weights)!r} is not a readable safetensors file ({type(exc).__name__}: {exc}); '
+                              'it is truncated or corrupt: re-copy or re-save the checkpoint') from None
     load_tensors_into(policy, tensors, {}, default_origin=str(weights), allow_missing=_skipped_keys(policy))
     return finalize_loaded(policy, device, dtype)

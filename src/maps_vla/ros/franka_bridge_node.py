@@ -13,7 +13,9 @@ Every `control_hz` tick publishes the SafetyBridge target:
   (control/servo.py); at start it calls Servo's start_servo (Humble) or switch_command_type TWIST (Jazzy).
 Nothing is published before the first measurement (no anchor) and the SafetyBridge bounds every step, so the
 output never holds NaN or a jump; without fresh commands (watchdog) or under e-stop the target holds.
-Gripper: franka_msgs Move/Grasp on `franka_gripper/move|grasp`, or control_msgs GripperCommand on
+`action_chunk` (the policy's chunks) is watched for liveness only: no chunk for `policy_timeout` s after the first
+holds the target on a fixed pose with status `policy_lost` (a dead policy; teleop, which sends no chunks, never
+trips it). Gripper: franka_msgs Move/Grasp on `franka_gripper/move|grasp`, or control_msgs GripperCommand on
 `franka_gripper/gripper_action` (position per finger = width / 2). E-stop: `~/estop` (std_srvs/SetBool, true
 engages, false releases). Hand-over: `~/suspend` (std_srvs/SetBool) true stops publishing targets while another
 controller moves the arm (a MoveIt reset); false starts a fresh SafetyBridge anchored at the next measurement, so
@@ -83,6 +85,7 @@ class FrankaBridgeNode(Node):
             self._target = self.create_publisher(JointTrajectory, 'joint_trajectory', RELIABLE_QOS)
             self.create_subscription(JointState, 'joint_states', self._on_joint_state, SENSOR_QOS)
         self.create_subscription(JointTrajectory, 'action', self._on_action, RELIABLE_QOS)
+        self.create_subscription(JointTrajectory, 'action_chunk', self._on_chunk, RELIABLE_QOS)
         self._status = self.create_publisher(String, 'safety_status', RELIABLE_QOS)
         self._last_status: str | None = None
         self._last_status_time = -float('inf')
@@ -142,6 +145,9 @@ class FrankaBridgeNode(Node):
             self.bridge.on_command(np.asarray(msg.points[0].positions, dtype=np.float64), stamp_or_now(self, msg))
         except ValueError as exc:
             self.get_logger().error(f'action rejected: {exc}', throttle_duration_sec=5.0)
+
+    def _on_chunk(self, msg: JointTrajectory) -> None:
+        self.bridge.on_chunk(now_sec(self))  # the receive time: the policy is alive
 
     def _on_pose(self, msg: PoseStamped) -> None:
         pose = mc.pose_to_numpy(msg)
