@@ -102,7 +102,9 @@ def measure_dependence(policy: nn.Module, batch: dict[str, Any], step: int = 0, 
     inputs = {k: batch[k] for k in _INPUT_KEYS if k in batch}
     mask = batch.get('action_mask')
     mask = None if mask is None else torch.as_tensor(mask).bool()
-    devices = [images.device] if images.device.type == 'cuda' else []
+    # torch.manual_seed also seeds CUDA: fork the generator of the device the policy runs on
+    device = next((p.device for p in policy.parameters()), images.device)
+    devices = [device] if device.type == 'cuda' else []
 
     def predict(swapped: dict[str, Any]) -> torch.Tensor:
         with torch.random.fork_rng(devices=devices):
