@@ -10,7 +10,7 @@ from maps_vla.maps.factory import FinetuneMethodConfig
 from maps_vla.model.vla.modeling_vla import VLAPolicy
 from maps_vla.train.augment import AugmentConfig
 from maps_vla.train.configuration_train import DataConfig, ModelSourceConfig, TrainConfig
-from maps_vla.train.inference_match import deployed_config, training_config
+from maps_vla.train.inference_match import deployed_config, robot_augment, training_config
 from maps_vla.train.trainer import train
 
 _IMAGE = {'dtype': 'image', 'shape': (64, 64, 3), 'names': ['height', 'width', 'channels']}
@@ -98,3 +98,11 @@ def make_tiny_config():
         cfg = make_policy_config('tiny')
         return cfg.replace(vision=dataclasses.replace(cfg.vision, **vision))
     return make
+
+
+def test_vl_only_runs_record_no_crop():
+    """VL co-training images are never augmented: a run of VL steps only must not add a crop at inference."""
+    crop = AugmentConfig(crop_area=0.9)
+    vl_only = DataConfig(root='d', augment=crop, cotrain_root='vl', cotrain_ratio=1.0)
+    assert not robot_augment(vl_only).enabled
+    assert robot_augment(dataclasses.replace(vl_only, cotrain_ratio=0.5)) == crop

@@ -6,7 +6,8 @@ side. At inference the camera frames must have the same side (`maps-vla eval` re
 `VisionConfig.capture_size`) and the processor takes a centred crop of the same area (`center_crop_scale`,
 OpenVLA's test-time counterpart of the random crop). While training, that centred crop must stay off when the
 augmentation crops, else every frame would be cropped twice; so the training config and the exported one differ
-only in `center_crop_scale`.
+only in `center_crop_scale`. Vision-language co-training images are never augmented, so a run of VL steps only
+(`cotrain_ratio` 1.0, VLM pre-training) records no crop.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from maps_vla.data.dataset import Dataset
 from maps_vla.model.vla.configuration_vla import VLAConfig
 from maps_vla.model.vla.modeling_vla import VLAPolicy
 from maps_vla.train.augment import AugmentConfig
+from maps_vla.train.configuration_train import DataConfig
 
-__all__ = ['capture_side', 'training_config', 'deployed_config', 'set_config', 'deployed']
+__all__ = ['capture_side', 'robot_augment', 'training_config', 'deployed_config', 'set_config', 'deployed']
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +39,11 @@ def capture_side(dataset: Dataset) -> int | None:
                    'size, so `maps-vla eval` renders at the policy size unless given --image-size',
                    dataset.root, sorted(shapes))
     return None
+
+
+def robot_augment(data: DataConfig) -> AugmentConfig:
+    """The augmentation the robot images of a run get: none when every step is a VL co-training step."""
+    return data.augment if data.cotrain_ratio < 1.0 else dataclasses.replace(data.augment, enabled=False)
 
 
 def _crops(augment: AugmentConfig) -> bool:

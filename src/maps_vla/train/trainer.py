@@ -40,7 +40,7 @@ from maps_vla.train.cotrain import VLDataset, collate_vl, is_cotrain_step
 from maps_vla.train.distributed import (drift_rows, export_policy, init_optimizer_state, local_tensor,
                                         make_accelerator, prepare_sharded, shard_model)
 from maps_vla.train.health import HealthMonitor, HealthReport
-from maps_vla.train.inference_match import capture_side, deployed, set_config, training_config
+from maps_vla.train.inference_match import capture_side, deployed, robot_augment, set_config, training_config
 from maps_vla.train.precision import ComputeDtypeProbe
 
 __all__ = ['train', 'TrainResult', 'build_policy']
@@ -167,7 +167,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     dataset = Dataset(cfg.data.root)
     policy = build_policy(cfg.model, dataset, cfg.seed)
     # record the frame size; the augmentation's random crop replaces the processor's centred one until export
-    set_config(policy, training_config(policy.config, cfg.data.augment, capture_side(dataset)))
+    set_config(policy, training_config(policy.config, robot_augment(cfg.data), capture_side(dataset)))
     model = prepare_model(cfg.method, policy)
     # The model is prepared before the optimizer is built, so SPD anchors are copies of the parameters that
     # will actually be stepped (DDP keeps the same tensors; FSDP2 hands back DTensor shards).
@@ -285,7 +285,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             writer.close()
 
     final = out / 'policy'
-    with deployed(policy, cfg.data.augment):
+    with deployed(policy, robot_augment(cfg.data)):
         export_policy(accelerator, policy, model, final, cfg.method)
     accelerator.wait_for_everyone()
     return TrainResult(policy_dir=final, steps=counters.step, losses=losses, resumed_from=resumed_from,
@@ -297,7 +297,7 @@ def _save(accelerator: Accelerator, policy: VLAPolicy, model: torch.nn.Module, o
     final = checkpoint_dir(out, step)
     staging = final.with_name(final.name + '.tmp')
     accelerator.save_state(str(staging / 'state'))
-    with deployed(policy, cfg.data.augment):
+    with deployed(policy, robot_augment(cfg.data)):
         export_policy(accelerator, policy, model, staging / 'policy', cfg.method)
     accelerator.wait_for_everyone()  # every process's files (its RNG state at least) are in before the rename
     if accelerator.is_main_process:
