@@ -105,7 +105,7 @@ def run_demo(cfg: DemoConfig, *, announce: Callable[[str], None] | None = None,
     from maps_vla.data.dataset import Dataset
     from maps_vla.data.writer import DatasetWriter
     from maps_vla.demo import report as _report
-    from maps_vla.eval import BoundExpertPolicy, RandomPolicy, camera_side, evaluate
+    from maps_vla.eval import BoundExpertPolicy, RandomPolicy, evaluate
     from maps_vla.maps.drift import drift_report
     from maps_vla.maps.factory import FinetuneMethodConfig
     from maps_vla.maps.param_groups import lambda_table
@@ -172,8 +172,7 @@ def run_demo(cfg: DemoConfig, *, announce: Callable[[str], None] | None = None,
             POLICY_ROWS[1]: (expert, expert.make_env, 1),
             POLICY_ROWS[2]: (RandomPolicy(final.action_spec, seed=cfg.seed), make_env, 0),
         }
-        side = camera_side(final, cfg.image_size)  # the frame size it was trained on (the demos' here)
-        variants = {name: EnvConfig(task=cfg.task, variant=name, image_size=(side, side))
+        variants = {name: EnvConfig(task=cfg.task, variant=name, image_size=size)
                     for name in ('train', cfg.ood_variant)}
         seeds = list(range(_EVAL_SEED + cfg.seed, _EVAL_SEED + cfg.seed + cfg.eval_episodes))
         reports, files = {}, {}
