@@ -26,6 +26,7 @@ _VERBS: dict[str, tuple[str, str]] = {
     'pretrain': ('maps_vla.scripts.pretrain', 'build the small VLA prior (pick_place demos + emoji VL co-training)'),
     'train': ('maps_vla.scripts.train', 'fine-tune a VLA policy with MAPS (or a baseline) on episodes'),
     'eval': ('maps_vla.scripts.eval', 'roll out a policy in the sim: ID/OOD success table, plot, videos'),
+    'overfit': ('maps_vla.scripts.overfit', 'overfit a few demos, replay their seeds: a gate for a training setting'),
     'replay': ('maps_vla.scripts.replay', 'run the robot runtime (policy, smoother, safety) offline on a ROS 2 bag'),
     'teleop': ('maps_vla.scripts.teleop', 'record teleoperated demos in the sim (keyboard, gamepad, SpaceMouse)'),
     'experiment': ('maps_vla.scripts.experiment', 'reproduce a claim end to end: grinningface (held-out emojis)'),

@@ -112,3 +112,28 @@ def test_processor_checks_stats_dimensions(make_tiny):
     with pytest.raises(ValueError, match='action_dim'):
         VLAProcessor(make_tiny(), build_char_tokenizer(), NormStats([0.0], [1.0]))
     assert np.allclose(VLAProcessor(make_tiny(), build_char_tokenizer()).norm_stats.action_q99, 1.0)
+
+
+def test_inference_center_crop_matches_the_training_crop(make_tiny):
+    """The processor's centred crop (inference) sees what the training pipeline sees: augment.center_crop's box of
+    the same area (the deterministic counterpart of the random crop), resized to the ViT side."""
+    import dataclasses
+
+    import torch.nn.functional as F
+
+    from maps_vla.train.augment import _crop_resize, center_crop
+
+    cfg = make_tiny()
+
+    def preprocess(images, scale):
+        vision = dataclasses.replace(cfg.vision, center_crop_scale=scale)
+        return VLAProcessor(cfg.replace(vision=vision), build_char_tokenizer()).preprocess_images(images)
+
+    g = torch.Generator().manual_seed(0)
+    frames = F.interpolate(torch.rand(4, 3, 16, 16, generator=g), size=(64, 64), mode='bilinear')  # 64 px camera
+    inference = preprocess(frames, 0.9)
+    training = preprocess(center_crop(frames, 0.9), 1.0)  # crop 61 px, resized back to 64, then to 28
+    assert (inference - training).abs().mean() < 0.05  # only resampling differs
+    corner, shifted = torch.zeros(4, dtype=torch.long), torch.full((4,), 2)
+    for wrong in (frames, _crop_resize(frames, corner, corner, 61), _crop_resize(frames, shifted, shifted, 61)):
+        assert (inference - preprocess(wrong, 1.0)).abs().mean() > 0.1  # no crop, or a box off by a pixel

@@ -1,10 +1,10 @@
 """maps_vla.eval: rollouts of a policy in an env, ID/OOD success tables with Wilson intervals, plots, videos."""
 
 from maps_vla.eval.evaluate import evaluate
-from maps_vla.eval.policies import BoundExpertPolicy, ExpertPolicy, RandomPolicy
+from maps_vla.eval.policies import BoundExpertPolicy, ExpertPolicy, RandomPolicy, camera_side
 from maps_vla.eval.report import EvalReport, Split, Summary, VariantResult
 from maps_vla.eval.rollout import EpisodeResult, Outcome, rollout
 from maps_vla.eval.wilson import wilson_interval
 
 __all__ = ['BoundExpertPolicy', 'EpisodeResult', 'EvalReport', 'ExpertPolicy', 'Outcome', 'RandomPolicy', 'Split', 'Summary',
-           'VariantResult', 'evaluate', 'rollout', 'wilson_interval']
+           'VariantResult', 'camera_side', 'evaluate', 'rollout', 'wilson_interval']

@@ -9,7 +9,17 @@ import numpy as np
 
 from maps_vla.policy import ACTIONS, ActionSpec, BasePolicy
 
-__all__ = ['ExpertPolicy', 'BoundExpertPolicy', 'RandomPolicy']
+__all__ = ['ExpertPolicy', 'BoundExpertPolicy', 'RandomPolicy', 'camera_side']
+
+
+def camera_side(policy: Any, default: int = 224) -> int:
+    """The square camera side (px) to render for `policy`: the frame size it was trained on when its checkpoint
+    records one (`VisionConfig.capture_size`), else its own input size (older checkpoints), else `default`
+    (policies without a vision config: the expert, random actions)."""
+    vision = getattr(getattr(policy, 'config', None), 'vision', None)
+    if vision is None:
+        return default
+    return int(getattr(vision, 'capture_size', None) or vision.image_size)
 
 
 class _Expert(Protocol):

@@ -20,11 +20,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--videos', type=int, default=1, help='rollout videos saved per variant')
     parser.add_argument('--out', default='outputs/eval', help='report folder (markdown, CSV, PNG, videos)')
     parser.add_argument('--device', default='cpu', help="torch device for checkpoint policies, e.g. 'cuda'")
+    parser.add_argument('--image-size', type=int, default=None,
+                        help='camera side in px (default: the frame size the checkpoint was trained on, else its '
+                             'input size; 224 for expert/random)')
 
 
 def run(args: argparse.Namespace) -> int:
     from maps_vla.eval.evaluate import evaluate
-    from maps_vla.eval.policies import BoundExpertPolicy, RandomPolicy
+    from maps_vla.eval.policies import BoundExpertPolicy, RandomPolicy, camera_side
     from maps_vla.policy import EE_DELTA_ACTION
     from maps_vla.sim import TASK_VARIANTS, EnvConfig, make_env, make_expert
 
@@ -37,7 +40,10 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         print(f'maps-vla eval: error: {args.task} has no variants {unknown}; known: {", ".join(known)}', file=sys.stderr)
         return 2
-    image_size, env_factory = 224, make_env
+    if args.image_size is not None and not 16 <= args.image_size <= 2048:
+        print(f'maps-vla eval: error: --image-size must be in 16..2048 px, got {args.image_size}', file=sys.stderr)
+        return 2
+    env_factory = make_env
     if args.policy == 'expert':
         policy = BoundExpertPolicy(make_env, make_expert)
         env_factory = policy.make_env
@@ -50,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         except (FileNotFoundError, ValueError, TypeError) as exc:
             print(f'maps-vla eval: error: {exc}', file=sys.stderr)
             return 1
-        image_size = policy.config.vision.image_size
+    image_size = args.image_size or camera_side(policy)
     variants = {v: EnvConfig(task=args.task, variant=v, image_size=(image_size, image_size)) for v in names}
     report = evaluate(env_factory, policy, variants, list(range(args.seed, args.seed + args.episodes)),
                       max_steps=args.max_steps, ood=[v for v in names if v != 'train'],

@@ -91,6 +91,7 @@ class TrainConfig:
     keep_checkpoints: int = 2  # newest training-state checkpoints kept on disk
     log_every: int = 10  # TensorBoard scalars every N steps
     drift_every: int = 100  # per-module drift scalars every N steps (0: off)
+    health_every: int = 200  # image/state-dependence check every N steps and at the end (0: off; train/health.py)
     resume: bool = True  # continue from out_dir's latest checkpoint when there is one
     progress: bool = True  # tqdm progress bar
     fsdp: FSDPConfig = dataclasses.field(default_factory=FSDPConfig)  # FSDP2 sharding (off: DDP or one process)
@@ -108,8 +109,9 @@ class TrainConfig:
             raise ValueError("TrainConfig.lr_schedule='step' needs lr_decay_step")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ValueError(f'TrainConfig.grad_clip must be > 0 or None, got {self.grad_clip}')
-        if self.warmup_steps < 0 or self.drift_every < 0:
-            raise ValueError('TrainConfig.warmup_steps and drift_every must be >= 0')
+        if self.warmup_steps < 0 or self.drift_every < 0 or self.health_every < 0:
+            raise ValueError(f'TrainConfig.warmup_steps, drift_every and health_every must be >= 0, got '
+                             f'{self.warmup_steps}, {self.drift_every}, {self.health_every}')
         if self.fsdp.enabled and self.method.method == 'l2sp':
             raise ValueError("TrainConfig.fsdp.enabled does not support method 'l2sp': its regularizer keeps "
                              'unsharded per-process anchors; use maps, spd, fft or freeze:* under FSDP2')

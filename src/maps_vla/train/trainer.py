@@ -39,6 +39,8 @@ from maps_vla.train.configuration_train import ModelSourceConfig, TrainConfig
 from maps_vla.train.cotrain import VLDataset, collate_vl, is_cotrain_step
 from maps_vla.train.distributed import (drift_rows, export_policy, init_optimizer_state, local_tensor,
                                         make_accelerator, prepare_sharded, shard_model)
+from maps_vla.train.health import HealthMonitor, HealthReport
+from maps_vla.train.inference_match import capture_side, deployed, robot_augment, set_config, training_config
 from maps_vla.train.precision import ComputeDtypeProbe
 
 __all__ = ['train', 'TrainResult', 'build_policy']
@@ -55,6 +57,7 @@ class TrainResult:
     losses: list[float]  # loss of every optimizer step done in this process (resumed steps excluded)
     resumed_from: int  # step the run resumed from (0: fresh)
     compute_dtype: torch.dtype | None = None  # what the linear layers computed in (measured; None: no step ran)
+    health: HealthReport | None = None  # image/state dependence at the end (None: off, FSDP2 or no robot step)
 
 
 class _Counters:
@@ -164,6 +167,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         raise ValueError('TrainConfig.data.root is empty: give a dataset folder (maps-vla collect writes one)')
     dataset = Dataset(cfg.data.root)
     policy = build_policy(cfg.model, dataset, cfg.seed)
+    # record the frame size; the augmentation's random crop replaces the processor's centred one until export
+    set_config(policy, training_config(policy.config, robot_augment(cfg.data), capture_side(dataset)))
     model = prepare_model(cfg.method, policy)
     # The model is prepared before the optimizer is built, so SPD anchors are copies of the parameters that
     # will actually be stepped (DDP keeps the same tensors; FSDP2 hands back DTensor shards).
@@ -214,6 +219,9 @@ def train(cfg: TrainConfig) -> TrainResult:
     losses: list[float] = []
     in_optimizer_step = False
     probe: ComputeDtypeProbe | None = ComputeDtypeProbe()  # checks the first forward's precision, then retires
+    if cfg.health_every and sharded:
+        logger.debug('health check skipped under FSDP2: the sharded forward needs every process')
+    health = HealthMonitor(policy, cfg.health_every, writer, enabled=accelerator.is_main_process and not sharded)
     compute_dtype = None
     try:
         while counters.step < cfg.steps:
@@ -227,6 +235,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                     else:
                         batch = robot_batch(next(robot), policy.processor, cameras, cfg.data.augment,
                                             counters.augment_rng)
+                        health.observe(batch)
                     # prepare_model already runs forward under autocast; the penalty stays in fp32.
                     with probe.watch(model) if probe else contextlib.nullcontext():
                         loss = model(_to_device(batch, accelerator.device))['loss']
@@ -262,8 +271,10 @@ def train(cfg: TrainConfig) -> TrainResult:
                 rows = drift_rows(policy, reference, accelerator)
                 for row in rows if writer is not None else ():
                     writer.add_scalar(f'drift_rel/{row.name}', row.relative, counters.step)
+            health.after_step(counters.step)
             if counters.step % cfg.save_every == 0 or counters.step == cfg.steps:
                 _save(accelerator, policy, model, out, counters.step, cfg)
+        health_report = health.finish(counters.step)
     except KeyboardInterrupt:
         if not in_optimizer_step:  # parameters are consistent between steps: keep the progress
             logger.warning('interrupted: saving a checkpoint at step %d before exiting', counters.step)
@@ -275,10 +286,11 @@ def train(cfg: TrainConfig) -> TrainResult:
             writer.close()
 
     final = out / 'policy'
-    export_policy(accelerator, policy, model, final, cfg.method)
+    with deployed(policy, robot_augment(cfg.data)):
+        export_policy(accelerator, policy, model, final, cfg.method)
     accelerator.wait_for_everyone()
     return TrainResult(policy_dir=final, steps=counters.step, losses=losses, resumed_from=resumed_from,
-                       compute_dtype=compute_dtype)
+                       compute_dtype=compute_dtype, health=health_report)
 
 
 def _save(accelerator: Accelerator, policy: VLAPolicy, model: torch.nn.Module, out: Path, step: int,
@@ -286,7 +298,8 @@ def _save(accelerator: Accelerator, policy: VLAPolicy, model: torch.nn.Module, o
     final = checkpoint_dir(out, step)
     staging = final.with_name(final.name + '.tmp')
     accelerator.save_state(str(staging / 'state'))
-    export_policy(accelerator, policy, model, staging / 'policy', cfg.method)
+    with deployed(policy, robot_augment(cfg.data)):
+        export_policy(accelerator, policy, model, staging / 'policy', cfg.method)
     accelerator.wait_for_everyone()  # every process's files (its RNG state at least) are in before the rename
     if accelerator.is_main_process:
         commit_checkpoint(staging, final)

@@ -87,6 +87,7 @@ class VisionConfig:
         mean=SIGLIP_MEAN, std=SIGLIP_STD)
     dual_encoder: bool = False  # arXiv 2509.11417: add frozen copies; their features are concatenated per patch
     center_crop_scale: float = 1.0  # area kept by a centred crop before resizing (0.9 for random-crop-trained models)
+    capture_size: int | None = None  # camera side (px) of the training frames; eval renders at it (None: unknown)
 
     def __post_init__(self) -> None:
         _positive('VisionConfig', image_size=self.image_size, patch_size=self.patch_size)
@@ -104,6 +105,8 @@ class VisionConfig:
                              f'{self.siglip.num_register_tokens}')
         if not 0 < self.center_crop_scale <= 1:
             raise ValueError(f'VisionConfig.center_crop_scale must be in (0, 1], got {self.center_crop_scale}')
+        if self.capture_size is not None and self.capture_size < 1:
+            raise ValueError(f'VisionConfig.capture_size must be > 0 px or None, got {self.capture_size}')
 
     @property
     def num_patches(self) -> int:
