@@ -42,7 +42,8 @@ __all__ = ['PolicyNode', 'main', 'PARAMS', 'PARAMS_EXCLUDE']
 
 PARAMS = {'': PolicyNodeConfig, 'camera': CameraConfig, 'runner': PolicyRunnerConfig, 'state': StateConfig}
 # The cameras and state layout are resolved against the checkpoint (cameras, state_layout); inference is threaded.
-PARAMS_EXCLUDE = ('camera.names', 'state.kind', 'runner.cameras', 'runner.synchronous', 'runner.latency')  # latency: replay only
+# runner.latency simulates a slow policy in replay only
+PARAMS_EXCLUDE = ('camera.names', 'state.kind', 'runner.cameras', 'runner.synchronous', 'runner.latency')
 
 
 class PolicyNode(Node):
