@@ -56,7 +56,7 @@ def test_invalid_values_name_the_field(factory, field, value):
 def test_unknown_preset_suggests_the_closest():
     with pytest.raises(ValueError, match="Did you mean 'minivla'"):
         make_policy_config('minivl')
-    assert VLA_PRESETS.names() == ['minivla', 'openvla', 'tiny']
+    assert VLA_PRESETS.names() == ['minivla', 'openvla', 'prior', 'tiny']
 
 
 def test_parameter_names_are_the_contract(make_tiny):
