@@ -7,6 +7,7 @@ random access (`read_video_frames`) finds a frame after a seek.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import fractions
 import logging
@@ -18,7 +19,8 @@ from typing import Any
 import av
 import numpy as np
 
-__all__ = ['VideoConfig', 'VideoEncoder', 'read_video', 'read_video_frames', 'psnr']
+__all__ = ['VideoConfig', 'VideoEncoder', 'VideoReader', 'read_video', 'read_video_frames', 'concat_videos',
+           'cut_video', 'psnr']
 
 logger = logging.getLogger(__name__)
 
@@ -115,8 +117,8 @@ class VideoEncoder:
             self._container = None
 
 
-def _frame_index(frame: av.VideoFrame, fps: int) -> int:
-    return int(round(float(frame.time) * fps))
+def _frame_index(frame: av.VideoFrame, fps: int, start: float = 0.0) -> int:
+    return int(round((float(frame.time) - start) * fps))
 
 
 def read_video(path: str | Path, fps: int) -> np.ndarray:
@@ -143,8 +145,14 @@ def read_video(path: str | Path, fps: int) -> np.ndarray:
     return np.stack(frames)
 
 
-def read_video_frames(path: str | Path, fps: int, indices: Sequence[int]) -> np.ndarray:
+def read_video_frames(path: str | Path, fps: int, indices: Sequence[int], start: float = 0.0) -> np.ndarray:
     """Decode only the frames `indices` (sorted or not) by seeking to the keyframe before the first one.
+
+    Args:
+        path: the mp4.
+        fps: frames per second.
+        indices: frame indices counted from time `start`.
+        start: time (s) of frame 0 in the file (a v3.0 episode's `from_timestamp`; 0 for a v2.1 file).
 
     Returns:
         uint8 (len(indices), H, W, 3) RGB, in the order of `indices`.
@@ -160,9 +168,10 @@ def read_video_frames(path: str | Path, fps: int, indices: Sequence[int]) -> np.
     found: dict[int, np.ndarray] = {}
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        container.seek(int(math.floor(wanted[0] / fps / stream.time_base)), stream=stream, backward=True)
+        container.seek(int(math.floor((start + wanted[0] / fps) / stream.time_base)), stream=stream,
+                       backward=True)
         for frame in container.decode(stream):
-            index = _frame_index(frame, fps)
+            index = _frame_index(frame, fps, start)
             if index in wanted:
                 found[index] = frame.to_ndarray(format='rgb24')
             if index >= wanted[-1]:
@@ -171,6 +180,153 @@ def read_video_frames(path: str | Path, fps: int, indices: Sequence[int]) -> np.
     if missing:
         raise IndexError(f'{str(path)!r} has no frame(s) {missing}')
     return np.stack([found[int(i)] for i in indices])
+
+
+class VideoReader:
+    """Random access to the frames of one mp4 that keeps its decoder open between calls.
+
+    A request shortly after the last decoded frame continues decoding without a seek (a seek costs about a GOP of
+    decoding plus reopening the decoder), and the last `cache_frames` returned frames are kept, so the sequential
+    access of training (a sampler that walks episodes in order) decodes each frame once. Not thread-safe: use one
+    per DataLoader worker.
+
+    Args:
+        path: the mp4.
+        fps: frames per second.
+        cache_frames: returned frames kept, 0 for none.
+        max_skip: decode up to this many frames forward instead of seeking.
+    """
+
+    def __init__(self, path: str | Path, fps: int, *, cache_frames: int = 16, max_skip: int = 16) -> None:
+        self.path, self.fps = Path(path), fps
+        if not self.path.is_file():
+            raise FileNotFoundError(f'video file {str(self.path)!r} does not exist')
+        self._container = av.open(str(self.path))
+        self._stream = self._container.streams.video[0]
+        self._decoder: Any = None  # generator of the current decode run
+        self._last = -1  # frame number (time * fps) of the last decoded frame
+        self._cache: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
+        self._cache_frames, self._max_skip = cache_frames, max_skip
+
+    def frame(self, index: int, start: float = 0.0) -> np.ndarray:
+        """uint8 (H, W, 3) RGB of frame `index` counted from time `start` (s, a multiple of 1 / fps).
+
+        Raises:
+            IndexError: the file has no frame at that time.
+        """
+        number = int(round(start * self.fps)) + int(index)
+        if number in self._cache:
+            self._cache.move_to_end(number)
+            return self._cache[number]
+        if self._decoder is None or not self._last < number <= self._last + self._max_skip:
+            self._container.seek(int(math.floor(number / self.fps / self._stream.time_base)), stream=self._stream,
+                                 backward=True)
+            self._decoder = self._container.decode(self._stream)
+        image = None
+        for frame in self._decoder:
+            current = int(round(float(frame.time) * self.fps))
+            self._last = current
+            if current == number:
+                image = frame.to_ndarray(format='rgb24')
+            if current >= number:
+                break
+        else:
+            self._decoder = None
+        if image is None:
+            self._decoder = None
+            raise IndexError(f'{str(self.path)!r} has no frame at time {number / self.fps:.4f} s')
+        if self._cache_frames:
+            self._cache[number] = image
+            if len(self._cache) > self._cache_frames:
+                self._cache.popitem(last=False)
+        return image
+
+    def close(self) -> None:
+        """Close the file (the reader cannot be used afterwards)."""
+        self._decoder = None
+        self._container.close()
+
+
+def concat_videos(inputs: Sequence[Path], output: Path, lengths: Sequence[int], fps: int) -> list[float]:
+    """Join mp4s of the same codec and size into `output` without re-encoding (packets are copied).
+
+    Args:
+        inputs: mp4 files, in order.
+        output: the file to write.
+        lengths: frames of each input.
+        fps: frames per second of all inputs.
+
+    Returns:
+        The time (s, a whole number of frames) at which each input starts in `output` (a v3.0 `from_timestamp`).
+
+    Raises:
+        ValueError: the inputs differ in codec or frame size.
+    """
+    starts: list[float] = []
+    offset = 0  # frames
+    last_dts: float | None = None
+    with av.open(str(output), mode='w') as out:
+        out_stream, kind = None, None
+        for path, length in zip(inputs, lengths, strict=True):
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                this = (stream.codec_context.name, stream.width, stream.height, stream.format.name)
+                if out_stream is None:
+                    out_stream, kind = out.add_stream_from_template(stream), this
+                elif this != kind:
+                    raise ValueError(f'{str(path)!r} is {this}, {str(inputs[0])!r} {kind} (codec, width, height, '
+                                     'pixel format); they cannot be joined without re-encoding')
+                tb = stream.time_base
+                packets = [p for p in container.demux(stream) if p.dts is not None]
+                while packets and last_dts is not None and offset / fps + float(packets[0].dts * tb) <= last_dts:
+                    offset += 1  # a gap of one frame keeps the decode times increasing
+                shift = int(round(fractions.Fraction(offset, fps) / tb))
+                for packet in packets:
+                    packet.pts += shift
+                    packet.dts += shift
+                    last_dts = float(packet.dts * tb)
+                    packet.stream = out_stream
+                    out.mux(packet)
+                starts.append(offset / fps)
+                offset += int(length)
+    return starts
+
+
+def cut_video(path: Path, output: Path, start: float, frames: int, fps: int) -> bool:
+    """Copy `frames` frames from time `start` of `path` into `output`, starting at time 0, without re-encoding.
+
+    Returns:
+        False (and no `output`) when the frames do not start with a keyframe or are not all there: such an episode
+        must be decoded and encoded again.
+    """
+    first = int(round(start * fps))
+    kept = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        tb = stream.time_base
+        container.seek(int(math.floor(start / tb)), stream=stream, backward=True)
+        for packet in container.demux(stream):
+            if packet.pts is None or packet.dts is None:
+                continue
+            number = int(round(float(packet.pts * tb) * fps))
+            if number >= first + frames and packet.is_keyframe:
+                break
+            if first <= number < first + frames:
+                kept.append(packet)
+            elif kept:
+                return False  # a frame of the range depends on one outside it
+        numbers = sorted(int(round(float(p.pts * tb) * fps)) for p in kept)
+        if not kept or not kept[0].is_keyframe or numbers != list(range(first, first + frames)):
+            return False
+        shift = int(round(fractions.Fraction(first, fps) / tb))
+        with av.open(str(output), mode='w') as out:
+            out_stream = out.add_stream_from_template(stream)
+            for packet in kept:
+                packet.pts -= shift
+                packet.dts -= shift
+                packet.stream = out_stream
+                out.mux(packet)
+    return True
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
