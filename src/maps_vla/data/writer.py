@@ -502,6 +502,26 @@ class DatasetWriter:
                          splits={'train': f'0:{n}'} if n else {})
         _layout.write_json_atomic(self.root / _layout.INFO_PATH, self.info)
 
+    def move(self, root: str | os.PathLike) -> None:
+        """Rename the dataset folder to `root` between episodes (e.g. from a temporary path once it holds an
+        episode, so that a run that saves nothing leaves nothing behind).
+
+        Raises:
+            RuntimeError: an episode is in progress or the writer is finalized.
+            FileExistsError: `root` exists and is not empty.
+        """
+        self._check_open()
+        if self.episode_frames:
+            raise RuntimeError('move() between episodes only; save or discard the episode in progress first')
+        root = Path(root)
+        if root.exists() and any(root.iterdir()):
+            raise FileExistsError(f'{str(root)!r} exists and is not empty')
+        root.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(self.root, root)
+        _layout.fsync_dir(root.parent)
+        logger.info('moved dataset %s to %s', self.root, root)
+        self.root = root
+
     # ----------------------------------------------------------------------------------------------- closing
     def finalize(self) -> None:
         """Write stats.json with exact quantiles of the numeric features over all frames, and release the folder.
