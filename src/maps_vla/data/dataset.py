@@ -35,8 +35,8 @@ logger = logging.getLogger(__name__)
 
 ACTION = 'action'
 ACTION_MASK = 'action_mask'  # bool (chunk,): True for a real action, False for padding past the episode end
-_CACHED_FILES = 4  # data files whose columns are kept
-_OPEN_VIDEOS = 16  # mp4 decoders kept open per process
+_CACHED_FILES = 64  # data files whose columns are kept (memory-mapped)
+_OPEN_VIDEOS = 64  # mp4 decoders kept open per process
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Our checkpoint folder (HF style) and the checked tensor loading shared with the importers.
 
 Folder layout written by `save_pretrained`:
-    config.json          {"format": "maps_vla.vla", "format_version": 1, "config": <VLAConfig as a dict>}
+    config.json          {"model_type": "maps_vla", "format": "maps_vla.vla", "format_version": 1, "config": ..}
     model.safetensors    the full state dict (tied lm_head omitted; the frozen dual-encoder copy included)
     normalization.json   q01/q99 (+ mask) of actions and state (`NormStats`)
     action_spec.json     `maps_vla.policy.ActionSpec` fields
@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from maps_vla.config import from_dict, to_dict
-from maps_vla.model.vla.configuration_vla import VLAConfig
+from maps_vla.model.vla.configuration_vla import MODEL_TYPE, VLAConfig
 from maps_vla.model.vla.modeling_vla import VLAPolicy
 from maps_vla.model.vla.processor_vla import NormStats
 from maps_vla.model.vla.tokenization_vla import load_tokenizer
@@ -61,7 +61,7 @@ def save_pretrained(policy: VLAPolicy, directory: str | os.PathLike) -> Path:
     """Write `policy` as our checkpoint folder (see module docstring); returns the folder."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    payload = {'format': _FORMAT, 'format_version': 1, 'config': to_dict(policy.config)}
+    payload = {'model_type': MODEL_TYPE, 'format': _FORMAT, 'format_version': 1, 'config': to_dict(policy.config)}
     (directory / CONFIG_FILE).write_text(json.dumps(payload, indent=2))
     skipped = _skipped_keys(policy)
     state = {k: v.detach().contiguous() for k, v in policy.state_dict().items() if k not in skipped}
