@@ -29,14 +29,21 @@ from dataset_write import CAMERAS, FPS, render_episodes  # noqa: E402
 from maps_vla.data import Dataset, DatasetWriter  # noqa: E402
 from maps_vla.data import dataset as _dataset  # noqa: E402
 from maps_vla.data.torch_dataset import TorchDataset  # noqa: E402
-from maps_vla.data.video import VideoReader  # noqa: E402
+from maps_vla.data.video import read_video_frames  # noqa: E402
 
 
 class _OpenPerSample(Dataset):
-    """The reader before decoder reuse: every frame opens, seeks and decodes its mp4 anew."""
+    """The reader before decoder reuse: every frame opens its mp4, seeks and decodes (`read_video_frames`)."""
 
-    def _reader(self, path: Path) -> VideoReader:
-        return VideoReader(path, self.fps, cache_frames=0)
+    def _reader(self, path: Path):
+        fps = self.fps
+
+        class _Once:
+            @staticmethod
+            def frame(index: int, start: float = 0.0) -> np.ndarray:
+                return read_video_frames(path, fps, [index], start)[0]
+
+        return _Once()
 
 
 def _write(root: Path, episodes: list[list[dict]], size: int, **kwargs) -> None:

@@ -326,3 +326,39 @@ def test_legacy_png_folder_datasets_still_read(write_dataset, helpers):
     ep = Dataset(root).get_episode(0)
     for key in helpers.CAMERAS:
         np.testing.assert_array_equal(ep[key], _stack(episodes[0], key))
+
+
+# ------------------------------------------------------------------------------------------------ video reader
+@pytest.mark.parametrize('codec, options', [('libx264', {}), ('libx264', {'bf': '3', 'g': '12'}),
+                                            ('libsvtav1', {})])
+def test_video_reader_random_access_matches_full_decode(tmp_path, codec, options):
+    """The direct packet path (x264 without B-frames, AV1 with decoder delay) and the seek fallback (B-frames)
+    return the frames a full decode does, in any order, and refuse frames that are not there."""
+    import av
+
+    from maps_vla.data.video import VideoConfig, VideoEncoder, VideoReader, read_video
+
+    if codec not in av.codecs_available:
+        pytest.skip(f'{codec} not in this PyAV build')
+
+    class Config(VideoConfig):
+        def options(self):
+            return {**super().options(), **options}
+
+    config = Config(codec=codec, crf=30 if codec == 'libsvtav1' else 18,
+                    preset=None if codec == 'libsvtav1' else 'veryfast')
+    encoder = VideoEncoder(tmp_path / 'v.mp4', 10, 32, 32, config)
+    for i in range(30):
+        image = np.zeros((32, 32, 3), np.uint8)
+        image[..., 0], image[i:i + 3, :, 1] = i * 8, 255
+        encoder.add(image)
+    encoder.close()
+    full = read_video(tmp_path / 'v.mp4', 10)
+    reader = VideoReader(tmp_path / 'v.mp4', 10, cache_frames=0)
+    order = np.random.default_rng(0).integers(0, 30, 80).tolist() + list(range(30)) + [29, 0, 28]
+    for i in order:
+        np.testing.assert_array_equal(reader.frame(i), full[i], err_msg=str(i))
+    np.testing.assert_array_equal(reader.frame(2, start=0.5), full[7])
+    with pytest.raises(IndexError, match='no frame'):
+        reader.frame(30)
+    reader.close()

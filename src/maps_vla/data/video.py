@@ -7,6 +7,7 @@ random access (`read_video_frames`) finds a frame after a seek.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import dataclasses
 import fractions
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import av.video.reformatter
 import numpy as np
 
 __all__ = ['VideoConfig', 'VideoEncoder', 'VideoReader', 'read_video', 'read_video_frames', 'concat_videos',
@@ -187,31 +189,52 @@ def read_video_frames(path: str | Path, fps: int, indices: Sequence[int], start:
 
 
 class VideoReader:
-    """Random access to the frames of one mp4 that keeps its decoder open between calls.
+    """Random access to the frames of one mp4 that keeps the file and its decoder open between calls.
 
-    Opening a container costs more than decoding a small frame, so the file stays open. A request at most a GOP
-    (the largest keyframe interval seen so far) after the last decoded frame continues decoding without a seek
-    (a seek decodes from the keyframe before the frame anyway); farther requests seek. The last `cache_frames`
-    returned frames are kept. Not thread-safe: use one per DataLoader worker (`Dataset` does).
+    On open the packets are indexed (frame number, keyframe flag, byte range; one pass over the file). A frame is
+    then decoded by feeding the decoder the packets from the keyframe at or before it (or from the frame after the
+    last decoded one, when that is on the way) straight from the file: no container seek, no demuxer restart,
+    which is what dominated the cost of a random frame. Streams whose packets are reordered (B-frames) use the
+    container's seek instead. The last `cache_frames` returned frames are kept. Not thread-safe: use one per
+    DataLoader worker (`Dataset` does).
 
     Args:
         path: the mp4.
         fps: frames per second.
         cache_frames: returned frames kept, 0 for none.
-        max_skip: decode up to this many frames forward instead of seeking; None: the GOP seen so far.
     """
 
-    def __init__(self, path: str | Path, fps: int, *, cache_frames: int = 16, max_skip: int | None = None) -> None:
+    def __init__(self, path: str | Path, fps: int, *, cache_frames: int = 16) -> None:
         self.path, self.fps = Path(path), fps
         if not self.path.is_file():
             raise FileNotFoundError(f'video file {str(self.path)!r} does not exist')
         self._container = av.open(str(self.path))
         self._stream = self._container.streams.video[0]
-        self._decoder: Any = None  # generator of the current decode run
-        self._last = -1  # frame number (time * fps) of the last decoded frame
+        self._codec = self._stream.codec_context
+        self._tb = tb = self._stream.time_base
+        packets = [(int(round(float(p.pts * tb) * fps)), bool(p.is_keyframe), int(p.pos), int(p.size), p.pts, p.dts)
+                   for p in self._container.demux(self._stream) if p.pts is not None and p.size > 0]
+        numbers = [p[0] for p in packets]
+        # direct decoding needs packets in display order with distinct frame numbers and known file positions
+        self._direct = (numbers == sorted(set(numbers)) and all(p[2] >= 0 for p in packets)
+                        and not self._codec.has_b_frames)
+        self._packets = {p[0]: p for p in packets}
+        self._order = numbers
+        self._position = {n: i for i, n in enumerate(numbers)}
+        self._keys = [p[0] for p in packets if p[1]]
+        self._file = open(self.path, 'rb') if self._direct else None
+        self._next: int | None = None  # direct mode: the next packet (frame number) of the current decode run
+        self._out = -1  # direct mode: the frame number the decoder returned last
+        self._decoder: Any = None  # seek mode: generator of the current decode run
+        self._seek_last = -1
         self._cache: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
-        self._cache_frames, self._max_skip = cache_frames, max_skip
-        self._gop, self._last_key = 1, None  # largest keyframe interval seen, frame number of the last keyframe
+        self._cache_frames = cache_frames
+        # one converter for all frames: a frame's own to_ndarray() sets up a (threaded) scaler every time, which
+        # costs more than decoding a small frame
+        self._rgb = av.video.reformatter.VideoReformatter()
+
+    def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        return self._rgb.reformat(frame, format='rgb24', threads=1).to_ndarray()
 
     def frame(self, index: int, start: float = 0.0) -> np.ndarray:
         """uint8 (H, W, 3) RGB of frame `index` counted from time `start` (s, a multiple of 1 / fps).
@@ -223,21 +246,58 @@ class VideoReader:
         if number in self._cache:
             self._cache.move_to_end(number)
             return self._cache[number]
-        skip = self._gop if self._max_skip is None else self._max_skip
-        if self._decoder is None or not self._last < number <= self._last + skip:
+        image = self._decode_direct(number) if self._direct else self._decode_seek(number)
+        if self._cache_frames:
+            self._cache[number] = image
+            if len(self._cache) > self._cache_frames:
+                self._cache.popitem(last=False)
+        return image
+
+    def _decode_direct(self, number: int) -> np.ndarray:
+        if number not in self._packets:
+            raise IndexError(f'{str(self.path)!r} has no frame at time {number / self.fps:.4f} s')
+        at = bisect.bisect_right(self._keys, number) - 1
+        if at < 0:
+            raise IndexError(f'{str(self.path)!r}: no keyframe before the frame at {number / self.fps:.4f} s')
+        key = self._keys[at]
+        # go on with the current run (the decoder holds the frames since its keyframe) unless the frame is behind
+        # it or a later keyframe lets the run skip ahead
+        if self._next is None or self._out >= number or key > self._next:
+            self._codec.flush_buffers()
+            self._next, self._out = key, key - 1
+        while True:
+            if self._next is not None:
+                _, _, pos, size, pts, dts = self._packets[self._next]
+                self._file.seek(pos)
+                packet = av.Packet(self._file.read(size))
+                packet.pts, packet.dts, packet.time_base = pts, dts, self._tb
+                frames = self._codec.decode(packet)
+                i = self._position[self._next] + 1
+                self._next = self._order[i] if i < len(self._order) else None
+            else:  # past the last packet: drain the decoder (a new run starts with flush_buffers)
+                frames = self._codec.decode(None)
+                if not frames:
+                    break
+            for frame in frames:
+                self._out = int(round(float(frame.pts * self._tb) * self.fps))
+                if self._out == number:
+                    return self._to_rgb(frame)
+            if self._out > number:
+                break
+        self._next, self._out = None, -1
+        raise IndexError(f'{str(self.path)!r}: the decoder returned no frame for time {number / self.fps:.4f} s')
+
+    def _decode_seek(self, number: int) -> np.ndarray:
+        if self._decoder is None or not self._seek_last < number <= self._seek_last + 1:
             self._container.seek(int(math.floor(number / self.fps / self._stream.time_base)), stream=self._stream,
                                  backward=True)
             self._decoder = self._container.decode(self._stream)
         image = None
         for frame in self._decoder:
             current = int(round(float(frame.time) * self.fps))
-            if frame.key_frame:
-                if self._last_key is not None and self._last == current - 1 and current > self._last_key:
-                    self._gop = max(self._gop, current - self._last_key)
-                self._last_key = current
-            self._last = current
+            self._seek_last = current
             if current == number:
-                image = frame.to_ndarray(format='rgb24')
+                image = self._to_rgb(frame)
             if current >= number:
                 break
         else:
@@ -245,15 +305,13 @@ class VideoReader:
         if image is None:
             self._decoder = None
             raise IndexError(f'{str(self.path)!r} has no frame at time {number / self.fps:.4f} s')
-        if self._cache_frames:
-            self._cache[number] = image
-            if len(self._cache) > self._cache_frames:
-                self._cache.popitem(last=False)
         return image
 
     def close(self) -> None:
         """Close the file (the reader cannot be used afterwards)."""
         self._decoder = None
+        if self._file is not None:
+            self._file.close()
         self._container.close()
 
 
