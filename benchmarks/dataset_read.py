@@ -124,7 +124,8 @@ def main() -> None:
     torch.set_num_threads(1)
     print(f'{args.episodes} episodes x {args.frames} frames, 2 cameras {args.size}x{args.size}, batch '
           f'{args.batch_size}, {args.workers} workers, random frames')
-    print('| format | samples/s (wall) | samples per CPU s | CPU cost vs PNG files |')
+    ratio = 'CPU cost vs PNG files' if args.workers == 0 else 'wall time vs PNG files'
+    print(f'| format | samples/s (wall) | samples per CPU s | {ratio} |')
     print('|---|---|---|---|')
     reference = None
     with tempfile.TemporaryDirectory() as tmp:
