@@ -362,3 +362,28 @@ def test_video_reader_random_access_matches_full_decode(tmp_path, codec, options
     with pytest.raises(IndexError, match='no frame'):
         reader.frame(30)
     reader.close()
+
+
+def test_appending_to_a_legacy_png_folder_dataset_keeps_its_layout(write_dataset, helpers):
+    root, episodes = write_dataset(video=False, lengths=(3,), codebase_version='v2.1')
+    info = json.loads((root / 'meta/info.json').read_text())
+    info['image_path'] = 'images/{image_key}/episode_{episode_index:06d}/frame_{frame_index:06d}.png'
+    (root / 'meta/info.json').write_text(json.dumps(info))
+    path = root / 'data/chunk-000/episode_000000.parquet'
+    pq.write_table(pq.read_table(path).drop_columns(list(helpers.CAMERAS)), path)
+    for key in helpers.CAMERAS:
+        folder = root / 'images' / key / 'episode_000000'
+        folder.mkdir(parents=True)
+        for i, frame in enumerate(episodes[0]):
+            cv2.imwrite(str(folder / f'frame_{i:06d}.png'), frame[key][..., ::-1])
+    new = helpers.make_episode(np.random.default_rng(3), 2)
+    with DatasetWriter.open(root) as writer:
+        for frame in new:
+            writer.add_frame(frame)
+        writer.save_episode()
+    assert pq.read_schema(root / 'data/chunk-000/episode_000001.parquet').names == \
+        pq.read_schema(path).names  # same columns as the old episodes: no image columns
+    assert (root / 'images' / helpers.CAMERAS[0] / 'episode_000001' / 'frame_000001.png').is_file()
+    ep = Dataset(root).get_episode(1)
+    for key in helpers.CAMERAS:
+        np.testing.assert_array_equal(ep[key], _stack(new, key))

@@ -432,10 +432,13 @@ class DatasetWriter:
         return index, length, new_tasks, columns, ep_stats
 
     def _episode_table(self, columns: dict[str, np.ndarray], length: int) -> Any:
-        """The episode's Parquet table: numeric columns, and the PNG files of image cameras (image mode)."""
+        """The episode's Parquet table: numeric columns, and the PNG files of image cameras (image mode; a dataset
+        of maps_vla's old PNG-folder layout keeps it for new episodes)."""
+        inside = not self._video and not _layout.png_folders(self.info)
         images = {key: [(self._ep_dir / 'images' / key / f'frame_{i:06d}.png').read_bytes() for i in range(length)]
-                  for key in self._image_keys if not self._video}
-        stored = {k: ft for k, ft in self.features.items() if ft['dtype'] != 'video'}
+                  for key in self._image_keys if inside}
+        stored = {k: ft for k, ft in self.features.items() if ft['dtype'] == 'image' and inside
+                  or ft['dtype'] not in ('image', 'video')}
         return episode_table(columns, stored, images, [f'frame-{i:06d}.png' for i in range(length)])
 
     def save_episode(self) -> int:
