@@ -30,7 +30,8 @@ from maps_vla.policy import OBS_IMAGE_PREFIX
 
 __all__ = [
     'CODEBASE_VERSION', 'V21', 'V30', 'VERSIONS', 'DEFAULT_VERSION', 'CHUNKS_SIZE', 'INFO_PATH', 'EPISODES_PATH',
-    'TASKS_PATH', 'EPISODES_STATS_PATH', 'STATS_PATH', 'DATA_PATH', 'VIDEO_PATH', 'IMAGE_DIR', 'IMAGE_PATH', 'TMP_DIR', 'DEFAULT_FEATURES',
+    'TASKS_PATH', 'EPISODES_STATS_PATH', 'STATS_PATH', 'DATA_PATH', 'VIDEO_PATH', 'IMAGE_DIR', 'IMAGE_PATH', 'TMP_DIR',
+    'DEFAULT_FEATURES',
     'normalize_features', 'image_keys', 'numeric_features', 'episode_file', 'episode_files', 'image_dir',
     'image_file', 'png_folders', 'read_info', 'write_json_atomic', 'read_jsonl', 'append_jsonl', 'fsync_dir',
 ]
