@@ -7,17 +7,16 @@ killed LeRobot recording loses every episode of the session; here every saved ep
 
     1. everything the episode changes is prepared under `<root>/.tmp/commit/`: the data file with the episode
        appended (a new Parquet file: the old row groups plus one for the episode), each mp4 with the episode's
-       packets appended (remuxed, not re-encoded), meta/tasks.parquet if a task is new, and the meta/episodes
-       file with the episode's row;
+       packets appended (remuxed, not re-encoded), meta/tasks.parquet if a task is new, the meta/episodes file
+       with the episode's row, stats.json and info.json with the new counters;
     2. a journal listing the renames (prepared file -> its place) is written atomically: the commit point;
-    3. the renames are done in order: data, videos, tasks, then meta/episodes; the journal is removed;
-    4. stats.json, then info.json are rewritten atomically.
+    3. the renames are done in that order (data, videos, tasks, meta/episodes, stats, info); the journal is removed.
 
 A crash before 2 leaves the dataset as it was (the prepared files are deleted by the next `open`). A crash after 2
-is rolled forward by the next `open`, which redoes the renames of the journal; until then our reader still sees a
-consistent dataset (meta/episodes is renamed last), and LeRobot's readers only see the episode's extra rows if the
-crash hit the few milliseconds of step 3. Stale info.json / stats.json counters (a crash in 4) are rewritten by
-`open` and ignored by `Dataset`. So at every episode boundary the folder is a complete LeRobot v3.0 dataset.
+is rolled forward by the next `open`, which redoes the renames of the journal; until then the folder is the
+dataset before the episode, except during the few milliseconds of renames in step 3 (our reader still sees a
+consistent dataset then: meta/episodes is renamed after the files it points to). So whenever a writer is killed
+outside those milliseconds, the folder is a complete LeRobot v3.0 dataset.
 """
 
 from __future__ import annotations
@@ -151,6 +150,12 @@ class DatasetWriterV3(DatasetWriter):
                 if (int(r['meta/episodes/chunk_index']), int(r['meta/episodes/file_index'])) == meta_file]
         _v3.write_parquet_atomic(commit / 'episodes.parquet', _v3.episodes_table(rows + [row]))
         moves.append((commit / 'episodes.parquet', self._path(_v3.EPISODES_PATH, meta_file)))
+        stats = _stats.aggregate_stats(self._episode_stats + [ep_stats])
+        _layout.write_json_atomic(commit / 'stats.json', _stats.stats_to_json(stats))
+        moves.append((commit / 'stats.json', self.root / _layout.STATS_PATH))
+        info = self._counted_info(self.num_episodes + 1, self._num_frames + length)
+        _layout.write_json_atomic(commit / 'info.json', info)
+        moves.append((commit / 'info.json', self.root / _layout.INFO_PATH))
         logger.debug('save_episode %d: %s', index, 'prepared')
 
         journal = {'episode_index': index,
@@ -164,21 +169,22 @@ class DatasetWriterV3(DatasetWriter):
         self._episodes.append(row)
         self._episode_stats.append(ep_stats)
         self._num_frames += length
-        self._data_file, self._video_files = data_file, video_files
-        self._write_meta()
-        logger.debug('save_episode %d: %s', index, 'info_written')
+        self._data_file, self._video_files, self.info = data_file, video_files, info
         shutil.rmtree(self._ep_dir, ignore_errors=True)
         self._reset_buffer()
         logger.info('saved episode %d (%d frames) to %s', index, length, self.root)
         return index
 
+    def _counted_info(self, episodes: int, frames: int) -> dict[str, Any]:
+        """info.json with these counters (LeRobot v3.0 keys only)."""
+        return {**self.info, 'total_episodes': episodes, 'total_frames': frames, 'total_tasks': len(self._tasks),
+                'splits': {'train': f'0:{episodes}'} if episodes else {}}
+
     def _write_meta(self, stats: dict[str, dict[str, np.ndarray]] | None = None) -> None:
-        """stats.json, then info.json with counters from the committed episodes (LeRobot v3.0 keys only)."""
+        """stats.json, then info.json with counters from the committed episodes (repairs and `finalize`)."""
         stats = stats if stats is not None else _stats.aggregate_stats(self._episode_stats)
         _layout.write_json_atomic(self.root / _layout.STATS_PATH, _stats.stats_to_json(stats))
-        n = self.num_episodes
-        self.info.update(total_episodes=n, total_frames=self._num_frames, total_tasks=len(self._tasks),
-                         splits={'train': f'0:{n}'} if n else {})
+        self.info = self._counted_info(self.num_episodes, self._num_frames)
         _layout.write_json_atomic(self.root / _layout.INFO_PATH, self.info)
 
     def _numeric_tables(self) -> list[dict[str, np.ndarray]]:
