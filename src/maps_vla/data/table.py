@@ -63,9 +63,16 @@ def episode_table(columns: dict[str, np.ndarray], features: dict[str, dict[str, 
 
 
 def write_tables(path: Path, tables: list[pa.Table]) -> None:
-    """Write tables of the same schema into one Parquet file, one row group each, and fsync it."""
+    """Write tables of the same schema into one Parquet file, one row group each, and fsync it.
+
+    PNG columns are stored without compression or dictionary encoding (PNG bytes do not compress, and trying
+    costs more than the write); the other columns with snappy, as LeRobot writes them.
+    """
+    images = [f.name for f in tables[0].schema if f.type == IMAGE_TYPE]
+    compression = {f.name: ('NONE' if f.name in images else 'SNAPPY') for f in tables[0].schema}
+    dictionary = [f.name for f in tables[0].schema if f.name not in images]
     with open(path, 'wb') as f:
-        with pq.ParquetWriter(f, tables[0].schema, compression='snappy') as writer:
+        with pq.ParquetWriter(f, tables[0].schema, compression=compression, use_dictionary=dictionary) as writer:
             for table in tables:
                 writer.write_table(table, row_group_size=max(len(table), 1))
         f.flush()

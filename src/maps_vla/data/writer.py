@@ -348,7 +348,8 @@ class DatasetWriter:
                 else:
                     path = self._ep_dir / 'images' / key / f'frame_{frame_index:06d}.png'
                     bgr = np.ascontiguousarray(value[..., ::-1])  # a copy: the caller may reuse its buffer
-                    self._png_jobs.append(self._png_pool.submit(_write_png, path, bgr, self._png_params))
+                    self._png_jobs.append(self._png_pool.submit(_write_png, path, bgr, self._png_params,
+                                                                _layout.png_folders(self.info)))
                     if len(self._png_jobs) > _PNG_BACKLOG:
                         self._png_jobs.popleft().result()
             else:
@@ -573,10 +574,13 @@ def _writer_class(version: str) -> type[DatasetWriter]:
     return DatasetWriter
 
 
-def _write_png(path: Path, bgr: np.ndarray, params: list[int]) -> None:
+def _write_png(path: Path, bgr: np.ndarray, params: list[int], fsync: bool) -> None:
+    """Write one PNG; fsync it only when the file itself is kept (PNGs bound for a Parquet file are read back
+    before the episode's commit, which fsyncs the Parquet file)."""
     if not cv2.imwrite(str(path), bgr, params):
         raise RuntimeError(f'could not write {str(path)!r}')
-    _fsync_file(path)
+    if fsync:
+        _fsync_file(path)
 
 
 def _fsync_file(path: Path) -> None:
