@@ -1,7 +1,7 @@
 """Our checkpoint folder (HF style) and the checked tensor loading shared with the importers.
 
 Folder layout written by `save_pretrained`:
-    config.json          {"model_type": "maps_vla", "format": "maps_vla.vla", "format_version": 1, "config": ..}
+    config.json          {"format": "maps_vla.vla", "format_version": 1, "config": <VLAConfig as a dict>}
     model.safetensors    the full state dict (tied lm_head omitted; the frozen dual-encoder copy included)
     normalization.json   q01/q99 (+ mask) of actions and state (`NormStats`)
     action_spec.json     `maps_vla.policy.ActionSpec` fields
