@@ -292,17 +292,23 @@ def test_v3_killed_writer_loses_at_most_the_episode_in_progress(write_dataset, h
 
 
 # ------------------------------------------------------------------------------- LeRobot-style v2.1 datasets
-def test_stats_without_quantiles_get_them_from_the_data(write_dataset):
+@pytest.mark.parametrize('version', ['v2.1', 'v3.0'])
+def test_stats_without_quantiles_get_them_from_the_data(write_dataset, version):
     """LeRobot's stats hold min/max/mean/std/count only; the trainer normalises by q01/q99."""
-    root, episodes = write_dataset(video=False, lengths=(20, 30), codebase_version='v2.1')
-    for name in ('meta/stats.json',):
-        stats = json.loads((root / name).read_text())
-        (root / name).write_text(json.dumps({k: {s: v for s, v in ft.items() if not s.startswith('q')}
-                                             for k, ft in stats.items()}))
-    lines = [json.loads(line) for line in (root / 'meta/episodes_stats.jsonl').read_text().splitlines()]
-    for line in lines:
-        line['stats'] = {k: {s: v for s, v in ft.items() if not s.startswith('q')} for k, ft in line['stats'].items()}
-    (root / 'meta/episodes_stats.jsonl').write_text(''.join(json.dumps(line) + '\n' for line in lines))
+    root, episodes = write_dataset(video=False, lengths=(20, 30), codebase_version=version)
+    stats = json.loads((root / 'meta/stats.json').read_text())
+    (root / 'meta/stats.json').write_text(json.dumps({k: {s: v for s, v in ft.items() if not s.startswith('q')}
+                                                      for k, ft in stats.items()}))
+    if version == 'v2.1':
+        lines = [json.loads(line) for line in (root / 'meta/episodes_stats.jsonl').read_text().splitlines()]
+        for line in lines:
+            line['stats'] = {k: {s: v for s, v in ft.items() if not s.startswith('q')}
+                             for k, ft in line['stats'].items()}
+        (root / 'meta/episodes_stats.jsonl').write_text(''.join(json.dumps(line) + '\n' for line in lines))
+    else:
+        path = root / 'meta/episodes/chunk-000/file-000.parquet'
+        table = pq.read_table(path)
+        pq.write_table(table.select([c for c in table.column_names if not c.split('/')[-1].startswith('q')]), path)
     ds = Dataset(root)
     actions = np.concatenate([_stack(f, 'action') for f in episodes]).astype(np.float64)
     np.testing.assert_allclose(ds.stats['action']['q01'], np.quantile(actions, 0.01, axis=0))
