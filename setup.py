@@ -48,7 +48,7 @@ setup(
         'av>=12',
         'pillow>=10',
     ],
-    extras_require={'dev': ['pytest>=8']},
+    extras_require={'dev': ['pytest>=8', 'lerobot-doctor==0.2.0']},  # lerobot-doctor: independent dataset check
     zip_safe=True,
     maintainer='maps_vla maintainers',
     maintainer_email='maintainers@maps-vla.dev',

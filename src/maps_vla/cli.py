@@ -31,6 +31,7 @@ _VERBS: dict[str, tuple[str, str]] = {
     'teleop': ('maps_vla.scripts.teleop', 'record teleoperated demos in the sim (keyboard, gamepad, SpaceMouse)'),
     'experiment': ('maps_vla.scripts.experiment', 'reproduce a claim end to end: grinningface (held-out emojis)'),
     'bag2episodes': ('maps_vla.scripts.bag2episodes', 'convert a recorded teleop ROS 2 bag into LeRobot episodes'),
+    'convert': ('maps_vla.scripts.convert', 'rewrite a LeRobot dataset as codebase v3.0 or v2.1 (both ways)'),
 }
 
 

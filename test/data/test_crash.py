@@ -81,7 +81,7 @@ def _check_consistent(root, episodes):
     ('mid_episode', False), ('files_moved', False), ('stats_appended', False), ('committed', True),
     ('info_written', True)])
 def test_killed_writer_loses_at_most_one_episode(write_dataset, helpers, mode, committed):
-    root, episodes = write_dataset(video=True, lengths=(3, 4))
+    root, episodes = write_dataset(video=True, lengths=(3, 4), codebase_version='v2.1')
     _run_child(root, mode)
 
     ds = Dataset(root)  # opens as is, without repair
@@ -104,7 +104,7 @@ def test_killed_writer_loses_at_most_one_episode(write_dataset, helpers, mode, c
 
 
 def test_torn_jsonl_line_is_ignored_then_repaired(write_dataset, helpers, caplog):
-    root, _ = write_dataset(video=False, lengths=(2, 3))
+    root, _ = write_dataset(video=False, lengths=(2, 3), codebase_version='v2.1')
     with open(root / 'meta/episodes.jsonl', 'a') as f:
         f.write('{"episode_index": 2, "tas')  # an append cut short
     assert Dataset(root).num_episodes == 2

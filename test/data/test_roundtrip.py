@@ -13,11 +13,13 @@ def _stack(frames, key):
     return np.stack([f[key] for f in frames])
 
 
-def test_png_round_trip_is_exact(write_dataset, helpers):
-    root, episodes = write_dataset(video=False, lengths=(5, 7), tasks=['pick', 'place'])
+@pytest.mark.parametrize('version', ['v2.1', 'v3.0'])
+def test_png_round_trip_is_exact(write_dataset, helpers, version):
+    root, episodes = write_dataset(video=False, lengths=(5, 7), tasks=['pick', 'place'], codebase_version=version)
     ds = Dataset(root)
     assert len(ds) == 12 and ds.num_episodes == 2 and ds.tasks == ['pick', 'place']
-    assert ds.info['codebase_version'] == 'v2.1' and ds.info['video_path'] is None
+    assert ds.info['codebase_version'] == version and ds.info['video_path'] is None
+    assert 'image_path' not in ds.info and not (root / 'images').exists()  # frames inside the Parquet files
     for i, frames in enumerate(episodes):
         ep = ds.get_episode(i)
         for key in helpers.CAMERAS + ('observation.state', 'action'):
@@ -28,7 +30,6 @@ def test_png_round_trip_is_exact(write_dataset, helpers):
         np.testing.assert_array_equal(ep['task_index'][:, 0], i)
         np.testing.assert_array_equal(ep['frame_index'][:, 0], np.arange(len(frames)))
         np.testing.assert_array_equal(ep['episode_index'][:, 0], i)
-    assert (root / 'images' / helpers.CAMERAS[0] / 'episode_000001' / 'frame_000006.png').is_file()
     np.testing.assert_array_equal(np.concatenate([ds.get_episode(i)['index'] for i in range(2)])[:, 0], np.arange(12))
 
 
@@ -41,7 +42,7 @@ def test_timestamps_are_frame_index_over_fps(write_dataset):
 
 
 def test_video_round_trip_psnr_and_exact_arrays(write_dataset, helpers):
-    root, episodes = write_dataset(video=True, lengths=(8, 11))
+    root, episodes = write_dataset(video=True, lengths=(8, 11), codebase_version='v2.1')
     ds = Dataset(root)
     info = json.loads((root / 'meta' / 'info.json').read_text())
     assert info['total_videos'] == 4 and info['features'][helpers.CAMERAS[0]]['dtype'] == 'video'
@@ -78,7 +79,7 @@ def test_lossless_video_is_exact(write_dataset, helpers):
 
 
 def test_random_access_frames_match_full_decode(write_dataset, helpers):
-    root, _ = write_dataset(video=True, lengths=(12,))
+    root, _ = write_dataset(video=True, lengths=(12,), codebase_version='v2.1')
     path = root / f'videos/chunk-000/{helpers.CAMERAS[0]}/episode_000000.mp4'
     full = read_video(path, 10)
     np.testing.assert_array_equal(read_video_frames(path, 10, [7, 0, 11, 7]), full[[7, 0, 11, 7]])
@@ -86,9 +87,10 @@ def test_random_access_frames_match_full_decode(write_dataset, helpers):
         read_video_frames(path, 10, [12])
 
 
+@pytest.mark.parametrize('version', ['v2.1', 'v3.0'])
 @pytest.mark.parametrize('video', [False, True])
-def test_sample_chunk_padding_mask(write_dataset, helpers, video):
-    root, episodes = write_dataset(video=video, lengths=(5, 6), tasks=['pick', 'place'])
+def test_sample_chunk_padding_mask(write_dataset, helpers, video, version):
+    root, episodes = write_dataset(video=video, lengths=(5, 6), tasks=['pick', 'place'], codebase_version=version)
     ds = Dataset(root)
     actions = _stack(episodes[1], 'action')
     s = ds.sample(5 + 3, chunk_size=4)  # frame 3 of episode 1 (length 6): 3 real actions, then padding
@@ -125,8 +127,9 @@ def test_torch_adapter_batches(write_dataset, helpers):
     assert batch['task'] == ['pick the cube'] * 7
 
 
-def test_resume_appends(write_dataset, helpers):
-    root, episodes = write_dataset(video=True, lengths=(4, 5))
+@pytest.mark.parametrize('version', ['v2.1', 'v3.0'])
+def test_resume_appends(write_dataset, helpers, version):
+    root, episodes = write_dataset(video=True, lengths=(4, 5), codebase_version=version)
     rng = np.random.default_rng(7)
     with DatasetWriter.open(root) as writer:
         assert writer.num_episodes == 2 and writer.num_frames == 9

@@ -16,7 +16,7 @@ def test_not_a_dataset(tmp_path):
 
 
 def test_missing_parquet_names_the_file(write_dataset):
-    root, _ = write_dataset(video=False, lengths=(3, 3))
+    root, _ = write_dataset(video=False, lengths=(3, 3), codebase_version='v2.1')
     (root / 'data/chunk-000/episode_000001.parquet').unlink()
     with pytest.raises(FileNotFoundError, match=r'data/chunk-000/episode_000001\.parquet'):
         Dataset(root)
@@ -25,13 +25,13 @@ def test_missing_parquet_names_the_file(write_dataset):
 
 
 def test_missing_video_names_the_file(write_dataset, helpers):
-    root, _ = write_dataset(video=True, lengths=(3,))
+    root, _ = write_dataset(video=True, lengths=(3,), codebase_version='v2.1')
     (root / f'videos/chunk-000/{helpers.CAMERAS[1]}/episode_000000.mp4').unlink()
     with pytest.raises(FileNotFoundError, match=r'wrist/episode_000000\.mp4'):
         Dataset(root)
 
 
-@pytest.mark.parametrize('version', ['v3.0', 'v2.0', None])
+@pytest.mark.parametrize('version', ['v1.6', 'v2.0', 'v4.0', None])
 def test_wrong_version_names_info_json(write_dataset, version):
     root, _ = write_dataset(video=False, lengths=(2,))
     info = json.loads((root / 'meta/info.json').read_text())

@@ -103,7 +103,8 @@ def write_minivla_run(policy, folder, with_vision=True):
                folder / 'checkpoints' / 'step-005000-epoch-00-loss=0.9000.pt')  # older: must not be picked
     torch.save({'model': modules}, folder / 'checkpoints' / 'step-080000-epoch-09-loss=0.1234.pt')
     vlm = 'prism-qwen25-extra-dinosiglip-224px+0_5b'
-    section = ({'vla': {'base_vlm': vlm, 'action_tokenizer': 'extra_action_tokenizer'}} if with_vision else
+    section = ({'vla': {'base_vlm': vlm, 'action_tokenizer': 'extra_action_tokenizer', 'image_sequence_len': 1,
+                        'use_wrist_image': policy.config.num_views == 2}} if with_vision else
                {'model': {'model_id': vlm, 'arch_specifier': 'no-align+fused-gelu-mlp',
                           'vision_backbone_id': 'dinosiglip-vit-so-224px', 'llm_backbone_id': 'qwen25-0_5b-extra',
                           'image_resize_strategy': 'resize-naive', 'llm_max_length': 2048}})
@@ -377,3 +378,92 @@ def test_import_verb_writes_a_loadable_checkpoint(tmp_path, make_tiny, make_batc
     assert main(['import', str(tmp_path / 'nothing'), '--format', 'openvla-oft', '--config', str(tmp_path / 'tiny.yaml'),
                  '--out', str(tmp_path / 'x')]) == 1
     assert 'maps-vla import: error' in capsys.readouterr().err
+
+
+# --- what the importers refuse or adapt (issue 16) --------------------------------------------------------------
+
+def test_film_checkpoint_is_refused_naming_the_file(oft):
+    """OFT's FiLM models save the instruction-conditioned vision backbone separately; the plain weights in the
+    model files would silently give other image features."""
+    folder, cfg = oft
+    torch.save({'module.featurizer.blocks.0.film.scale.weight': torch.zeros(2)},
+               folder / 'vision_backbone--150000_checkpoint.pt')
+    with pytest.raises(ValueError, match=r"vision_backbone--150000_checkpoint\.pt'.*FiLM"):
+        import_openvla_oft(folder, cfg)
+
+
+def test_diffusion_checkpoint_is_refused_naming_the_file(oft):
+    folder, cfg = oft
+    torch.save({'module.model.fc1.weight': torch.zeros(2)}, folder / 'noisy_action_projector--150000_checkpoint.pt')
+    with pytest.raises(ValueError, match=r"noisy_action_projector--150000_checkpoint\.pt'.*diffusion"):
+        import_openvla_oft(folder, cfg)
+
+
+def test_aloha_models_normalize_with_min_max_bounds(oft):
+    """OFT's ALOHA models use NormalizationType.BOUNDS ([min, max]); LIBERO / Bridge ones BOUNDS_Q99."""
+    folder, cfg = oft
+    stats = {'aloha1_put_X_into_pot_300_demos': {
+        'action': {'q01': [-0.5] * 7, 'q99': [0.5] * 7, 'min': [-2.0] * 7, 'max': [3.0] * 7, 'mask': [True] * 7},
+        'proprio': {'q01': [-0.1] * 8, 'q99': [0.1] * 8, 'min': [-1.0] * 8, 'max': [1.5] * 8}}}
+    (folder / 'dataset_statistics.json').write_text(json.dumps(stats))
+    policy = import_openvla_oft(folder, cfg)  # the unnorm key names ALOHA: min/max
+    assert policy.norm_stats.action_q01 == (-2.0,) * 7 and policy.norm_stats.action_q99 == (3.0,) * 7
+    assert policy.norm_stats.state_q01 == (-1.0,) * 8 and policy.norm_stats.state_q99 == (1.5,) * 8
+    q99 = import_openvla_oft(folder, cfg, normalization='bounds_q99')
+    assert q99.norm_stats.action_q99 == (0.5,) * 7
+    del stats['aloha1_put_X_into_pot_300_demos']['action']['min']
+    (folder / 'dataset_statistics.json').write_text(json.dumps(stats))
+    with pytest.raises(ValueError, match=r"dataset_statistics\.json: key 'aloha1_put_X_into_pot_300_demos\.action' "
+                                         r"has no \['min'\]"):
+        import_openvla_oft(folder, cfg)
+
+
+def test_published_oft_head_key_lists_import(oft, make_tiny):
+    """Head files written from openvla-oft's module definitions (MLPResNet of L1RegressionActionHead, the two
+    Linear layers of ProprioProjector, DDP `module.` prefix), not by our exporter, land on the right parameters."""
+    folder, cfg = oft
+    llm, dim, state = cfg.llm.hidden_size, cfg.action_dim, cfg.proprio_dim
+    g = torch.Generator().manual_seed(11)
+    head_shapes = {'model.layer_norm1.weight': (llm * dim,), 'model.layer_norm1.bias': (llm * dim,),
+                   'model.fc1.weight': (llm, llm * dim), 'model.fc1.bias': (llm,),
+                   'model.layer_norm2.weight': (llm,), 'model.layer_norm2.bias': (llm,),
+                   'model.fc2.weight': (dim, llm), 'model.fc2.bias': (dim,)}
+    for block in range(2):  # MLPResNetBlock.ffn = Sequential(LayerNorm, Linear, ReLU)
+        head_shapes.update({f'model.mlp_resnet_blocks.{block}.ffn.0.weight': (llm,),
+                            f'model.mlp_resnet_blocks.{block}.ffn.0.bias': (llm,),
+                            f'model.mlp_resnet_blocks.{block}.ffn.1.weight': (llm, llm),
+                            f'model.mlp_resnet_blocks.{block}.ffn.1.bias': (llm,)})
+    proprio_shapes = {'fc1.weight': (llm, state), 'fc1.bias': (llm,), 'fc2.weight': (llm, llm), 'fc2.bias': (llm,)}
+    head = {f'module.{k}': torch.randn(s, generator=g).to(torch.bfloat16) for k, s in head_shapes.items()}
+    proprio = {f'module.{k}': torch.randn(s, generator=g) for k, s in proprio_shapes.items()}
+    torch.save(head, folder / 'action_head--150000_checkpoint.pt')
+    torch.save(proprio, folder / 'proprio_projector--150000_checkpoint.pt')
+    policy = import_openvla_oft(folder, cfg)
+    for name, value in policy.action_head.state_dict().items():
+        assert torch.equal(value, head[f'module.{name}'].float()), name
+    for name, value in policy.proprio_projector.state_dict().items():
+        assert torch.equal(value, proprio[f'module.{name}']), name
+    assert set(policy.action_head.state_dict()) == set(head_shapes)
+
+
+@pytest.mark.parametrize('change, match', [
+    ({'action_tokenizer': 'libero_vq_extra_action_tokenizer'}, r"'vla\.action_tokenizer' is "
+                                                                r"'libero_vq_extra_action_tokenizer'.*VQ"),
+    ({'action_tokenizer': 'fast_action_tokenizer'}, r"'vla\.action_tokenizer' is 'fast_action_tokenizer'; only"),
+    ({'image_sequence_len': 2}, r"'vla\.image_sequence_len' is 2"),
+    ({'use_wrist_image': False}, r"'vla\.use_wrist_image' is False.*cameras"),
+    ('vq folder', r"vq'.* exists.*VQ"),
+])
+def test_minivla_run_config_is_checked(tmp_path, make_tiny, build_policy, change, match):
+    """The real run config `{"vla": {action_tokenizer, image_sequence_len, use_wrist_image, ..}}`."""
+    policy = build_policy(make_tiny())
+    write_minivla_run(policy, tmp_path / 'run')
+    path = tmp_path / 'run' / 'config.json'
+    data = json.loads(path.read_text())
+    if change == 'vq folder':
+        (tmp_path / 'run' / 'vq' / 'pretrain_vq+mx-libero_90+fach-7+ng-7+nemb-128+nlatent-512').mkdir(parents=True)
+    else:
+        data['vla'].update(change)
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=match):
+        import_minivla(tmp_path / 'run', policy.config)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -214,14 +216,28 @@ def bag_to_episodes(bag: str | Path, out: str | Path, cfg: BagEpisodesConfig | N
     cfg = cfg or BagEpisodesConfig()
     bag, out = Path(bag), Path(out)
     topics = bag_topics(bag)  # raises FileNotFoundError / BagError
-    recorder = EpisodeRecorder(dataclasses.replace(cfg.recorder, root=str(out)), cfg.state)
+    # A new dataset is written in a hidden sibling folder and moved to `out` only when episodes were saved, so a
+    # bag that yields nothing (or a failure) leaves no empty dataset that would block the rerun.
+    new = not (out / 'meta' / 'info.json').is_file()
+    if new and out.exists() and any(out.iterdir()):
+        raise FileExistsError(f'{str(out)!r} exists, is not empty and is not a dataset; choose another --out')
+    target = out.with_name(f'.{out.name}.partial') if new else out
+    if new:
+        shutil.rmtree(target, ignore_errors=True)  # left by a killed run
+    recorder = EpisodeRecorder(dataclasses.replace(cfg.recorder, root=str(target)), cfg.state)
     try:
-        converter = _Converter(cfg, recorder, topics)
-        converter.run(read_messages(bag, converter.topics, make_typestore(cfg.distro)))
-        saved = list(recorder.saved)
+        try:
+            converter = _Converter(cfg, recorder, topics)
+            converter.run(read_messages(bag, converter.topics, make_typestore(cfg.distro)))
+            saved = list(recorder.saved)
+        finally:
+            recorder.close()
+        frames = _episode_lengths(target, saved)
+        if new and saved:
+            os.replace(target, out)
     finally:
-        recorder.close()
-    frames = _episode_lengths(out, saved)
+        if new:
+            shutil.rmtree(target, ignore_errors=True)
     report = BagEpisodesReport(str(bag), str(out), saved, frames, dict(converter.messages),
                                dict(converter.rejected), dict(converter.skipped), converter.segments)
     logger.info('%s', report.summary())
@@ -229,7 +245,9 @@ def bag_to_episodes(bag: str | Path, out: str | Path, cfg: BagEpisodesConfig | N
 
 
 def _episode_lengths(root: Path, indices: list[int]) -> list[int]:
-    from maps_vla.data.layout import EPISODES_PATH, read_jsonl
+    from maps_vla.data.dataset import Dataset
 
-    lengths = {int(r['episode_index']): int(r['length']) for r in read_jsonl(root / EPISODES_PATH)} if indices else {}
+    if not indices:
+        return []
+    lengths = {ep.episode_index: ep.length for ep in Dataset(root).episodes}
     return [lengths[i] for i in indices]

@@ -44,7 +44,8 @@ class RecorderConfig:
     action_names: tuple[str, ...] = EE_DELTA_ACTION.names  # one name per action dimension
     max_age: float = 0.3  # s; a tick whose newest image, state or action is older than this is skipped
     instruction: str = ''  # task of the frames until an instruction arrives
-    video: bool = True  # cameras as mp4 (True) or PNG files (False)
+    video: bool = True  # cameras as mp4 (True) or PNG files inside the Parquet files (False)
+    codebase_version: str = 'v3.0'  # LeRobot format of a new dataset: 'v3.0' (LeRobot >= 0.4) or 'v2.1'
     robot_type: str = 'franka'  # info.json robot_type of a new dataset
     min_frames: int = 2  # an episode with fewer frames is discarded at stop
 
@@ -63,6 +64,8 @@ class RecorderConfig:
             raise ValueError(f'RecorderConfig.min_frames must be >= 1, got {self.min_frames}')
         if not self.root:
             raise ValueError('RecorderConfig.root must name a dataset folder')
+        if self.codebase_version not in ('v3.0', 'v2.1'):
+            raise ValueError(f"RecorderConfig.codebase_version must be 'v3.0' or 'v2.1', got {self.codebase_version!r}")
 
 
 def recorder_features(cfg: RecorderConfig, state: StateConfig) -> dict[str, dict[str, Any]]:
@@ -171,7 +174,7 @@ class EpisodeRecorder:
                 raise
             return writer
         return DatasetWriter.create(root, self.cfg.fps, self.features, video=self.cfg.video,
-                                    robot_type=self.cfg.robot_type)
+                                    robot_type=self.cfg.robot_type, codebase_version=self.cfg.codebase_version)
 
     def start(self) -> None:
         """Begin an episode (the dataset is created or opened on the first call).

@@ -3,19 +3,39 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 from tqdm import tqdm
 
+from maps_vla.data import layout as _layout
 from maps_vla.data.dataset import ACTION
 from maps_vla.data.writer import DatasetWriter
 
-__all__ = ['Expert', 'CollectResult', 'collect_episodes']
+__all__ = ['Expert', 'CollectResult', 'collect_episodes', 'SEEDS_PATH', 'last_seed']
 
 logger = logging.getLogger(__name__)
+
+SEEDS_PATH = 'meta/collect_seeds.json'  # {"last_seed": s}: the last env seed a collection run used up
+
+
+def last_seed(root: str | Path) -> int | None:
+    """The last seed `collect_episodes` used up in the dataset at `root` (None if it recorded none)."""
+    path = Path(root) / SEEDS_PATH
+    if not path.is_file():
+        return None
+    try:
+        return int(json.loads(path.read_text())['last_seed'])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f'{str(path)!r} must hold {{"last_seed": <int>}}: {err}') from None
+
+
+def _record_seed(writer: DatasetWriter, seed: int) -> None:
+    _layout.write_json_atomic(writer.root / SEEDS_PATH, {'last_seed': int(seed)})
 
 
 class Expert(Protocol):
@@ -38,7 +58,8 @@ class CollectResult:
 
 def collect_episodes(env: Any, expert: Expert, writer: DatasetWriter, n: int, seeds: Iterable[int], *,
                      max_steps: int = 300, keep_failures: bool = False,
-                     stop_on_success: bool = True, progress: bool = True) -> list[CollectResult]:
+                     stop_on_success: bool = True, progress: bool = True,
+                     on_saved: Callable[[int], None] | None = None) -> list[CollectResult]:
     """Roll out `expert` in `env` seed after seed until `n` episodes are saved.
 
     Each frame holds the observation before the step and the action taken from it; the task is
@@ -55,6 +76,10 @@ def collect_episodes(env: Any, expert: Expert, writer: DatasetWriter, n: int, se
         keep_failures: save unsuccessful episodes too.
         stop_on_success: end an episode as soon as it succeeds.
         progress: show a tqdm bar.
+        on_saved: called with the episode index after each saved episode.
+
+    Each used-up seed is recorded in `SEEDS_PATH` of the dataset before its episode is committed (so a resumed run
+    that starts after `last_seed` never records a seed twice; a crash in between skips one seed).
 
     Returns:
         One CollectResult per attempted seed; fewer than `n` saved ones (with a warning) if `seeds` ran out.
@@ -87,11 +112,15 @@ def collect_episodes(env: Any, expert: Expert, writer: DatasetWriter, n: int, se
                 writer.discard_episode()
                 raise
             if success or keep_failures:
+                _record_seed(writer, seed)
                 index = writer.save_episode()
                 saved += 1
                 bar.update(1)
+                if on_saved is not None:
+                    on_saved(index)
             else:
                 writer.discard_episode()
+                _record_seed(writer, seed)
                 index = None
             results.append(CollectResult(int(seed), success, steps, index))
             logger.debug('seed %d: success=%s steps=%d saved as %s', seed, success, steps, index)

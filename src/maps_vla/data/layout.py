@@ -1,6 +1,7 @@
-"""The LeRobot v2.1 folder layout: path templates, the `features` schema, info.json and JSONL metadata IO.
+"""LeRobot dataset folders: the `features` schema, info.json, and the v2.1 layout with its JSONL metadata IO
+(the v3.0 layout is in `maps_vla.data.v3`).
 
-A dataset folder (LeRobot codebase_version "v2.1", one file per episode):
+A v2.1 dataset folder (LeRobot codebase_version "v2.1", one file per episode):
     meta/info.json                  schema, counters, path templates
     meta/episodes.jsonl             {"episode_index", "tasks", "length"} per line; the commit log of episodes
     meta/tasks.jsonl                {"task_index", "task"} per line
@@ -8,7 +9,10 @@ A dataset folder (LeRobot codebase_version "v2.1", one file per episode):
     meta/stats.json                 stats over all episodes (mean/std/min/max/count and q01..q99)
     data/chunk-000/episode_000000.parquet
     videos/chunk-000/<key>/episode_000000.mp4                      (video mode)
-    images/<key>/episode_000000/frame_000000.png                   (PNG mode)
+    images/<key>/episode_000000/frame_000000.png                   (PNG mode, maps_vla before v3.0 only)
+
+LeRobot's own v2.1 image mode stores the PNGs inside the Parquet file (a struct<bytes, path> column per camera);
+`Dataset` reads both.
 
 Every write here is atomic (temp file + fsync + os.replace) or an fsynced append of one whole line, so a killed
 writer leaves files that either hold the old or the new content; a torn last JSONL line is skipped on read.
@@ -25,15 +29,19 @@ from typing import Any
 from maps_vla.policy import OBS_IMAGE_PREFIX
 
 __all__ = [
-    'CODEBASE_VERSION', 'CHUNKS_SIZE', 'INFO_PATH', 'EPISODES_PATH', 'TASKS_PATH', 'EPISODES_STATS_PATH',
-    'STATS_PATH', 'DATA_PATH', 'VIDEO_PATH', 'IMAGE_DIR', 'IMAGE_PATH', 'TMP_DIR', 'DEFAULT_FEATURES',
+    'CODEBASE_VERSION', 'V21', 'V30', 'VERSIONS', 'DEFAULT_VERSION', 'CHUNKS_SIZE', 'INFO_PATH', 'EPISODES_PATH',
+    'TASKS_PATH', 'EPISODES_STATS_PATH', 'STATS_PATH', 'DATA_PATH', 'VIDEO_PATH', 'IMAGE_DIR', 'IMAGE_PATH', 'TMP_DIR',
+    'DEFAULT_FEATURES',
     'normalize_features', 'image_keys', 'numeric_features', 'episode_file', 'episode_files', 'image_dir',
-    'image_file', 'read_info', 'write_json_atomic', 'read_jsonl', 'append_jsonl', 'fsync_dir',
+    'image_file', 'png_folders', 'read_info', 'write_json_atomic', 'read_jsonl', 'append_jsonl', 'fsync_dir',
 ]
 
 logger = logging.getLogger(__name__)
 
-CODEBASE_VERSION = 'v2.1'
+V21, V30 = 'v2.1', 'v3.0'
+VERSIONS = (V21, V30)  # codebase versions read and written
+DEFAULT_VERSION = V30  # what new datasets are written as
+CODEBASE_VERSION = V21  # the version of this module's layout
 CHUNKS_SIZE = 1000  # episodes per chunk folder, as LeRobot
 INFO_PATH = 'meta/info.json'
 EPISODES_PATH = 'meta/episodes.jsonl'
@@ -56,7 +64,7 @@ DEFAULT_FEATURES: dict[str, dict[str, Any]] = {
 }
 _NUMERIC_DTYPES = ('float32', 'float64', 'int32', 'int64', 'bool')
 _STRING_DTYPES = ('string', 'str')
-_REQUIRED_INFO_KEYS = ('fps', 'features', 'total_episodes', 'total_frames', 'chunks_size', 'data_path')
+_REQUIRED_INFO_KEYS = ('fps', 'features', 'total_episodes', 'total_frames', 'data_path')
 
 
 def normalize_features(features: dict[str, dict[str, Any]], *, video: bool) -> dict[str, dict[str, Any]]:
@@ -128,14 +136,20 @@ def episode_file(info: dict[str, Any], episode_index: int, video_key: str | None
 
 
 def episode_files(info: dict[str, Any], episode_index: int) -> list[str]:
-    """Relative paths an episode consists of: its Parquet file, then one mp4 or PNG folder per camera."""
+    """Relative paths a v2.1 episode consists of: its Parquet file, then one mp4 (or legacy PNG folder) per camera."""
     files = [episode_file(info, episode_index)]
     for key in image_keys(info['features']):
         if info['features'][key]['dtype'] == 'video':
             files.append(episode_file(info, episode_index, key))
-        else:
+        elif png_folders(info):
             files.append(image_dir(key, episode_index))
     return files
+
+
+def png_folders(info: dict[str, Any]) -> bool:
+    """True for the PNG-folder image layout of maps_vla before v3.0 (its info.json has 'image_path'); LeRobot
+    stores image frames inside the Parquet files instead."""
+    return 'image_path' in info
 
 
 def image_dir(image_key: str, episode_index: int) -> str:
@@ -153,7 +167,7 @@ def read_info(root: Path) -> dict[str, Any]:
 
     Raises:
         FileNotFoundError: `root` holds no meta/info.json (not a dataset).
-        ValueError: info.json is not JSON, lacks a key, or has another codebase_version.
+        ValueError: info.json is not JSON, lacks a key, or has a codebase_version other than v2.1 / v3.0.
     """
     path = root / INFO_PATH
     if not path.is_file():
@@ -165,12 +179,13 @@ def read_info(root: Path) -> dict[str, Any]:
     if not isinstance(info, dict):
         raise ValueError(f'{str(path)!r} must hold a JSON object, got {type(info).__name__}')
     version = info.get('codebase_version')
-    if version != CODEBASE_VERSION:
-        hint = (' Convert it back with a v3.0 -> v2.1 converter or write it again.'
-                if isinstance(version, str) and version.startswith('v3') else '')
-        raise ValueError(f'{str(path)!r} has codebase_version {version!r}; only {CODEBASE_VERSION!r} is '
+    if version not in VERSIONS:
+        hint = (' Convert it with LeRobot\'s convert_dataset_v20_to_v21 (or convert_dataset_v21_to_v30), then '
+                'use it here.' if isinstance(version, str) and version.startswith('v2') else '')
+        raise ValueError(f'{str(path)!r} has codebase_version {version!r}; {" and ".join(VERSIONS)} are '
                          f'supported.{hint}')
-    missing = [k for k in _REQUIRED_INFO_KEYS if k not in info]
+    required = _REQUIRED_INFO_KEYS + (('chunks_size',) if version == V21 else ())
+    missing = [k for k in required if k not in info]
     if missing:
         raise ValueError(f'{str(path)!r} lacks the key(s) {missing}')
     return info

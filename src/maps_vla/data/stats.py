@@ -102,7 +102,8 @@ def aggregate_stats(per_episode: Sequence[dict[str, Stats]]) -> dict[str, Stats]
         agg = {'min': np.min([p['min'] for p in parts], axis=0), 'max': np.max([p['max'] for p in parts], axis=0),
                'mean': mean, 'std': np.sqrt(var), 'count': np.array([int(counts.sum())], dtype=np.int64)}
         for name in QUANTILES:
-            agg[name] = (weights * np.stack([p[name] for p in parts])).sum(axis=0)
+            if all(name in p for p in parts):  # LeRobot's stats may have none
+                agg[name] = (weights * np.stack([p[name] for p in parts])).sum(axis=0)
         out[key] = agg
     return out
 

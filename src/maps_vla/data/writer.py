@@ -1,6 +1,11 @@
-"""Write LeRobot v2.1 episode datasets one episode at a time, so that a killed writer loses at most one episode.
+"""Write LeRobot episode datasets one episode at a time, so that a killed writer loses at most one episode.
 
-An episode is built under `<root>/.tmp/episode_NNNNNN/` (frames are encoded or written as PNG as they arrive).
+`DatasetWriter.create` starts a v3.0 dataset by default (`maps_vla.data.writer_v3`, which documents its commit
+protocol) or a v2.1 one; `open` continues either. This module holds the frame handling both share and the v2.1
+storage. In image mode (video=False) the PNG frames go inside the Parquet file, one struct<bytes, path> column per
+camera, as LeRobot stores them.
+
+A v2.1 episode is built under `<root>/.tmp/episode_NNNNNN/` (frames are encoded or written as PNG as they arrive).
 `save_episode` then commits it in this order:
     1. os.replace the Parquet file, mp4s / PNG folders into place (fsynced);
     2. append any new task lines to tasks.jsonl and the episode's line to episodes_stats.jsonl;
@@ -29,7 +34,7 @@ import numpy as np
 
 from maps_vla.data import layout as _layout
 from maps_vla.data import stats as _stats
-from maps_vla.data.table import read_episode_table, write_episode_table
+from maps_vla.data.table import episode_table, read_episode_table, write_tables
 from maps_vla.data.video import VideoConfig, VideoEncoder
 from maps_vla.policy import TASK
 
@@ -54,8 +59,12 @@ class DatasetConfig:
     robot_type: str = 'franka'  # info.json robot_type
     resume: bool = False  # append to an existing dataset at `root` instead of creating one
     png_compression: int = 1  # PNG zlib level 0..9: 1 writes fast, 9 about 10 % smaller
+    codebase_version: str = _layout.DEFAULT_VERSION  # LeRobot format of a new dataset: 'v3.0' or 'v2.1'
 
     def __post_init__(self) -> None:
+        if self.codebase_version not in _layout.VERSIONS:
+            raise ValueError(f'DatasetConfig.codebase_version must be one of {_layout.VERSIONS}, '
+                             f'got {self.codebase_version!r}')
         if self.fps <= 0:
             raise ValueError(f'DatasetConfig.fps must be > 0, got {self.fps}')
         if not 0 <= self.png_compression <= 9:
@@ -63,7 +72,8 @@ class DatasetConfig:
 
 
 class DatasetWriter:
-    """Appends episodes to a LeRobot v2.1 dataset folder; build it with `create`, `open` or `from_config`.
+    """Appends episodes to a LeRobot dataset folder; build it with `create`, `open` or `from_config` (v2.1
+    datasets get this class, v3.0 ones its subclass `DatasetWriterV3`).
 
     Only one writer may hold a folder (an flock on `<root>/.writer.lock`, released by the kernel if the process
     dies). Use it as a context manager, or call `finalize()` at the end; an exception inside the `with` block
@@ -84,38 +94,52 @@ class DatasetWriter:
         self._png_pool = None if self._video or not self._image_keys else ThreadPoolExecutor(_PNG_THREADS)
         self._png_jobs: collections.deque[Future] = collections.deque()
         self._lock_fd: int | None = lock_fd
+        self._load_committed()
+        self._num_frames = sum(int(ep['length']) for ep in self._episodes)
+        self._reset_buffer()
+
+    def _load_committed(self) -> None:
+        """Read the committed episodes, tasks and per-episode stats (v2.1: the JSONL files)."""
+        root = self.root
         self._episodes = _layout.read_jsonl(root / _layout.EPISODES_PATH)
         self._tasks = {row['task']: int(row['task_index']) for row in _layout.read_jsonl(root / _layout.TASKS_PATH)}
         rows = {int(r['episode_index']): r for r in _layout.read_jsonl(root / _layout.EPISODES_STATS_PATH)}
         self._episode_stats = [_stats.stats_from_json(rows[i]['stats']) for i in range(len(self._episodes))]
-        self._num_frames = sum(int(ep['length']) for ep in self._episodes)
-        self._reset_buffer()
 
     # ----------------------------------------------------------------------------------------------- building
     @classmethod
     def create(cls, root: str | os.PathLike, fps: int, features: dict[str, dict[str, Any]], *, video: bool = True,
                robot_type: str = 'franka', video_config: VideoConfig | None = None,
-               png_compression: int = 1) -> DatasetWriter:
-        """Start a new, empty dataset at `root`.
+               png_compression: int = 1, codebase_version: str = _layout.DEFAULT_VERSION,
+               data_files_size_in_mb: int = 100, video_files_size_in_mb: int = 200) -> DatasetWriter:
+        """Start a new, empty dataset at `root` (LeRobot v3.0 by default, or v2.1).
 
         Args:
             root: folder to create (it may exist if empty).
             fps: frames per second (integer, as LeRobot; timestamps are frame_index / fps).
             features: LeRobot features of one frame, e.g. `env.features` (see `layout.normalize_features`).
-            video: cameras as mp4 (True) or PNG files (False).
+            video: cameras as mp4 (True) or PNG files inside the Parquet files (False), as LeRobot stores them.
             robot_type: stored in info.json.
             video_config: mp4 settings; default `VideoConfig()` (H.264, crf 18).
             png_compression: PNG zlib level for video=False.
+            codebase_version: 'v3.0' (many episodes per file, LeRobot >= 0.4) or 'v2.1' (one file per episode,
+                LeRobot <= 0.3).
+            data_files_size_in_mb, video_files_size_in_mb: v3.0 only: a file is closed before it grows past this.
 
         Raises:
-            FileExistsError: `root` exists and is not empty (use `open` to append).
-            ValueError: bad fps or features.
+            FileExistsError: `root` exists and is not empty (use `open` to append; `--resume` on the CLI).
+            ValueError: bad fps, features, version or file sizes.
         """
         root = Path(root)
         if isinstance(fps, bool) or not isinstance(fps, int) or fps <= 0:
             raise ValueError(f'fps must be a positive integer, got {fps!r}')
+        if codebase_version not in _layout.VERSIONS:
+            raise ValueError(f'codebase_version must be one of {_layout.VERSIONS}, got {codebase_version!r}')
+        if min(data_files_size_in_mb, video_files_size_in_mb) <= 0:
+            raise ValueError(f'file sizes must be > 0 MB, got {data_files_size_in_mb}, {video_files_size_in_mb}')
         if root.exists() and any(root.iterdir()):
-            raise FileExistsError(f'{str(root)!r} exists and is not empty; use DatasetWriter.open to append to it')
+            raise FileExistsError(f'{str(root)!r} exists and is not empty; append to it with DatasetWriter.open '
+                                  '(--resume on the command line) or choose a new folder')
         norm = _layout.normalize_features(features, video=video)
         video_config = video_config or VideoConfig()
         for key in _layout.image_keys(norm):
@@ -123,25 +147,33 @@ class DatasetWriter:
                 height, width, _ = norm[key]['shape']
                 video_config.check_size(height, width)
                 norm[key]['info'] = video_config.feature_info(fps, height, width)
-        info = {
-            'codebase_version': _layout.CODEBASE_VERSION, 'robot_type': robot_type, 'total_episodes': 0,
-            'total_frames': 0, 'total_tasks': 0, 'total_videos': 0, 'total_chunks': 0,
-            'chunks_size': _layout.CHUNKS_SIZE, 'fps': fps, 'splits': {}, 'data_path': _layout.DATA_PATH,
-            'video_path': _layout.VIDEO_PATH if video and _layout.image_keys(norm) else None,
-            'features': norm,
-        }
-        if not video and _layout.image_keys(norm):
-            info['image_path'] = _layout.IMAGE_PATH
+        if codebase_version == _layout.V30:
+            from maps_vla.data.v3 import new_info
+
+            klass = _writer_class(codebase_version)
+            info = new_info(fps, norm, robot_type, video, data_files_size_in_mb=data_files_size_in_mb,
+                            video_files_size_in_mb=video_files_size_in_mb)
+            empty_files: tuple[str, ...] = ()
+        else:
+            klass = cls
+            info = {
+                'codebase_version': _layout.V21, 'robot_type': robot_type, 'total_episodes': 0,
+                'total_frames': 0, 'total_tasks': 0, 'total_videos': 0, 'total_chunks': 0,
+                'chunks_size': _layout.CHUNKS_SIZE, 'fps': fps, 'splits': {}, 'data_path': _layout.DATA_PATH,
+                'video_path': _layout.VIDEO_PATH if video and _layout.image_keys(norm) else None,
+                'features': norm,
+            }
+            empty_files = (_layout.EPISODES_PATH, _layout.TASKS_PATH, _layout.EPISODES_STATS_PATH)
         (root / 'meta').mkdir(parents=True, exist_ok=True)
         lock_fd = cls._lock(root)
-        for name in (_layout.EPISODES_PATH, _layout.TASKS_PATH, _layout.EPISODES_STATS_PATH):
+        for name in empty_files:
             (root / name).touch()
         _layout.write_json_atomic(root / _layout.STATS_PATH, {})
         _layout.write_json_atomic(root / _layout.INFO_PATH, info)
-        logger.info('created dataset %s (%s, %d fps, cameras %s)', root, 'mp4' if video else 'png', fps,
-                    _layout.image_keys(norm))
-        return cls(root, info, video_config=video_config if video else None, png_compression=png_compression,
-                   lock_fd=lock_fd)
+        logger.info('created dataset %s (%s, %s, %d fps, cameras %s)', root, codebase_version,
+                    'mp4' if video else 'images in parquet', fps, _layout.image_keys(norm))
+        return klass(root, info, video_config=video_config if video else None, png_compression=png_compression,
+                     lock_fd=lock_fd)
 
     @classmethod
     def open(cls, root: str | os.PathLike, *, video_config: VideoConfig | None = None,
@@ -163,6 +195,7 @@ class DatasetWriter:
         """
         root = Path(root)
         info = _layout.read_info(root)
+        cls = _writer_class(info['codebase_version'])
         lock_fd = cls._lock(root)
         try:
             cls._repair(root, info)
@@ -185,7 +218,8 @@ class DatasetWriter:
         if cfg.resume:
             return cls.open(cfg.root, video_config=cfg.video_codec, png_compression=cfg.png_compression)
         return cls.create(cfg.root, cfg.fps, features, video=cfg.video, robot_type=cfg.robot_type,
-                          video_config=cfg.video_codec, png_compression=cfg.png_compression)
+                          video_config=cfg.video_codec, png_compression=cfg.png_compression,
+                          codebase_version=cfg.codebase_version)
 
     @staticmethod
     def _lock(root: Path) -> int:
@@ -314,7 +348,8 @@ class DatasetWriter:
                 else:
                     path = self._ep_dir / 'images' / key / f'frame_{frame_index:06d}.png'
                     bgr = np.ascontiguousarray(value[..., ::-1])  # a copy: the caller may reuse its buffer
-                    self._png_jobs.append(self._png_pool.submit(_write_png, path, bgr, self._png_params))
+                    self._png_jobs.append(self._png_pool.submit(_write_png, path, bgr, self._png_params,
+                                                                _layout.png_folders(self.info)))
                     if len(self._png_jobs) > _PNG_BACKLOG:
                         self._png_jobs.popleft().result()
             else:
@@ -360,14 +395,11 @@ class DatasetWriter:
             shutil.rmtree(self._ep_dir, ignore_errors=True)
         self._reset_buffer()
 
-    def save_episode(self) -> int:
-        """Commit the episode in progress (see the module docstring for the order of writes).
+    def _finish_episode(self) -> tuple[int, int, list[dict[str, Any]], dict[str, np.ndarray], dict[str, Any]]:
+        """Close the encoders / PNG writes of the episode in progress and build its columns and stats.
 
         Returns:
-            The new episode's index.
-
-        Raises:
-            RuntimeError: no frame was added, or the writer is finalized.
+            (episode index, length, new task rows, numeric columns, per-episode stats in schema order).
         """
         self._check_open()
         length = self.episode_frames
@@ -398,12 +430,34 @@ class DatasetWriter:
                 raise RuntimeError(f'{key!r} encoded {encoder.frames} frames for an episode of {length}')
             _fsync_file(encoder.path)
         self._wait_png_jobs()
-        write_episode_table(self._ep_dir / 'data.parquet', columns, numeric)
+        return index, length, new_tasks, columns, ep_stats
+
+    def _episode_table(self, columns: dict[str, np.ndarray], length: int) -> Any:
+        """The episode's Parquet table: numeric columns, and the PNG files of image cameras (image mode; a dataset
+        of maps_vla's old PNG-folder layout keeps it for new episodes)."""
+        inside = not self._video and not _layout.png_folders(self.info)
+        images = {key: [(self._ep_dir / 'images' / key / f'frame_{i:06d}.png').read_bytes() for i in range(length)]
+                  for key in self._image_keys if inside}
+        stored = {k: ft for k, ft in self.features.items() if ft['dtype'] == 'image' and inside
+                  or ft['dtype'] not in ('image', 'video')}
+        return episode_table(columns, stored, images, [f'frame-{i:06d}.png' for i in range(length)])
+
+    def save_episode(self) -> int:
+        """Commit the episode in progress (see the module docstring for the order of writes).
+
+        Returns:
+            The new episode's index.
+
+        Raises:
+            RuntimeError: no frame was added, or the writer is finalized.
+        """
+        index, length, new_tasks, columns, ep_stats = self._finish_episode()
+        write_tables(self._ep_dir / 'data.parquet', [self._episode_table(columns, length)])
         moves = [(self._ep_dir / 'data.parquet', self.root / _layout.episode_file(self.info, index))]
         for key in self._image_keys:
             if self._video:
                 moves.append((self._ep_dir / f'{key}.mp4', self.root / _layout.episode_file(self.info, index, key)))
-            else:
+            elif _layout.png_folders(self.info):
                 moves.append((self._ep_dir / 'images' / key, self.root / _layout.image_dir(key, index)))
         for src, dst in moves:
             dst.parent.mkdir(parents=True, exist_ok=True)
@@ -452,6 +506,26 @@ class DatasetWriter:
                          splits={'train': f'0:{n}'} if n else {})
         _layout.write_json_atomic(self.root / _layout.INFO_PATH, self.info)
 
+    def move(self, root: str | os.PathLike) -> None:
+        """Rename the dataset folder to `root` between episodes (e.g. from a temporary path once it holds an
+        episode, so that a run that saves nothing leaves nothing behind).
+
+        Raises:
+            RuntimeError: an episode is in progress or the writer is finalized.
+            FileExistsError: `root` exists and is not empty.
+        """
+        self._check_open()
+        if self.episode_frames:
+            raise RuntimeError('move() between episodes only; save or discard the episode in progress first')
+        root = Path(root)
+        if root.exists() and any(root.iterdir()):
+            raise FileExistsError(f'{str(root)!r} exists and is not empty')
+        root.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(self.root, root)
+        _layout.fsync_dir(root.parent)
+        logger.info('moved dataset %s to %s', self.root, root)
+        self.root = root
+
     # ----------------------------------------------------------------------------------------------- closing
     def finalize(self) -> None:
         """Write stats.json with exact quantiles of the numeric features over all frames, and release the folder.
@@ -467,8 +541,7 @@ class DatasetWriter:
         stats = _stats.aggregate_stats(self._episode_stats)
         numeric = _layout.numeric_features(self.features)
         if self._episodes:
-            tables = [read_episode_table(self.root / _layout.episode_file(self.info, i), numeric)
-                      for i in range(self.num_episodes)]
+            tables = self._numeric_tables()
             stats.update({k: _stats.numeric_stats(np.concatenate([t[k] for t in tables])) for k in numeric})
         self._write_meta({k: stats[k] for k in self.features} if stats else stats)
         shutil.rmtree(self.root / _layout.TMP_DIR, ignore_errors=True)
@@ -477,6 +550,12 @@ class DatasetWriter:
         os.close(self._lock_fd)
         self._lock_fd = None
         logger.info('finalized %s: %d episodes, %d frames', self.root, self.num_episodes, self.num_frames)
+
+    def _numeric_tables(self) -> list[dict[str, np.ndarray]]:
+        """The numeric columns of every committed episode's (or data file's) frames."""
+        numeric = _layout.numeric_features(self.features)
+        return [read_episode_table(self.root / _layout.episode_file(self.info, i), numeric)
+                for i in range(self.num_episodes)]
 
     def __enter__(self) -> DatasetWriter:
         return self
@@ -487,10 +566,21 @@ class DatasetWriter:
         self.finalize()
 
 
-def _write_png(path: Path, bgr: np.ndarray, params: list[int]) -> None:
+def _writer_class(version: str) -> type[DatasetWriter]:
+    if version == _layout.V30:
+        from maps_vla.data.writer_v3 import DatasetWriterV3
+
+        return DatasetWriterV3
+    return DatasetWriter
+
+
+def _write_png(path: Path, bgr: np.ndarray, params: list[int], fsync: bool) -> None:
+    """Write one PNG; fsync it only when the file itself is kept (PNGs bound for a Parquet file are read back
+    before the episode's commit, which fsyncs the Parquet file)."""
     if not cv2.imwrite(str(path), bgr, params):
         raise RuntimeError(f'could not write {str(path)!r}')
-    _fsync_file(path)
+    if fsync:
+        _fsync_file(path)
 
 
 def _fsync_file(path: Path) -> None:

@@ -31,7 +31,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from maps_vla.config import from_dict, to_dict
-from maps_vla.model.vla.configuration_vla import VLAConfig
+from maps_vla.model.vla.configuration_vla import MODEL_TYPE, VLAConfig
 from maps_vla.model.vla.modeling_vla import VLAPolicy
 from maps_vla.model.vla.processor_vla import NormStats
 from maps_vla.model.vla.tokenization_vla import load_tokenizer
@@ -110,7 +110,7 @@ def save_pretrained(policy: VLAPolicy, directory: str | os.PathLike) -> Path:
     state = {k: v.detach().contiguous() for k, v in policy.state_dict().items() if k not in skipped}
     save_file(state, directory / WEIGHTS_FILE, metadata={'format': 'pt'})
     weights = directory / WEIGHTS_FILE
-    payload = {'format': _FORMAT, 'format_version': 1, 'config': to_dict(policy.config),
+    payload = {'model_type': MODEL_TYPE, 'format': _FORMAT, 'format_version': 1, 'config': to_dict(policy.config),
                'files': {WEIGHTS_FILE: {'sha256': file_sha256(weights), 'bytes': weights.stat().st_size}}}
     (directory / CONFIG_FILE).write_text(json.dumps(payload, indent=2))
     policy.norm_stats.save(directory / NORMALIZATION_FILE)

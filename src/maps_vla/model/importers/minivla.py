@@ -13,7 +13,10 @@ files (`vit_large_patch14_reg4_dinov2.lvd142m`, `vit_so400m_patch14_siglip_224`,
 `timm_weights`. No tokenizer ships with these folders: pass a local Qwen2.5 / Llama-2 tokenizer folder.
 
 Action heads are never in these files (MiniVLA decodes extra or VQ tokens): `action_head` (if it has parameters)
-and `proprio_projector` start from random weights. Note that native MiniVLA was trained with the exact ImageNet
+and `proprio_projector` start from random weights. The VLA run config is checked: runs with MiniVLA's residual-VQ
+action tokenizer (`vla.action_tokenizer` '*_vq_*', weights in `vq/`) or other tokenizers without a maps_vla
+counterpart, a frame history (`vla.image_sequence_len` > 1), or a wrist view (`vla.use_wrist_image`) that the
+config's cameras do not match are refused, naming the key. Note that native MiniVLA was trained with the exact ImageNet
 DINOv2 statistics (`IMAGENET_MEAN`), while MAPS fine-tunes it through the HF processor (bf16-rounded, the presets'
 default): set `VLAConfig.vision.dino` accordingly.
 """
@@ -37,7 +40,7 @@ from maps_vla.model.vla.processor_vla import NormStats
 from maps_vla.model.vla.tokenization_vla import load_tokenizer
 from maps_vla.policy import ActionSpec
 
-__all__ = ['import_minivla', 'export_prismatic']
+__all__ = ['import_minivla', 'export_prismatic', 'SUPPORTED_ACTION_TOKENIZERS']
 
 logger = logging.getLogger(__name__)
 
@@ -47,11 +50,47 @@ _LLM = 'llm_backbone.llm.'
 _PROJECTOR = ('projector.projector.0', 'projector.projector.2', 'projector.projector.4')
 
 
+# openvla-mini's ACTION_TOKENIZERS that map onto our discrete-bins head (the others decode through a residual-VQ
+# VAE or FAST/DCT, which maps_vla does not implement)
+SUPPORTED_ACTION_TOKENIZERS = ('action_tokenizer', 'extra_action_tokenizer')
+
+
+def _check_vla_section(path: Path, vla: dict, config: VLAConfig, run_dir: Path) -> None:
+    """The VLA run options that change what the weights mean: action tokenizer, frame history, wrist view."""
+    tokenizer = vla.get('action_tokenizer', 'action_tokenizer')
+    if 'vq' in str(tokenizer) or (run_dir / 'vq').is_dir():
+        raise ValueError(f"{path}: key 'vla.action_tokenizer' is {tokenizer!r}"
+                         + (f" and {str(run_dir / 'vq')!r} exists" if (run_dir / 'vq').is_dir() else '')
+                         + ": MiniVLA's residual-VQ action tokenizer decodes action chunks through a VQ-VAE "
+                         "(the 'vq/' weights) that maps_vla does not implement; only runs trained with "
+                         f'{list(SUPPORTED_ACTION_TOKENIZERS)} import')
+    if tokenizer not in SUPPORTED_ACTION_TOKENIZERS:
+        raise ValueError(f"{path}: key 'vla.action_tokenizer' is {tokenizer!r}; only "
+                         f'{list(SUPPORTED_ACTION_TOKENIZERS)} map onto maps_vla action heads')
+    if config.head.type == 'discrete_bins':
+        extra = tokenizer == 'extra_action_tokenizer'
+        if extra != (config.head.action_vocab_end is not None):
+            raise ValueError(f"{path}: key 'vla.action_tokenizer' is {tokenizer!r} (action ids "
+                             f"{'after the base vocabulary' if extra else 'at the end of the vocabulary'}), but "
+                             f'ActionHeadConfig.action_vocab_end is {config.head.action_vocab_end!r}; set it '
+                             f"{'to the end of the extra tokens' if extra else 'to None'}")
+    history = int(vla.get('image_sequence_len', 1) or 1)
+    if history != 1:
+        raise ValueError(f"{path}: key 'vla.image_sequence_len' is {history}: the run was trained on a history of "
+                         'frames, which VLAPolicy does not take (one frame per view)')
+    wrist = bool(vla.get('use_wrist_image', False))
+    if wrist != (config.num_views == 2):
+        raise ValueError(f"{path}: key 'vla.use_wrist_image' is {wrist}, so the run sees {2 if wrist else 1} "
+                         f'view(s), but VLAConfig.cameras is {list(config.cameras)}')
+
+
 def _check_run_config(path: Path, config: VLAConfig) -> None:
     data = json.loads(path.read_text())
     model = data.get('model') or {}
     if not model and not data.get('vla'):
         raise ValueError(f"{path}: expected a 'model' or 'vla' section (a Prismatic run config)")
+    if isinstance(data.get('vla'), dict):
+        _check_vla_section(path, data['vla'], config, path.parent)
     vision, llm = model.get('vision_backbone_id', ''), model.get('llm_backbone_id', '')
     if vision and not vision.startswith('dinosiglip'):
         raise ValueError(f"{path}: key 'model.vision_backbone_id' is {vision!r}; only dinosiglip backbones map "

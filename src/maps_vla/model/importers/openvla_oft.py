@@ -12,6 +12,15 @@ Published folder (e.g. moojink/openvla-7b-oft-finetuned-libero-spatial, vla_arch
     lora_adapter/                             adapter_config.json + adapter_model.safetensors (already merged into
                                               the released weights; merge it only into un-merged base weights)
     tokenizer files
+
+Refused with a message naming the file (VLAPolicy has no such modules, and importing around them would silently
+give a different policy): FiLM checkpoints (`vision_backbone--*_checkpoint.pt`, the instruction-conditioned vision
+backbone of `use_film=True`) and diffusion OFT (`noisy_action_projector--*_checkpoint.pt`, `use_diffusion=True`).
+
+Normalization: OFT normalizes actions and proprio to [-1, 1] with [q01, q99] bounds (NormalizationType.BOUNDS_Q99,
+LIBERO and Bridge) or with [min, max] (NormalizationType.BOUNDS, ALOHA); the formula is otherwise the same, so the
+ALOHA statistics are imported as our [low, high] bounds (`normalization='bounds'`, chosen automatically for an
+unnorm key naming ALOHA or 14-D bimanual actions).
 """
 
 from __future__ import annotations
@@ -34,12 +43,17 @@ from maps_vla.model.vla.processor_vla import NormStats
 from maps_vla.model.vla.tokenization_vla import load_tokenizer
 from maps_vla.policy import ActionSpec
 
-__all__ = ['import_openvla_oft', 'export_openvla_oft', 'ACTION_HEAD_PATTERN', 'PROPRIO_PATTERN']
+__all__ = ['import_openvla_oft', 'export_openvla_oft', 'ACTION_HEAD_PATTERN', 'PROPRIO_PATTERN', 'FILM_PATTERN',
+           'DIFFUSION_PATTERN', 'NORMALIZATIONS']
 
 logger = logging.getLogger(__name__)
 
 ACTION_HEAD_PATTERN = 'action_head--*_checkpoint.pt'
 PROPRIO_PATTERN = 'proprio_projector--*_checkpoint.pt'
+FILM_PATTERN = 'vision_backbone--*_checkpoint.pt'  # FiLM-conditioned vision backbone (use_film=True)
+DIFFUSION_PATTERN = 'noisy_action_projector--*_checkpoint.pt'  # diffusion action head (use_diffusion=True)
+NORMALIZATIONS = ('bounds_q99', 'bounds')  # OFT's NormalizationType.BOUNDS_Q99 / BOUNDS
+_BIMANUAL_DIM = 14  # ALOHA's action and proprio size
 _SIGLIP = 'vision_backbone.fused_featurizer.'
 _DINO = 'vision_backbone.featurizer.'
 
@@ -55,13 +69,57 @@ def _check_hf_config(path: Path, config: VLAConfig) -> dict:
     return data
 
 
-def _norm_stats(folder: Path, hf_config: dict, unnorm_key: str | None) -> NormStats:
+def _refuse_unsupported(folder: Path) -> None:
+    film = latest_file(folder, FILM_PATTERN)
+    if film is not None:
+        raise ValueError(f'{str(film)!r}: a FiLM checkpoint (OpenVLA-OFT use_film=True): its vision backbone has FiLM '
+                         'layers conditioned on the instruction, which VLAPolicy does not have; importing the plain '
+                         'vision weights of the model files instead would give different image features. FiLM '
+                         'checkpoints (e.g. the ALOHA OFT+ models) are not supported.')
+    diffusion = latest_file(folder, DIFFUSION_PATTERN)
+    if diffusion is not None:
+        raise ValueError(f'{str(diffusion)!r}: a diffusion OpenVLA-OFT checkpoint (use_diffusion=True): VLAPolicy '
+                         'has no diffusion action head (noise predictor and noisy action projector). Only L1 '
+                         'regression OFT heads (action_head--*_checkpoint.pt) import.')
+
+
+def _as_bounds(stats: dict, source: str) -> dict:
+    """OFT statistics with [min, max] in place of [q01, q99] (NormalizationType.BOUNDS)."""
+    out = {}
+    for key, entry in stats.items():
+        entry = dict(entry)
+        for part in ('action', 'proprio'):
+            if isinstance(entry.get(part), dict):
+                values = entry[part]
+                missing = [name for name in ('min', 'max') if name not in values]
+                if missing:
+                    raise ValueError(f"{source}: key '{key}.{part}' has no {missing} for normalization='bounds' "
+                                     '(OFT NormalizationType.BOUNDS)')
+                entry[part] = {**values, 'q01': values['min'], 'q99': values['max']}
+        out[key] = entry
+    return out
+
+
+def _norm_stats(folder: Path, hf_config: dict, unnorm_key: str | None, normalization: str | None,
+                config: VLAConfig) -> NormStats:
     path = folder / 'dataset_statistics.json'
     if path.is_file():
-        return NormStats.from_dataset_statistics(json.loads(path.read_text()), unnorm_key, str(path))
-    if hf_config.get('norm_stats'):
-        return NormStats.from_dataset_statistics(hf_config['norm_stats'], unnorm_key, str(folder / 'config.json'))
-    raise FileNotFoundError(f'Missing checkpoint file {str(path)!r} (and config.json has no norm_stats)')
+        stats, source = json.loads(path.read_text()), str(path)
+    elif hf_config.get('norm_stats'):
+        stats, source = hf_config['norm_stats'], str(folder / 'config.json')
+    else:
+        raise FileNotFoundError(f'Missing checkpoint file {str(path)!r} (and config.json has no norm_stats)')
+    if normalization is None:
+        key = unnorm_key if unnorm_key is not None else (next(iter(stats)) if len(stats) == 1 else '')
+        aloha = 'aloha' in str(key).lower() or config.action_dim == _BIMANUAL_DIM
+        normalization = 'bounds' if aloha else 'bounds_q99'
+        logger.info('%s: normalizing with %s (OFT uses min/max bounds for ALOHA, q01/q99 otherwise); pass '
+                    'normalization= to choose', source, normalization)
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f'normalization must be one of {NORMALIZATIONS}, got {normalization!r}')
+    if normalization == 'bounds':
+        stats = _as_bounds(stats, source)
+    return NormStats.from_dataset_statistics(stats, unnorm_key, source)
 
 
 def _main_weights(folder: Path) -> ForeignState:
@@ -95,7 +153,7 @@ def _component(policy: VLAPolicy, path: Path, name: str) -> dict[str, torch.Tens
 def import_openvla_oft(folder: str | os.PathLike, config: VLAConfig | str = 'openvla', *,
                        unnorm_key: str | None = None, merge_lora: bool = False, new_heads: bool = False,
                        action_spec: ActionSpec | None = None, device: str | torch.device = 'cpu',
-                       dtype: torch.dtype | None = None) -> VLAPolicy:
+                       dtype: torch.dtype | None = None, normalization: str | None = None) -> VLAPolicy:
     """Build a `VLAPolicy` from an OpenVLA-OFT (or OpenVLA) HF checkpoint folder.
 
     Args:
@@ -109,22 +167,26 @@ def import_openvla_oft(folder: str | os.PathLike, config: VLAConfig | str = 'ope
             starting OFT training from openvla-7b.
         action_spec: saved with the policy (default: 7-D end-effector deltas).
         device, dtype: where to put the model and to which floating dtype to cast it (None: the files' dtype).
+        normalization: 'bounds_q99' ([q01, q99], OFT's LIBERO / Bridge models) or 'bounds' ([min, max], OFT's
+            ALOHA models); None picks 'bounds' for an unnorm key naming ALOHA or 14-D actions, else 'bounds_q99'.
 
     Returns:
         The policy in eval mode.
 
     Raises:
         FileNotFoundError: a required file is missing (named).
-        ValueError: a missing/unexpected key or a shape mismatch (file and key named).
+        ValueError: a missing/unexpected key or a shape mismatch (file and key named); a FiLM or diffusion
+            checkpoint (file named); statistics without min/max for normalization='bounds'.
         TypeError: a non-floating tensor (file and key named).
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f'Checkpoint folder {str(folder)!r} does not exist')
+    _refuse_unsupported(folder)
     config = VLA_PRESETS.get(config)() if isinstance(config, str) else config
     config = config.replace(tokenizer=str(folder))  # the tokenizer ships with the checkpoint
     hf_config = _check_hf_config(require_file(folder / 'config.json', 'OpenVLA config'), config)
-    norm_stats = _norm_stats(folder, hf_config, unnorm_key)
+    norm_stats = _norm_stats(folder, hf_config, unnorm_key, normalization, config)
     require_file(folder / 'tokenizer_config.json', 'tokenizer')
     policy = build_empty(config, load_tokenizer(folder), norm_stats, action_spec)
     foreign = _main_weights(folder)

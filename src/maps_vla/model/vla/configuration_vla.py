@@ -288,3 +288,48 @@ def _openvla() -> VLAConfig:
         # the Llama-2 tokenizer the trailing space yields that token (to verify once the real tokenizer is at hand)
         prompt_template='In: What action should the robot take to {instruction}?\nOut: ',
     )
+
+
+# --- transformers Auto classes -------------------------------------------------------------------------------------
+MODEL_TYPE = 'maps_vla'  # the "model_type" of a checkpoint's config.json
+_AUTO: dict[str, type] = {}
+
+
+def register_auto_classes() -> None:
+    """Let transformers' `AutoConfig` / `AutoModel.from_pretrained` open maps_vla checkpoints (idempotent).
+
+    `AutoConfig` gives a `PretrainedConfig` of model_type 'maps_vla' holding config.json (the `VLAConfig` under
+    `.config`, `.vla_config()` as the dataclass); `AutoModel` gives the `VLAPolicy` (`VLAPolicy.from_pretrained`;
+    `device` and `dtype` keyword arguments are passed on). Called by `import maps_vla.model` (which imports
+    transformers anyway), so `import maps_vla` itself stays free of it.
+    """
+    if _AUTO:
+        return
+    from transformers import AutoConfig, AutoModel, PretrainedConfig
+
+    class MapsVLAConfig(PretrainedConfig):
+        """config.json of a maps_vla checkpoint, as transformers sees it."""
+
+        model_type = MODEL_TYPE
+
+        def vla_config(self) -> VLAConfig:
+            from maps_vla.config import from_dict
+
+            return from_dict(VLAConfig, self.config)
+
+    class MapsVLAForAuto:
+        """What `AutoModel` instantiates for model_type 'maps_vla': `VLAPolicy.from_pretrained`."""
+
+        config_class = MapsVLAConfig
+
+        @classmethod
+        def from_pretrained(cls, directory, *args, config=None, device='cpu', dtype=None, **hub_kwargs):
+            from maps_vla.model.vla.modeling_vla import VLAPolicy
+
+            if args:
+                raise TypeError(f'maps_vla checkpoints take no positional model arguments, got {args}')
+            return VLAPolicy.from_pretrained(directory, device=device, dtype=dtype or hub_kwargs.get('torch_dtype'))
+
+    AutoConfig.register(MODEL_TYPE, MapsVLAConfig, exist_ok=True)
+    AutoModel.register(MapsVLAConfig, MapsVLAForAuto, exist_ok=True)
+    _AUTO.update(config=MapsVLAConfig, model=MapsVLAForAuto)
