@@ -41,6 +41,13 @@ _FUSED_DEVICES = ('cpu', 'cuda', 'xpu')
 # Anchored tensors are processed in chunks of this many elements in the foreach path. It bounds the temporaries
 # (θ−θ₀ and, for anchors kept on another device, the moved anchors) to a slice of the model.
 _CHUNK_NUMEL = 1 << 25
+# The fused path steps tensors of at most this many elements in groups, one compiled kernel per group and pass
+# instead of one per tensor (a MiniVLA has ~700 such biases, norms and scales among its ~1200 tensors); 0 turns
+# grouping off. Larger tensors keep one kernel each, where copying into a group buffer would cost more memory
+# traffic than the launch it saves.
+_GROUP_NUMEL = 1 << 16
+# Elements per group buffer (rows × padded row length), which bounds the temporaries of one group.
+_GROUP_BUFFER_NUMEL = 1 << 22
 
 _PartialReducer = Callable[[Tensor], None]
 
@@ -390,8 +397,8 @@ def _decay_weights(partials: Tensor, lams: Sequence[float], caps: Sequence[float
     return torch.where(dot > 0, weight, 0.0)
 
 
-def _column(values: Sequence[float], device: torch.device) -> Tensor:
-    host = torch.tensor(values, dtype=torch.float64, pin_memory=device.type == 'cuda')
+def _column(values: Sequence[float], device: torch.device, dtype: torch.dtype = torch.float64) -> Tensor:
+    host = torch.tensor(values, dtype=dtype, pin_memory=device.type == 'cuda')
     return host.to(device, non_blocking=True)
 
 
@@ -599,35 +606,151 @@ def _fused_spd_adam(
     reduce_partials: _PartialReducer | None,
 ) -> None:
     compiled = _compiled_kernels()
-    step_sizes, bc2_sqrts, rows = [], [], []
-    for i, param in enumerate(params):
+    n = len(params)
+    step_sizes, bc2_sqrts = [0.0] * n, [0.0] * n
+    for i in range(n):
         state_steps[i] += 1
-        step_size, bc2_sqrt = _bias_corrections(state_steps[i], lrs[i], beta1, beta2)
-        step_sizes.append(step_size)
-        bc2_sqrts.append(bc2_sqrt)
-        kernels = _kernels_for(param, compiled)
-        p, g, m, v = _flat(param, grads[i], exp_avgs[i], exp_avg_sqs[i])
+        step_sizes[i], bc2_sqrts[i] = _bias_corrections(state_steps[i], lrs[i], beta1, beta2)
+    groups, singles = _tensor_groups(params, grads, exp_avgs, exp_avg_sqs, anchors, lams)
+    rows: list[Tensor | None] = [None] * n
+    for i in singles:
+        kernels = _kernels_for(params[i], compiled)
+        p, g, m, v = _flat(params[i], grads[i], exp_avgs[i], exp_avg_sqs[i])
         if lams[i] == 0:
-            kernels.adam(p, g, m, v, beta1, beta2, step_size, bc2_sqrt, eps)
+            kernels.adam(p, g, m, v, beta1, beta2, step_sizes[i], bc2_sqrts[i], eps)
         elif anchors[i] is None:
-            rows.append(kernels.partials_zero(p, g, m, v, beta1, beta2, step_size, bc2_sqrt, eps))
+            rows[i] = kernels.partials_zero(p, g, m, v, beta1, beta2, step_sizes[i], bc2_sqrts[i], eps)
         else:
-            a = _flat_anchor(anchors[i], param)
-            rows.append(kernels.partials(p, g, m, v, a, beta1, beta2, step_size, bc2_sqrt, eps))
-    projected = [i for i in range(len(params)) if lams[i] != 0]
+            a = _flat_anchor(anchors[i], params[i])
+            rows[i] = kernels.partials(p, g, m, v, a, beta1, beta2, step_sizes[i], bc2_sqrts[i], eps)
+    for group in groups:
+        group.gather(params, grads, exp_avgs, exp_avg_sqs, anchors, step_sizes, bc2_sqrts)
+        if lams[group.indices[0]] == 0:
+            compiled.group_adam(group.p, group.g, group.m, group.v, beta1, beta2, group.step_sizes,
+                                group.bc2_sqrts, eps)
+            group.scatter(params, exp_avgs, exp_avg_sqs, moments=True, param=True)
+            continue
+        if group.a is None:
+            group_rows = compiled.group_partials_zero(group.p, group.g, group.m, group.v, beta1, beta2,
+                                                      group.step_sizes, group.bc2_sqrts, eps)
+        else:
+            group_rows = compiled.group_partials(group.p, group.g, group.m, group.v, group.a, beta1, beta2,
+                                                 group.step_sizes, group.bc2_sqrts, eps)
+        group.scatter(params, exp_avgs, exp_avg_sqs, moments=True, param=False)
+        for i, row in zip(group.indices, group_rows.unbind(0)):
+            rows[i] = row
+    projected = [i for i in range(n) if lams[i] != 0]
     if not projected:
         return
-    weights = _decay_weights(_stack_rows(rows), [lams[i] for i in projected], [max_decays[i] for i in projected],
-                             reduce_partials)
-    for weight, i in zip(weights.unbind(0), projected):
+    weights = _decay_weights(_stack_rows([rows[i] for i in projected]), [lams[i] for i in projected],
+                             [max_decays[i] for i in projected], reduce_partials)
+    position = {i: r for r, i in enumerate(projected)}
+    for i in singles:
+        if lams[i] == 0:
+            continue
         param = params[i]
         kernels = _kernels_for(param, compiled)
         p, _, m, v = _flat(param, grads[i], exp_avgs[i], exp_avg_sqs[i])
-        weight = weight.to(device=param.device, dtype=_compute_dtype(param), non_blocking=True)
+        weight = weights[position[i]].to(device=param.device, dtype=_compute_dtype(param), non_blocking=True)
         if anchors[i] is None:
             kernels.project_zero(p, m, v, weight, step_sizes[i], bc2_sqrts[i], eps)
         else:
             kernels.project(p, m, v, _flat_anchor(anchors[i], param), weight, step_sizes[i], bc2_sqrts[i], eps)
+    for group in groups:
+        if lams[group.indices[0]] == 0:
+            continue
+        rows_of = _column([position[i] for i in group.indices], weights.device, torch.long)
+        column = weights.index_select(0, rows_of).to(device=group.p.device, dtype=_compute_dtype(group.p),
+                                                     non_blocking=True).unsqueeze(1)
+        if group.a is None:
+            compiled.group_project_zero(group.p, group.m, group.v, column, group.step_sizes, group.bc2_sqrts, eps)
+        else:
+            compiled.group_project(group.p, group.m, group.v, group.a, column, group.step_sizes, group.bc2_sqrts,
+                                   eps)
+        group.scatter(params, exp_avgs, exp_avg_sqs, moments=False, param=True)
+
+
+@dataclass
+class _TensorGroup:
+    """Small tensors that the fused path steps together: each is one zero-padded row of a (K, L) buffer.
+
+    One compiled kernel then serves K tensors (its sums run along the rows, so each tensor keeps its own decision),
+    at the cost of copying the tensors in and out, which is negligible for tensors of at most ``_GROUP_NUMEL``
+    elements. Padding is inert: zero parameter, gradient, moment and anchor with ``v = 1`` give a zero candidate and
+    zero sums for any eps >= 0.
+    """
+
+    indices: list[int]
+    length: int
+    anchored: bool
+    p: Tensor | None = None
+    g: Tensor | None = None
+    m: Tensor | None = None
+    v: Tensor | None = None
+    a: Tensor | None = None
+    step_sizes: Tensor | None = None
+    bc2_sqrts: Tensor | None = None
+
+    def _rows(self, buffer: Tensor, tensors: list[Tensor]) -> list[Tensor]:
+        return [buffer[r, :t.numel()] for r, t in enumerate(tensors)]
+
+    def gather(self, params, grads, exp_avgs, exp_avg_sqs, anchors, step_sizes, bc2_sqrts) -> None:
+        first, shape = params[self.indices[0]], (len(self.indices), self.length)
+        sources = [[_flat_alias(lst[i]) for i in self.indices] for lst in (params, grads, exp_avgs, exp_avg_sqs)]
+        self.p = first.new_zeros(shape)
+        self.g = sources[1][0].new_zeros(shape)
+        self.m = sources[2][0].new_zeros(shape)
+        self.v = sources[3][0].new_ones(shape)
+        buffers = [self.p, self.g, self.m, self.v]
+        if self.anchored:
+            sources.append([_flat_alias(anchors[i]) for i in self.indices])
+            self.a = sources[4][0].new_zeros(shape)
+            buffers.append(self.a)
+        for buffer, tensors in zip(buffers, sources):
+            torch._foreach_copy_(self._rows(buffer, tensors), tensors)
+        dtype = _compute_dtype(first)
+        self.step_sizes = _column([step_sizes[i] for i in self.indices], first.device, dtype).unsqueeze(1)
+        self.bc2_sqrts = _column([bc2_sqrts[i] for i in self.indices], first.device, dtype).unsqueeze(1)
+
+    def scatter(self, params, exp_avgs, exp_avg_sqs, *, moments: bool, param: bool) -> None:
+        pairs = ([(exp_avgs, self.m), (exp_avg_sqs, self.v)] if moments else []) + ([(params, self.p)] if param else [])
+        for tensors, buffer in pairs:
+            targets = [_flat_alias(tensors[i]) for i in self.indices]
+            torch._foreach_copy_(targets, self._rows(buffer, targets))
+
+
+def _tensor_groups(params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tensor], exp_avg_sqs: list[Tensor],
+                   anchors: list[Tensor | None], lams: list[float]) -> tuple[list[_TensorGroup], list[int]]:
+    """Splits the tensors into groups of small ones that step together and the rest (``singles``), in order.
+
+    A group shares the device, the dtypes of every operand, whether it projects (λ ≠ 0) and whether it has an
+    anchor, and a row length (the next power of two of its tensors' sizes, at least 2 so that no compiled size is
+    specialised); it holds at least two tensors and at most ``_GROUP_BUFFER_NUMEL`` buffer elements.
+    """
+    keyed: dict[tuple[Any, ...], list[int]] = {}
+    singles: list[int] = []
+    for i, p in enumerate(params):
+        anchor, numel = anchors[i], p.numel()
+        if (not 0 < numel <= _GROUP_NUMEL or not all(t.is_contiguous() for t in (p, grads[i], exp_avgs[i],
+                                                                                exp_avg_sqs[i]))
+                or (anchor is not None and (anchor.device != p.device or not anchor.is_contiguous()))):
+            singles.append(i)
+            continue
+        length = max(2, 1 << (numel - 1).bit_length())
+        key = (p.device, p.dtype, grads[i].dtype, exp_avgs[i].dtype, exp_avg_sqs[i].dtype,
+               None if anchor is None else anchor.dtype, lams[i] == 0, length)
+        keyed.setdefault(key, []).append(i)
+    groups = []
+    for key, indices in keyed.items():
+        length, rows = key[-1], max(2, _GROUP_BUFFER_NUMEL // key[-1])
+        for start in range(0, len(indices), rows):
+            chunk = indices[start:start + rows]
+            if len(chunk) < 2:
+                singles.extend(chunk)
+            else:
+                groups.append(_TensorGroup(chunk, length, anchored=key[5] is not None))
+    singles.sort()
+    return groups, singles
 
 
 def _kernels_for(param: Tensor, compiled: _Kernels) -> _Kernels:
@@ -681,8 +804,9 @@ def _fused_partials(param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Te
     after = _candidate(param, exp_avg, exp_avg_sq, step_size, bc2_sqrt, eps)
     if anchor is not None:
         before, after = before - anchor.to(dtype), after - anchor.to(dtype)
-    sums = [(grad.to(dtype) * before).sum(), (before * before).sum(), (after * after).sum()]
-    return torch.stack(sums).to(torch.float64)
+    # Sums along the last dimension: the whole tensor for the 1-D aliases, one row each for a group's (K, L) buffer.
+    sums = [(grad.to(dtype) * before).sum(-1), (before * before).sum(-1), (after * after).sum(-1)]
+    return torch.stack(sums, -1).to(torch.float64)
 
 
 def _fused_partials_zero(param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, beta1: float,
@@ -702,6 +826,30 @@ def _fused_project_zero(param: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, weig
     param.copy_(theta * (1 - weight))
 
 
+# The same math on a group's (K, L) buffers, with per-row step sizes, bias corrections and weights as (K, 1)
+# columns. Separate functions, so that dynamo counts their compilations apart from the per-tensor ones.
+
+
+def _group_adam(*args: Any) -> None:
+    _fused_adam(*args)
+
+
+def _group_partials(*args: Any) -> Tensor:
+    return _fused_partials(*args)
+
+
+def _group_partials_zero(*args: Any) -> Tensor:
+    return _fused_partials_zero(*args)
+
+
+def _group_project(*args: Any) -> None:
+    _fused_project(*args)
+
+
+def _group_project_zero(*args: Any) -> None:
+    _fused_project_zero(*args)
+
+
 @dataclass(frozen=True)
 class _Kernels:
     adam: Callable[..., None]
@@ -709,9 +857,16 @@ class _Kernels:
     partials_zero: Callable[..., Tensor]
     project: Callable[..., None]
     project_zero: Callable[..., None]
+    group_adam: Callable[..., None]
+    group_partials: Callable[..., Tensor]
+    group_partials_zero: Callable[..., Tensor]
+    group_project: Callable[..., None]
+    group_project_zero: Callable[..., None]
 
 
-_EAGER_KERNELS = _Kernels(_fused_adam, _fused_partials, _fused_partials_zero, _fused_project, _fused_project_zero)
+_KERNEL_FUNCTIONS = (_fused_adam, _fused_partials, _fused_partials_zero, _fused_project, _fused_project_zero,
+                     _group_adam, _group_partials, _group_partials_zero, _group_project, _group_project_zero)
+_EAGER_KERNELS = _Kernels(*_KERNEL_FUNCTIONS)
 
 
 @functools.cache
@@ -723,8 +878,7 @@ def _compiled_kernels() -> _Kernels:
     """
     try:
         compile_ = functools.partial(torch.compile, dynamic=True, fullgraph=True)
-        return _Kernels(compile_(_fused_adam), compile_(_fused_partials), compile_(_fused_partials_zero),
-                        compile_(_fused_project), compile_(_fused_project_zero))
+        return _Kernels(*(compile_(fn) for fn in _KERNEL_FUNCTIONS))
     except Exception as error:  # torch.compile raises backend-specific types
         raise RuntimeError(f'fused=True needs torch.compile, which failed here: {error}; '
                            'use foreach=True instead') from error
