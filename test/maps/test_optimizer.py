@@ -226,6 +226,34 @@ def test_grouped_padding_is_inert_with_eps_zero(monkeypatch):
         torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.slow
+def test_fused_group_buffers_are_kept_refilled_and_follow_params_without_grads():
+    gen = torch.Generator().manual_seed(8)
+    init = [torch.randn(s, generator=gen, dtype=torch.float64) for s in [(3,), (3,), (2, 2), (4,), (5,)]]
+    anchors = [t + 0.1 * torch.randn(t.shape, generator=gen, dtype=torch.float64) for t in init]
+    grads = [[torch.randn(t.shape, generator=gen, dtype=torch.float64) for t in init] for _ in range(6)]
+    results, opts = [], []
+    for kwargs in ({'foreach': False}, {'fused': True}):
+        params = [torch.nn.Parameter(t.clone()) for t in init]
+        opt = SPDAdam([{'params': params, 'anchors': anchors, 'lam': 2.0}], lr=LR, eps=0.0, **kwargs)
+        for step, step_grads in enumerate(grads):
+            for k, (p, g) in enumerate(zip(params, step_grads)):
+                p.grad = None if (step == 3 and k == 0) else g.clone()  # step 3 has a grad-less parameter
+            if kwargs.get('fused') and step == 2:
+                (buffers,) = opt._group_buffers.values()
+                (group,) = buffers.values()
+                assert group.length == 4 and group.indices == [0, 1, 2, 3]  # kept from the first steps
+                group.v.zero_()  # a stale padding of v = 0 would make eps = 0 divide 0 by 0
+            opt.step()
+        results.append([p.detach().clone() for p in params])
+        opts.append(opt)
+    (buffers,) = opts[1]._group_buffers.values()
+    assert [g.indices for g in buffers.values()] == [[0, 1, 2, 3]]  # step 3's plan was dropped again
+    for a, b in zip(*results):
+        assert torch.isfinite(b).all()
+        torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize('path', PATHS)
 def test_lam_zero_is_torch_adam(path):
     gen = torch.Generator().manual_seed(3)

@@ -151,10 +151,13 @@ class SPDAdam(Optimizer):
         }, where='')
         if defaults['anchor'] == 'explicit':
             raise ValueError("Invalid anchor: 'explicit' (pass 'anchors' inside a param group instead)")
+        # The fused path's small-tensor group buffers, per batch of groups that step together (not saved).
+        self._group_buffers: dict[tuple[Any, ...], dict[Any, Any]] = {}
         super().__init__(params, defaults)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
+        self._group_buffers = {}
         for group in self.param_groups:
             group.setdefault('lam', 0.0)
             group.setdefault('anchor', 'copy')
@@ -283,10 +286,12 @@ class SPDAdam(Optimizer):
         for index, group in enumerate(self.param_groups):
             key = (*group['betas'], group['eps'], group['foreach'], group['fused'])
             self._init_group(index, group, batches.setdefault(key, _Batch()))
-        for (beta1, beta2, eps, foreach, fused), batch in batches.items():
+        for key, batch in batches.items():
+            beta1, beta2, eps, foreach, fused = key
             spd_adam(batch.params, batch.grads, batch.exp_avgs, batch.exp_avg_sqs, batch.anchors,
                      batch.state_steps, foreach=foreach, fused=fused, beta1=beta1, beta2=beta2, lr=batch.lr,
-                     eps=eps, lam=batch.lam, max_decay=batch.max_decay)
+                     eps=eps, lam=batch.lam, max_decay=batch.max_decay,
+                     group_buffers=self._group_buffers.setdefault(key, {}) if fused else None)
         return loss
 
 
@@ -321,12 +326,15 @@ def spd_adam(
     eps: float,
     lam: float | Sequence[float],
     max_decay: float | None | Sequence[float | None] = None,
+    group_buffers: dict[Any, Any] | None = None,
 ) -> None:
     r"""Functional API that performs the SPDAdam computation. See :class:`SPDAdam` for details.
 
     ``anchors[i]`` is θ₀ of ``params[i]`` or None for θ₀ = 0. ``lr``, ``lam`` and ``max_decay`` are one value or one
     per tensor. ``state_steps`` are float32 CPU tensors incremented in place. DTensor arguments are stepped on their
-    local shards with the partial reductions summed over their shard groups.
+    local shards with the partial reductions summed over their shard groups. ``group_buffers`` (fused only): a dict
+    that keeps the buffers of the small-tensor groups from one call to the next (pass the same one every step for
+    the same tensors); None makes them anew each call.
     """
     n = len(params)
     lists = {'grads': grads, 'exp_avgs': exp_avgs, 'exp_avg_sqs': exp_avg_sqs, 'anchors': anchors,
@@ -348,8 +356,9 @@ def spd_adam(
             [state_steps[i] for i in order])
     reducer = _partial_reducer([keys[i] for i in order if lams[i] != 0])
     kernel = _fused_spd_adam if fused else (_single_tensor_spd_adam if foreach is False else _foreach_spd_adam)
+    extra = {'group_buffers': group_buffers} if fused else {}
     kernel(local, *args, beta1=beta1, beta2=beta2, lrs=[lrs[i] for i in order], eps=eps,
-           lams=[lams[i] for i in order], max_decays=[caps[i] for i in order], reduce_partials=reducer)
+           lams=[lams[i] for i in order], max_decays=[caps[i] for i in order], reduce_partials=reducer, **extra)
 
 
 # ------------------------------------------------------------------------------------------------ shared math
@@ -372,7 +381,11 @@ def _anchor_like(anchor: Tensor, theta: Tensor) -> Tensor:
 def _bias_corrections(step_t: Tensor, lr: float, beta1: float, beta2: float) -> tuple[float, float]:
     # The step counter lives on the CPU (as in torch's Adam with capturable=False), so reading it never waits on
     # the accelerator.
-    step = step_t.item()
+    return _corrections(step_t.item(), lr, beta1, beta2)
+
+
+def _corrections(step: float, lr: float, beta1: float, beta2: float) -> tuple[float, float]:
+    """(step size lr / (1 − β₁ᵗ), √(1 − β₂ᵗ)) at step ``step``."""
     return lr / (1 - beta1**step), (1 - beta2**step) ** 0.5
 
 
@@ -404,7 +417,7 @@ def _column(values: Sequence[float], device: torch.device, dtype: torch.dtype = 
 
 def _stack_rows(rows: list[Tensor]) -> Tensor:
     device = rows[0].device
-    return torch.stack([r.to(device, non_blocking=True) for r in rows])
+    return torch.stack([r if r.device == device else r.to(device, non_blocking=True) for r in rows])
 
 
 # ------------------------------------------------------------------------------------------------ kernels
@@ -604,14 +617,17 @@ def _fused_spd_adam(
     lams: list[float],
     max_decays: list[float],
     reduce_partials: _PartialReducer | None,
+    group_buffers: dict[Any, _TensorGroup] | None = None,
 ) -> None:
+    if not params:
+        return
     compiled = _compiled_kernels()
     n = len(params)
-    step_sizes, bc2_sqrts = [0.0] * n, [0.0] * n
-    for i in range(n):
-        state_steps[i] += 1
-        step_sizes[i], bc2_sqrts[i] = _bias_corrections(state_steps[i], lrs[i], beta1, beta2)
-    groups, singles = _tensor_groups(params, grads, exp_avgs, exp_avg_sqs, anchors, lams)
+    # One op for all step counters and one read of them, instead of an add and an .item() per tensor.
+    torch._foreach_add_(state_steps, 1)
+    steps = torch.stack(state_steps).tolist()
+    step_sizes, bc2_sqrts = map(list, zip(*(_corrections(steps[i], lrs[i], beta1, beta2) for i in range(n))))
+    groups, singles = _tensor_groups(params, grads, exp_avgs, exp_avg_sqs, anchors, lams, group_buffers)
     rows: list[Tensor | None] = [None] * n
     for i in singles:
         kernels = _kernels_for(params[i], compiled)
@@ -625,7 +641,7 @@ def _fused_spd_adam(
             rows[i] = kernels.partials(p, g, m, v, a, beta1, beta2, step_sizes[i], bc2_sqrts[i], eps)
     for group in groups:
         group.gather(params, grads, exp_avgs, exp_avg_sqs, anchors, step_sizes, bc2_sqrts)
-        if lams[group.indices[0]] == 0:
+        if not group.projects:
             compiled.group_adam(group.p, group.g, group.m, group.v, beta1, beta2, group.step_sizes,
                                 group.bc2_sqrts, eps)
             group.scatter(params, exp_avgs, exp_avg_sqs, moments=True, param=True)
@@ -645,23 +661,30 @@ def _fused_spd_adam(
     weights = _decay_weights(_stack_rows([rows[i] for i in projected]), [lams[i] for i in projected],
                              [max_decays[i] for i in projected], reduce_partials)
     position = {i: r for r, i in enumerate(projected)}
+    by_dtype: dict[tuple[torch.device, torch.dtype], Tensor] = {}
+
+    def weights_for(t: Tensor) -> Tensor:
+        key = (t.device, _compute_dtype(t))
+        if key not in by_dtype:
+            by_dtype[key] = weights.to(device=key[0], dtype=key[1], non_blocking=True)
+        return by_dtype[key]
+
     for i in singles:
         if lams[i] == 0:
             continue
         param = params[i]
         kernels = _kernels_for(param, compiled)
         p, _, m, v = _flat(param, grads[i], exp_avgs[i], exp_avg_sqs[i])
-        weight = weights[position[i]].to(device=param.device, dtype=_compute_dtype(param), non_blocking=True)
+        weight = weights_for(param)[position[i]]
         if anchors[i] is None:
             kernels.project_zero(p, m, v, weight, step_sizes[i], bc2_sqrts[i], eps)
         else:
             kernels.project(p, m, v, _flat_anchor(anchors[i], param), weight, step_sizes[i], bc2_sqrts[i], eps)
     for group in groups:
-        if lams[group.indices[0]] == 0:
+        if not group.projects:
             continue
         rows_of = _column([position[i] for i in group.indices], weights.device, torch.long)
-        column = weights.index_select(0, rows_of).to(device=group.p.device, dtype=_compute_dtype(group.p),
-                                                     non_blocking=True).unsqueeze(1)
+        column = weights_for(group.p).index_select(0, rows_of.to(group.p.device, non_blocking=True)).unsqueeze(1)
         if group.a is None:
             compiled.group_project_zero(group.p, group.m, group.v, column, group.step_sizes, group.bc2_sqrts, eps)
         else:
@@ -670,62 +693,62 @@ def _fused_spd_adam(
         group.scatter(params, exp_avgs, exp_avg_sqs, moments=False, param=True)
 
 
-@dataclass
 class _TensorGroup:
-    """Small tensors that the fused path steps together: each is one zero-padded row of a (K, L) buffer.
+    """Small tensors that the fused path steps together: each is one zero-padded row of (K, L) buffers.
 
     One compiled kernel then serves K tensors (its sums run along the rows, so each tensor keeps its own decision),
     at the cost of copying the tensors in and out, which is negligible for tensors of at most ``_GROUP_NUMEL``
-    elements. Padding is inert: zero parameter, gradient, moment and anchor with ``v = 1`` give a zero candidate and
-    zero sums for any eps >= 0.
+    elements. The buffers and their per-tensor row views are made once and kept in ``group_buffers`` when the
+    caller gives one (SPDAdam does), so a step adds no per-tensor host work beyond building the lists. Padding is
+    inert: zero parameter, gradient, first moment and anchor with ``v = 1`` (refilled every step, since the moment
+    update decays it) give a zero candidate and zero sums for any eps >= 0.
     """
 
-    indices: list[int]
-    length: int
-    anchored: bool
-    p: Tensor | None = None
-    g: Tensor | None = None
-    m: Tensor | None = None
-    v: Tensor | None = None
-    a: Tensor | None = None
-    step_sizes: Tensor | None = None
-    bc2_sqrts: Tensor | None = None
+    def __init__(self, indices: list[int], template: list[Tensor], length: int, projects: bool) -> None:
+        """``template``: parameter, grad, exp_avg, exp_avg_sq and anchor (or None) of the first tensor; row views
+        are shaped like ``shapes``."""
+        self.indices, self.length, self.projects = indices, length, projects
+        self.shapes: list[torch.Size] = []
+        shape = (len(indices), length)
+        p, g, m, v, a = template
+        self.p, self.g, self.m = p.new_zeros(shape), g.new_zeros(shape), m.new_zeros(shape)
+        self.v = v.new_ones(shape)
+        self.a = None if a is None else a.new_zeros(shape)
+        self.step_sizes: Tensor | None = None
+        self.bc2_sqrts: Tensor | None = None
+        self._views: dict[str, list[Tensor]] = {}
 
-    def _rows(self, buffer: Tensor, tensors: list[Tensor]) -> list[Tensor]:
-        return [buffer[r, :t.numel()] for r, t in enumerate(tensors)]
+    def bind(self, shapes: list[torch.Size]) -> None:
+        self.shapes = shapes
+        self._views = {name: [buffer[r, :math.prod(s)].view(s) for r, s in enumerate(shapes)]
+                       for name, buffer in (('p', self.p), ('g', self.g), ('m', self.m), ('v', self.v),
+                                            ('a', self.a)) if buffer is not None}
 
     def gather(self, params, grads, exp_avgs, exp_avg_sqs, anchors, step_sizes, bc2_sqrts) -> None:
-        first, shape = params[self.indices[0]], (len(self.indices), self.length)
-        sources = [[_flat_alias(lst[i]) for i in self.indices] for lst in (params, grads, exp_avgs, exp_avg_sqs)]
-        self.p = first.new_zeros(shape)
-        self.g = sources[1][0].new_zeros(shape)
-        self.m = sources[2][0].new_zeros(shape)
-        self.v = sources[3][0].new_ones(shape)
-        buffers = [self.p, self.g, self.m, self.v]
-        if self.anchored:
-            sources.append([_flat_alias(anchors[i]) for i in self.indices])
-            self.a = sources[4][0].new_zeros(shape)
-            buffers.append(self.a)
-        for buffer, tensors in zip(buffers, sources):
-            torch._foreach_copy_(self._rows(buffer, tensors), tensors)
-        dtype = _compute_dtype(first)
-        self.step_sizes = _column([step_sizes[i] for i in self.indices], first.device, dtype).unsqueeze(1)
-        self.bc2_sqrts = _column([bc2_sqrts[i] for i in self.indices], first.device, dtype).unsqueeze(1)
+        self.v.fill_(1.0)
+        sources = {'p': params, 'g': grads, 'm': exp_avgs, 'v': exp_avg_sqs, 'a': anchors}
+        for name, views in self._views.items():
+            torch._foreach_copy_(views, [sources[name][i] for i in self.indices])
+        dtype, device = _compute_dtype(self.p), self.p.device
+        self.step_sizes = _column([step_sizes[i] for i in self.indices], device, dtype).unsqueeze(1)
+        self.bc2_sqrts = _column([bc2_sqrts[i] for i in self.indices], device, dtype).unsqueeze(1)
 
     def scatter(self, params, exp_avgs, exp_avg_sqs, *, moments: bool, param: bool) -> None:
-        pairs = ([(exp_avgs, self.m), (exp_avg_sqs, self.v)] if moments else []) + ([(params, self.p)] if param else [])
-        for tensors, buffer in pairs:
-            targets = [_flat_alias(tensors[i]) for i in self.indices]
-            torch._foreach_copy_(targets, self._rows(buffer, targets))
+        pairs = ([(exp_avgs, 'm'), (exp_avg_sqs, 'v')] if moments else []) + ([(params, 'p')] if param else [])
+        for tensors, name in pairs:
+            torch._foreach_copy_([tensors[i] for i in self.indices], self._views[name])
 
 
 def _tensor_groups(params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tensor], exp_avg_sqs: list[Tensor],
-                   anchors: list[Tensor | None], lams: list[float]) -> tuple[list[_TensorGroup], list[int]]:
-    """Splits the tensors into groups of small ones that step together and the rest (``singles``), in order.
+                   anchors: list[Tensor | None], lams: list[float],
+                   group_buffers: dict[Any, _TensorGroup] | None = None) -> tuple[list[_TensorGroup], list[int]]:
+    """Splits the tensors into groups of small ones that step together and the rest (``singles``, in order).
 
     A group shares the device, the dtypes of every operand, whether it projects (λ ≠ 0) and whether it has an
     anchor, and a row length (the next power of two of its tensors' sizes, at least 2 so that no compiled size is
-    specialised); it holds at least two tensors and at most ``_GROUP_BUFFER_NUMEL`` buffer elements.
+    specialised); it holds at least two tensors and at most ``_GROUP_BUFFER_NUMEL`` buffer elements. Groups are
+    taken from ``group_buffers`` when one with the same place in the plan and the same shapes is there, and stored
+    in it otherwise.
     """
     keyed: dict[tuple[Any, ...], list[int]] = {}
     singles: list[int] = []
@@ -738,17 +761,33 @@ def _tensor_groups(params: list[Tensor], grads: list[Tensor], exp_avgs: list[Ten
             continue
         length = max(2, 1 << (numel - 1).bit_length())
         key = (p.device, p.dtype, grads[i].dtype, exp_avgs[i].dtype, exp_avg_sqs[i].dtype,
-               None if anchor is None else anchor.dtype, lams[i] == 0, length)
+               None if anchor is None else anchor.dtype, lams[i] != 0, length)
         keyed.setdefault(key, []).append(i)
-    groups = []
+    groups: list[_TensorGroup] = []
+    used: set[Any] = set()
     for key, indices in keyed.items():
         length, rows = key[-1], max(2, _GROUP_BUFFER_NUMEL // key[-1])
         for start in range(0, len(indices), rows):
             chunk = indices[start:start + rows]
             if len(chunk) < 2:
                 singles.extend(chunk)
-            else:
-                groups.append(_TensorGroup(chunk, length, anchored=key[5] is not None))
+                continue
+            shapes = [params[i].shape for i in chunk]
+            cache_key = (len(groups), key, tuple(shapes))
+            group = group_buffers.get(cache_key) if group_buffers is not None else None
+            if group is None:
+                i = chunk[0]
+                group = _TensorGroup(chunk, [params[i], grads[i], exp_avgs[i], exp_avg_sqs[i], anchors[i]], length,
+                                     projects=key[6])
+                group.bind(shapes)
+                if group_buffers is not None:
+                    group_buffers[cache_key] = group
+            group.indices = chunk
+            groups.append(group)
+            used.add(cache_key)
+    if group_buffers is not None:
+        for stale in set(group_buffers) - used:  # e.g. a step where some parameters had no gradient
+            del group_buffers[stale]
     singles.sort()
     return groups, singles
 
