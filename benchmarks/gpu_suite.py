@@ -7,7 +7,8 @@ records its partial results as it goes):
   optimizer    SPDAdam (foreach, fused with small tensors grouped, fused per tensor) against torch's AdamW
                (foreach, fused) on fp32 copies of the MiniVLA preset's 1154 trainable tensors (1.2 B elements):
                median step, ratio to fused AdamW, bytes moved and bandwidth, compiled-kernel calls and kernel
-               launches per step (torch.profiler), and the fused path's grouping plan.
+               launches per step (torch.profiler), and the fused path's grouping plan (padded groups of small
+               tensors, equal-size lists of large ones).
   correctness  every SPDAdam kernel on the device against the float64 CPU reference of test/maps/test_optimizer.py
                (its scenario: every branch of the projection) over a few hundred steps, fp32 and bf16 parameters.
   inference    one 8-action chunk of a random-weight MiniVLA in bf16 from 1 and 2 views: eager, CUDA graph,
@@ -78,7 +79,7 @@ class Mode:
     skip_reasons: dict[str, str] = dataclasses.field(default_factory=dict)  # variant -> why it is not run
 
 
-_PATHS = ('single', 'foreach', 'fused', 'fused per-tensor')
+_PATHS = ('single', 'foreach', 'fused', 'fused per-tensor', 'fused lists')
 _CASES = tuple((path, dtype) for dtype in ('float32', 'bfloat16') for path in _PATHS)
 _VARIANTS = ('infer', 'eager', 'cuda graph', 'compile', 'compile + cuda graph')
 
@@ -98,7 +99,10 @@ DRY = Mode(
                   'compile': 'dry-run: torch.compile of the policy takes minutes on a CPU',
                   'fused bfloat16': 'dry-run: the bf16 kernels compile for ~20 s on a CPU '
                                     '(test/maps/test_optimizer.py runs them)',
-                  'fused per-tensor bfloat16': 'dry-run: as fused bfloat16'})
+                  'fused per-tensor bfloat16': 'dry-run: as fused bfloat16',
+                  'fused lists float32': 'dry-run: the list kernels compile for ~20 s on a CPU '
+                                         '(test/maps/test_optimizer.py runs them)',
+                  'fused lists bfloat16': 'dry-run: as fused lists float32'})
 
 
 # ------------------------------------------------------------------------------------------------ recording
@@ -194,14 +198,20 @@ def grouping_plan(preset: str) -> dict[str, Any]:
     lams = [g['lam'] for g in groups for _ in g['params']]
     anchors = [a for g in groups for a in g.get('anchors', [None] * len(g['params']))]
     plan, singles = spd._tensor_groups(params, params, params, params, anchors, lams)
+    lists, singles = spd._equal_size_lists(singles, params, params, params, params, anchors, lams)
     projected = sum(1 for lam in lams if lam)
+
+    def calls(units: list[list[int]]) -> int:  # one call per unit and pass, two for those that project
+        return sum(2 if lams[u[0]] else 1 for u in units)
+
     return {
         'tensors': len(params), 'elements': sum(p.numel() for p in params), 'projected_tensors': projected,
         'distinct_shapes': len({tuple(p.shape) for p in params}), 'group_numel': spd._GROUP_NUMEL,
-        'groups': len(plan), 'grouped_tensors': sum(len(g.indices) for g in plan), 'single_tensors': len(singles),
+        'groups': len(plan), 'grouped_tensors': sum(len(g.indices) for g in plan), 'list_size': spd._LIST_SIZE,
+        'lists': len(lists), 'listed_tensors': sum(len(x) for x in lists), 'single_tensors': len(singles),
         'compiled_calls_per_step_per_tensor': len(params) + projected,
-        'compiled_calls_per_step_grouped': (len(singles) + sum(1 for i in singles if lams[i])
-                                            + len(plan) + sum(1 for g in plan if lams[g.indices[0]])),
+        'compiled_calls_per_step_grouped': calls([g.indices for g in plan]) + calls(lists)
+                                           + calls([[i] for i in singles]),
     }
 
 
@@ -291,14 +301,19 @@ def section_optimizer(mode: Mode, rec: Recorder, deadline: float) -> None:
         'AdamW fused': ('AdamW fused', lambda: torch.optim.AdamW(flat, lr=1e-4, fused=True)),
         'SPDAdam foreach': ('SPDAdam foreach', lambda: SPDAdam(groups, lr=1e-4, foreach=True)),
         'SPDAdam fused': ('SPDAdam fused', lambda: SPDAdam(groups, lr=1e-4, fused=True)),
-        'SPDAdam fused per-tensor': ('SPDAdam fused',
-                                     lambda: _Patched(SPDAdam(groups, lr=1e-4, fused=True), _GROUP_NUMEL=0)),
+        'SPDAdam fused per-tensor': ('SPDAdam fused', lambda: _Patched(SPDAdam(groups, lr=1e-4, fused=True),
+                                                                       _GROUP_NUMEL=0, _LIST_SIZE=0)),
     }
-    if mode.device == 'cuda' and torch.cuda.get_device_properties(0).total_memory > 100 * 2 ** 30:
-        impls['SPDAdam fused group<=2^20'] = ('SPDAdam fused', lambda: _Patched(
-            SPDAdam(groups, lr=1e-4, fused=True), _GROUP_NUMEL=1 << 20, _GROUP_BUFFER_NUMEL=1 << 26))
-    else:
-        rec.skip('SPDAdam fused group<=2^20', 'needs a GPU with > 100 GiB (one more optimizer state)')
+    extra = {  # variants of the fused path's grouping, which each need one more optimizer state
+        'SPDAdam fused no lists': lambda: _Patched(SPDAdam(groups, lr=1e-4, fused=True), _LIST_SIZE=0),
+        'SPDAdam fused group<=2^20': lambda: _Patched(SPDAdam(groups, lr=1e-4, fused=True), _GROUP_NUMEL=1 << 20,
+                                                      _GROUP_BUFFER_NUMEL=1 << 26),
+    }
+    for name, factory in extra.items():
+        if mode.device == 'cpu' or torch.cuda.get_device_properties(0).total_memory > 100 * 2 ** 30:
+            impls[name] = ('SPDAdam fused', factory)
+        else:
+            rec.skip(name, 'needs a GPU with > 100 GiB (one more optimizer state)')
     optimizers = {name: factory() for name, (_, factory) in impls.items()}
     args = SimpleNamespace(device=mode.device, warmup=mode.opt_warmup, repeats=mode.opt_repeats)
     results = optimizer_step.time_steps(optimizers, args)
@@ -348,11 +363,12 @@ def _run_scenario(t: Any, grads: list, dtype: Any, device: str, path: str) -> li
         group['params'] = [torch.nn.Parameter(p.detach().to(device)) for p in group['params']]
         if 'anchors' in group:
             group['anchors'] = [a.to(device) for a in group['anchors']]
-    kwargs = {'single': {'foreach': False}, 'foreach': {'foreach': True}, 'fused': {'fused': True},
-              'fused per-tensor': {'fused': True}}[path]
-    opt = SPDAdam(groups, lr=t.LR, **kwargs)
+    opt = SPDAdam(groups, lr=t.LR, **({'foreach': path == 'foreach'} if path in ('single', 'foreach')
+                                      else {'fused': True}))
     if path == 'fused per-tensor':
-        opt = _Patched(opt, _GROUP_NUMEL=0)
+        opt = _Patched(opt, _GROUP_NUMEL=0, _LIST_SIZE=0)
+    elif path == 'fused lists':  # the large shapes of copy and near become lists of two, the small ones groups
+        opt = _Patched(opt, _GROUP_NUMEL=64, _LIST_SIZE=2)
     device_grads = [[[g.to(device, dtype) for g in tensors] for tensors in step] for step in grads]
     for step_grads in device_grads:
         for group, tensors in zip(groups, step_grads):
@@ -639,9 +655,11 @@ def _md_optimizer(r: dict[str, Any]) -> list[str]:
         if key in r:
             p = r[key]
             out.append(f"Fused grouping plan, {key[5:]}: {p['tensors']} tensors ({p['projected_tensors']} projected), "
-                       f"{p['grouped_tensors']} of ≤ {p['group_numel']} elements in {p['groups']} groups, "
-                       f"{p['single_tensors']} single; compiled calls per step {p['compiled_calls_per_step_grouped']} "
-                       f"grouped vs {p['compiled_calls_per_step_per_tensor']} per tensor.")
+                       f"{p['grouped_tensors']} of ≤ {p['group_numel']} elements in {p['groups']} padded groups, "
+                       f"{p.get('listed_tensors', 0)} larger ones in {p.get('lists', 0)} equal-size lists of "
+                       f"{p.get('list_size', '-')}, {p['single_tensors']} single; compiled calls per step "
+                       f"{p['compiled_calls_per_step_grouped']} grouped vs {p['compiled_calls_per_step_per_tensor']} "
+                       "per tensor.")
     return out
 
 

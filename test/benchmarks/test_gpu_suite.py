@@ -35,7 +35,7 @@ def test_dry_run_writes_every_section(suite, tmp_path):
 
     opt = sections['optimizer']['results']
     assert set(opt['steps']) == {'AdamW foreach', 'AdamW fused', 'SPDAdam foreach', 'SPDAdam fused',
-                                 'SPDAdam fused per-tensor'}
+                                 'SPDAdam fused per-tensor', 'SPDAdam fused no lists', 'SPDAdam fused group<=2^20'}
     assert opt['steps']['AdamW fused']['x_adamw_fused'] == 1.0
     assert all(row['bandwidth_gb_s'] > 0 for row in opt['steps'].values())
     launches = opt['launches']
@@ -43,14 +43,14 @@ def test_dry_run_writes_every_section(suite, tmp_path):
                            for k in ('SPDAdam fused', 'SPDAdam fused per-tensor'))
     assert 0 < grouped < per_tensor  # grouping cuts the compiled-kernel calls per step
     plan = opt['plan_minivla']
-    assert plan['tensors'] == plan['grouped_tensors'] + plan['single_tensors']
+    assert plan['tensors'] == plan['grouped_tensors'] + plan['listed_tensors'] + plan['single_tensors']
     assert plan['compiled_calls_per_step_grouped'] < plan['compiled_calls_per_step_per_tensor']
 
     paths = sections['correctness']['results']['paths']
     assert {'single float32', 'foreach float32', 'fused float32', 'fused per-tensor float32',
             'single bfloat16', 'foreach bfloat16'} <= set(paths)
     assert all(row['passed'] for row in paths.values())
-    assert 'fused bfloat16' in sections['correctness']['skipped']
+    assert {'fused bfloat16', 'fused lists float32'} <= set(sections['correctness']['skipped'])
 
     latency = sections['inference']['results']['latency']
     assert {'2 views infer', '2 views eager', '1 views infer', '1 views eager'} <= set(latency)
@@ -91,7 +91,8 @@ def test_markdown_renders_failed_and_partial_sections(suite):
     report = {'meta': {'dry_run': False, 'gpu': 'H200'}, 'seconds': 12.0, 'sections': {
         'optimizer': {'status': 'failed', 'seconds': 3, 'budget_s': 150, 'log_tail': 'Traceback: boom',
                       'results': {'plan_minivla': {'tensors': 3, 'projected_tensors': 1, 'grouped_tensors': 2,
-                                                   'group_numel': 8, 'groups': 1, 'single_tensors': 1,
+                                                   'group_numel': 8, 'groups': 1, 'single_tensors': 1, 'lists': 0,
+                                                   'listed_tensors': 0, 'list_size': 8,
                                                    'compiled_calls_per_step_grouped': 2,
                                                    'compiled_calls_per_step_per_tensor': 4}},
                       'skipped': {}},

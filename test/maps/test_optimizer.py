@@ -164,12 +164,16 @@ def test_fused_equals_single_tensor():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('group_numel', [0, 1 << 16], ids=['per-tensor', 'grouped'])
-def test_fused_grouped_and_per_tensor_equal_single_tensor(monkeypatch, group_numel):
+@pytest.mark.parametrize('group_numel, list_size', [(0, 0), (1 << 16, 8), (4, 2)],
+                         ids=['per-tensor', 'grouped', 'grouped-and-listed'])
+def test_fused_grouped_listed_and_per_tensor_equal_single_tensor(monkeypatch, group_numel, list_size):
     monkeypatch.setattr(optimizer, '_GROUP_NUMEL', group_numel)
+    monkeypatch.setattr(optimizer, '_LIST_SIZE', list_size)
     grads = _grads(5, steps=30)
-    groups, singles = _plan(_scenario(grads)[0])
-    assert (len(groups), len(singles)) == ((4, 12) if group_numel else (0, 20))
+    groups, lists, singles = _plan(_scenario(grads)[0])
+    # copy and near share their kind (λ > 0, float64 anchors): at most 4 elements they form padded groups, above
+    # it equal-size lists of 2; the rest (zero, adam, bf16 anchors) has one tensor of each size per kind.
+    assert (len(groups), len(lists), len(singles)) == {0: (0, 0, 20), 1 << 16: (4, 0, 12), 4: (2, 2, 12)}[group_numel]
     single, _ = _run_spd(grads, foreach=False)
     fused, _ = _run_spd(grads, fused=True)
     for a_group, b_group in zip(single, fused):
@@ -178,12 +182,15 @@ def test_fused_grouped_and_per_tensor_equal_single_tensor(monkeypatch, group_num
 
 
 def _plan(groups):
-    """How the fused path splits the tensors of these param groups into groups of small ones and single ones."""
+    """How the fused path splits the tensors of these param groups: padded groups, equal-size lists, single ones."""
     opt = SPDAdam(groups, fused=True)
     params = [p for g in opt.param_groups for p in g['params']]
     lams = [g['lam'] for g in opt.param_groups for _ in g['params']]
     grads = [torch.zeros_like(p) for p in params]
-    return optimizer._tensor_groups(params, grads, grads, grads, [opt.state[p].get('anchor') for p in params], lams)
+    anchors = [opt.state[p].get('anchor') for p in params]
+    padded, singles = optimizer._tensor_groups(params, grads, grads, grads, anchors, lams)
+    lists, singles = optimizer._equal_size_lists(singles, params, grads, grads, grads, anchors, lams)
+    return padded, lists, singles
 
 
 def test_groups_hold_small_alike_tensors_and_every_tensor_steps_once(monkeypatch):
@@ -203,6 +210,23 @@ def test_groups_hold_small_alike_tensors_and_every_tensor_steps_once(monkeypatch
     # and the float32 one alone, so single; too large, transposed (non-contiguous) and empty tensors are single too.
     assert [(g.indices, g.length) for g in groups] == [([0, 1, 2, 3], 4), ([4, 5, 6], 4), ([7, 8], 4)]
     assert singles == [9, 10, 11, 12, 13]
+
+
+def test_equal_size_lists_are_full_and_alike(monkeypatch):
+    monkeypatch.setattr(optimizer, '_LIST_SIZE', 2)
+    f64 = torch.float64
+    params = ([torch.zeros(6, dtype=f64), torch.zeros(2, 3, dtype=f64), torch.zeros(6, dtype=f64)]  # 3 of size 6
+              + [torch.zeros(5, dtype=f64), torch.zeros(5, dtype=torch.float32)]  # dtypes differ
+              + [torch.zeros(4, dtype=f64), torch.zeros(4, dtype=f64)]  # one has no anchor
+              + [torch.zeros(3, 2, dtype=f64).t(), torch.zeros(6, dtype=f64)])  # non-contiguous, then λ = 0
+    lams = [1.0] * 8 + [0.0]
+    anchors = [p.clone() for p in params]
+    anchors[6] = None
+    grads = [torch.zeros_like(p) for p in params]
+    lists, singles = optimizer._equal_size_lists(list(range(9)), params, grads, grads, grads, anchors, lams)
+    assert lists == [[0, 1]] and singles == [2, 3, 4, 5, 6, 7, 8]
+    monkeypatch.setattr(optimizer, '_LIST_SIZE', 0)
+    assert optimizer._equal_size_lists([0, 1], params, grads, grads, grads, anchors, lams) == ([], [0, 1])
 
 
 @pytest.mark.slow

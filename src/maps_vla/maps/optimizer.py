@@ -3,7 +3,9 @@
 Laid out like ``torch/optim/adam.py``: the :class:`SPDAdam` class gathers per-group tensor lists and calls the
 functional :func:`spd_adam`, which runs one of three kernels that share one signature and do the same math:
 ``_single_tensor_spd_adam`` (the readable reference), ``_foreach_spd_adam`` (``torch._foreach_*`` ops, the default)
-and ``_fused_spd_adam`` (``torch.compile`` of the per-tensor math: C++ on CPU, Triton on CUDA).
+and ``_fused_spd_adam`` (``torch.compile`` of the per-tensor math: C++ on CPU, Triton on CUDA; one compiled call
+serves a padded group of small tensors or a list of equal-size large ones, so a MiniVLA's ~1150 tensors take ~200
+calls per step instead of ~1800).
 
 Every kernel works in two passes so that sharded tensors need one collective per step: pass 1 updates the moments
 and records three partial sums per tensor, ``[gᵀ(θ−θ₀), ‖θ−θ₀‖², ‖θ̃−θ₀‖²]``; the rows of sharded tensors are
@@ -48,6 +50,9 @@ _CHUNK_NUMEL = 1 << 25
 _GROUP_NUMEL = 1 << 16
 # Elements per group buffer (rows × padded row length), which bounds the temporaries of one group.
 _GROUP_BUFFER_NUMEL = 1 << 22
+# Larger tensors of equal size (the same projection in every block) step this many to a compiled call, in place
+# and without copies: one call's fixed host cost then serves several tensors. Fewer than 2 turns it off.
+_LIST_SIZE = 8
 
 _PartialReducer = Callable[[Tensor], None]
 
@@ -116,8 +121,10 @@ class SPDAdam(Optimizer):
         foreach (bool, optional): use the ``torch._foreach_*`` kernel. None picks it unless ``fused`` is True. It
             needs about one parameter-sized temporary more than the single-tensor loop (default: None).
         fused (bool, optional): use the ``torch.compile`` kernel (one fused pass for the moments and the three
-            reductions, one for the projection). The first step compiles it, which takes tens of seconds. Supports
-            floating-point tensors on CPU, CUDA and XPU (default: None).
+            reductions, one for the projection). The first step compiles it, which takes tens of seconds. Small
+            tensors step in zero-padded groups whose buffers the optimizer keeps (about twice their size, per
+            buffer operand), equal-size large ones in lists of eight. Supports floating-point tensors on CPU, CUDA
+            and XPU (default: None).
 
     Raises:
         ValueError: a hyperparameter is out of range or the anchors do not match the parameters.
@@ -628,7 +635,28 @@ def _fused_spd_adam(
     steps = torch.stack(state_steps).tolist()
     step_sizes, bc2_sqrts = map(list, zip(*(_corrections(steps[i], lrs[i], beta1, beta2) for i in range(n))))
     groups, singles = _tensor_groups(params, grads, exp_avgs, exp_avg_sqs, anchors, lams, group_buffers)
+    lists, singles = _equal_size_lists(singles, params, grads, exp_avgs, exp_avg_sqs, anchors, lams)
     rows: list[Tensor | None] = [None] * n
+    flat: dict[int, tuple[Tensor, ...]] = {}  # 1-D aliases of the listed tensors' p, g, m, v (and anchor)
+    for idx in lists:
+        for i in idx:
+            flat[i] = tuple(_flat_alias(t) for t in (params[i], grads[i], exp_avgs[i], exp_avg_sqs[i]))
+            if anchors[i] is not None:
+                flat[i] += (_flat_alias(anchors[i]),)
+        p, g, m, v = ([flat[i][k] for i in idx] for k in range(4))
+        dtype, device = _compute_dtype(params[idx[0]]), params[idx[0]].device
+        sizes = _column([step_sizes[i] for i in idx], device, dtype)
+        bc2s = _column([bc2_sqrts[i] for i in idx], device, dtype)
+        if lams[idx[0]] == 0:
+            compiled.list_adam(p, g, m, v, beta1, beta2, sizes, bc2s, eps)
+            continue
+        if anchors[idx[0]] is None:
+            list_rows = compiled.list_partials_zero(p, g, m, v, beta1, beta2, sizes, bc2s, eps)
+        else:
+            list_rows = compiled.list_partials(p, g, m, v, [flat[i][4] for i in idx], beta1, beta2, sizes, bc2s,
+                                               eps)
+        for i, row in zip(idx, list_rows.unbind(0)):
+            rows[i] = row
     for i in singles:
         kernels = _kernels_for(params[i], compiled)
         p, g, m, v = _flat(params[i], grads[i], exp_avgs[i], exp_avg_sqs[i])
@@ -680,6 +708,20 @@ def _fused_spd_adam(
             kernels.project_zero(p, m, v, weight, step_sizes[i], bc2_sqrts[i], eps)
         else:
             kernels.project(p, m, v, _flat_anchor(anchors[i], param), weight, step_sizes[i], bc2_sqrts[i], eps)
+    for idx in lists:
+        if lams[idx[0]] == 0:
+            continue
+        first = params[idx[0]]
+        rows_of = _column([position[i] for i in idx], weights.device, torch.long)
+        column = weights_for(first).index_select(0, rows_of.to(first.device, non_blocking=True))
+        dtype = _compute_dtype(first)
+        sizes = _column([step_sizes[i] for i in idx], first.device, dtype)
+        bc2s = _column([bc2_sqrts[i] for i in idx], first.device, dtype)
+        p, m, v = ([flat[i][k] for i in idx] for k in (0, 2, 3))
+        if anchors[idx[0]] is None:
+            compiled.list_project_zero(p, m, v, column, sizes, bc2s, eps)
+        else:
+            compiled.list_project(p, m, v, [flat[i][4] for i in idx], column, sizes, bc2s, eps)
     for group in groups:
         if not group.projects:
             continue
@@ -792,6 +834,32 @@ def _tensor_groups(params: list[Tensor], grads: list[Tensor], exp_avgs: list[Ten
     return groups, singles
 
 
+def _equal_size_lists(singles: list[int], params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tensor],
+                      exp_avg_sqs: list[Tensor], anchors: list[Tensor | None],
+                      lams: list[float]) -> tuple[list[list[int]], list[int]]:
+    """Splits ``singles`` into lists of ``_LIST_SIZE`` tensors that share the number of elements, the device, the
+    dtypes of every operand, whether they project and whether they have an anchor (on their device), and the rest."""
+    if _LIST_SIZE < 2:
+        return [], singles
+    keyed: dict[tuple[Any, ...], list[int]] = {}
+    rest: list[int] = []
+    for i in singles:
+        p, anchor = params[i], anchors[i]
+        if (p.numel() <= 1 or not all(t.is_contiguous() for t in (p, grads[i], exp_avgs[i], exp_avg_sqs[i]))
+                or (anchor is not None and (anchor.device != p.device or not anchor.is_contiguous()))):
+            rest.append(i)
+            continue
+        key = (p.numel(), p.device, p.dtype, grads[i].dtype, exp_avgs[i].dtype, exp_avg_sqs[i].dtype,
+               None if anchor is None else anchor.dtype, lams[i] != 0)
+        keyed.setdefault(key, []).append(i)
+    lists = []
+    for indices in keyed.values():
+        whole = len(indices) - len(indices) % _LIST_SIZE
+        lists += [indices[k:k + _LIST_SIZE] for k in range(0, whole, _LIST_SIZE)]
+        rest += indices[whole:]
+    return lists, sorted(rest)
+
+
 def _kernels_for(param: Tensor, compiled: _Kernels) -> _Kernels:
     # Tensors of 0 or 1 elements (empty shards, scalar gains) run the same math eagerly: compiling them would add
     # size-specialised graphs, and marking sizes unbacked instead makes inductor's kernels ~10x slower.
@@ -889,6 +957,40 @@ def _group_project_zero(*args: Any) -> None:
     _fused_project_zero(*args)
 
 
+# The per-tensor math on lists of equal-size 1-D tensors, with step sizes, bias corrections and weights as (K,)
+# tensors; one compilation per dtype combination serves every size, since the list length is fixed.
+
+
+def _list_adam(ps: list[Tensor], gs: list[Tensor], ms: list[Tensor], vs: list[Tensor], beta1: float, beta2: float,
+               step_sizes: Tensor, bc2_sqrts: Tensor, eps: float) -> None:
+    for k in range(len(ps)):
+        _fused_adam(ps[k], gs[k], ms[k], vs[k], beta1, beta2, step_sizes[k], bc2_sqrts[k], eps)
+
+
+def _list_partials(ps: list[Tensor], gs: list[Tensor], ms: list[Tensor], vs: list[Tensor], anchors: list[Tensor],
+                   beta1: float, beta2: float, step_sizes: Tensor, bc2_sqrts: Tensor, eps: float) -> Tensor:
+    return torch.stack([_fused_partials(ps[k], gs[k], ms[k], vs[k], anchors[k], beta1, beta2, step_sizes[k],
+                                        bc2_sqrts[k], eps) for k in range(len(ps))])
+
+
+def _list_partials_zero(ps: list[Tensor], gs: list[Tensor], ms: list[Tensor], vs: list[Tensor], beta1: float,
+                        beta2: float, step_sizes: Tensor, bc2_sqrts: Tensor, eps: float) -> Tensor:
+    return torch.stack([_fused_partials(ps[k], gs[k], ms[k], vs[k], None, beta1, beta2, step_sizes[k],
+                                        bc2_sqrts[k], eps) for k in range(len(ps))])
+
+
+def _list_project(ps: list[Tensor], ms: list[Tensor], vs: list[Tensor], anchors: list[Tensor], weights: Tensor,
+                  step_sizes: Tensor, bc2_sqrts: Tensor, eps: float) -> None:
+    for k in range(len(ps)):
+        _fused_project(ps[k], ms[k], vs[k], anchors[k], weights[k], step_sizes[k], bc2_sqrts[k], eps)
+
+
+def _list_project_zero(ps: list[Tensor], ms: list[Tensor], vs: list[Tensor], weights: Tensor, step_sizes: Tensor,
+                       bc2_sqrts: Tensor, eps: float) -> None:
+    for k in range(len(ps)):
+        _fused_project_zero(ps[k], ms[k], vs[k], weights[k], step_sizes[k], bc2_sqrts[k], eps)
+
+
 @dataclass(frozen=True)
 class _Kernels:
     adam: Callable[..., None]
@@ -901,10 +1003,16 @@ class _Kernels:
     group_partials_zero: Callable[..., Tensor]
     group_project: Callable[..., None]
     group_project_zero: Callable[..., None]
+    list_adam: Callable[..., None]
+    list_partials: Callable[..., Tensor]
+    list_partials_zero: Callable[..., Tensor]
+    list_project: Callable[..., None]
+    list_project_zero: Callable[..., None]
 
 
 _KERNEL_FUNCTIONS = (_fused_adam, _fused_partials, _fused_partials_zero, _fused_project, _fused_project_zero,
-                     _group_adam, _group_partials, _group_partials_zero, _group_project, _group_project_zero)
+                     _group_adam, _group_partials, _group_partials_zero, _group_project, _group_project_zero,
+                     _list_adam, _list_partials, _list_partials_zero, _list_project, _list_project_zero)
 _EAGER_KERNELS = _Kernels(*_KERNEL_FUNCTIONS)
 
 
