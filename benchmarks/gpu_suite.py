@@ -8,7 +8,7 @@ records its partial results as it goes):
                (foreach, fused) on fp32 copies of the MiniVLA preset's 1154 trainable tensors (1.2 B elements):
                median step, ratio to fused AdamW, bytes moved and bandwidth, compiled-kernel calls and kernel
                launches per step (torch.profiler), and the fused path's grouping plan (padded groups of small
-               tensors, equal-shape lists of large ones).
+               tensors, equal-size lists of large ones).
   correctness  every SPDAdam kernel on the device against the float64 CPU reference of test/maps/test_optimizer.py
                (its scenario: every branch of the projection) over a few hundred steps, fp32 and bf16 parameters.
   inference    one 8-action chunk of a random-weight MiniVLA in bf16 from 1 and 2 views: eager, CUDA graph,
@@ -667,7 +667,7 @@ def _md_optimizer(r: dict[str, Any]) -> list[str]:
             p = r[key]
             out.append(f"Fused grouping plan, {key[5:]}: {p['tensors']} tensors ({p['projected_tensors']} projected), "
                        f"{p['grouped_tensors']} of ≤ {p['group_numel']} elements in {p['groups']} padded groups, "
-                       f"{p.get('listed_tensors', 0)} larger ones in {p.get('lists', 0)} equal-shape lists of "
+                       f"{p.get('listed_tensors', 0)} larger ones in {p.get('lists', 0)} equal-size lists of "
                        f"{p.get('list_size', '-')}, {p['single_tensors']} single; compiled calls per step "
                        f"{p['compiled_calls_per_step_grouped']} grouped vs {p['compiled_calls_per_step_per_tensor']} "
                        "per tensor.")

@@ -215,7 +215,7 @@ def test_groups_hold_small_alike_tensors_and_every_tensor_steps_once(monkeypatch
 def test_equal_size_lists_are_full_and_alike(monkeypatch):
     monkeypatch.setattr(optimizer, '_LIST_SIZE', 2)
     f64 = torch.float64
-    params = ([torch.zeros(6, dtype=f64), torch.zeros(2, 3, dtype=f64), torch.zeros(6, dtype=f64)]  # 2 of shape (6,)
+    params = ([torch.zeros(6, dtype=f64), torch.zeros(2, 3, dtype=f64), torch.zeros(6, dtype=f64)]  # 3 of size 6
               + [torch.zeros(5, dtype=f64), torch.zeros(5, dtype=torch.float32)]  # dtypes differ
               + [torch.zeros(4, dtype=f64), torch.zeros(4, dtype=f64)]  # one has no anchor
               + [torch.zeros(3, 2, dtype=f64).t(), torch.zeros(6, dtype=f64)])  # non-contiguous, then λ = 0
@@ -224,7 +224,7 @@ def test_equal_size_lists_are_full_and_alike(monkeypatch):
     anchors[6] = None
     grads = [torch.zeros_like(p) for p in params]
     lists, singles = optimizer._equal_size_lists(list(range(9)), params, grads, grads, grads, anchors, lams)
-    assert lists == [[0, 2]] and singles == [1, 3, 4, 5, 6, 7, 8]
+    assert lists == [[0, 1]] and singles == [2, 3, 4, 5, 6, 7, 8]
     monkeypatch.setattr(optimizer, '_LIST_SIZE', 0)
     assert optimizer._equal_size_lists([0, 1], params, grads, grads, grads, anchors, lams) == ([], [0, 1])
 

@@ -4,7 +4,7 @@ Laid out like ``torch/optim/adam.py``: the :class:`SPDAdam` class gathers per-gr
 functional :func:`spd_adam`, which runs one of three kernels that share one signature and do the same math:
 ``_single_tensor_spd_adam`` (the readable reference), ``_foreach_spd_adam`` (``torch._foreach_*`` ops, the default)
 and ``_fused_spd_adam`` (``torch.compile`` of the per-tensor math: C++ on CPU, Triton on CUDA; one compiled call
-serves a padded group of small tensors or a list of equal-shape large ones, so a MiniVLA's ~1150 tensors take ~240
+serves a padded group of small tensors or a list of equal-size large ones, so a MiniVLA's ~1150 tensors take ~210
 calls per step instead of ~1800).
 
 Every kernel works in two passes so that sharded tensors need one collective per step: pass 1 updates the moments
@@ -50,7 +50,7 @@ _CHUNK_NUMEL = 1 << 25
 _GROUP_NUMEL = 1 << 16
 # Elements per group buffer (rows × padded row length), which bounds the temporaries of one group.
 _GROUP_BUFFER_NUMEL = 1 << 22
-# Larger tensors of equal shape (the same projection in every block) step this many to a compiled call, in place
+# Larger tensors of equal size (the same projection in every block) step this many to a compiled call, in place
 # and without copies: one call's fixed host cost then serves several tensors. Fewer than 2 turns it off.
 _LIST_SIZE = 8
 
@@ -123,7 +123,7 @@ class SPDAdam(Optimizer):
         fused (bool, optional): use the ``torch.compile`` kernel (one fused pass for the moments and the three
             reductions, one for the projection). The first step compiles it, which takes tens of seconds. Small
             tensors step in zero-padded groups whose buffers the optimizer keeps (about twice their size, per
-            buffer operand), equal-shape large ones in lists of eight. Supports floating-point tensors on CPU, CUDA
+            buffer operand), equal-size large ones in lists of eight. Supports floating-point tensors on CPU, CUDA
             and XPU (default: None).
 
     Raises:
@@ -637,8 +637,13 @@ def _fused_spd_adam(
     groups, singles = _tensor_groups(params, grads, exp_avgs, exp_avg_sqs, anchors, lams, group_buffers)
     lists, singles = _equal_size_lists(singles, params, grads, exp_avgs, exp_avg_sqs, anchors, lams)
     rows: list[Tensor | None] = [None] * n
-    for idx in lists:  # the tensors go in as they are; the compiled list kernels flatten them
-        p, g, m, v = ([lst[i] for i in idx] for lst in (params, grads, exp_avgs, exp_avg_sqs))
+    flat: dict[int, tuple[Tensor, ...]] = {}  # 1-D aliases of the listed tensors' p, g, m, v (and anchor)
+    for idx in lists:
+        for i in idx:
+            flat[i] = tuple(_flat_alias(t) for t in (params[i], grads[i], exp_avgs[i], exp_avg_sqs[i]))
+            if anchors[i] is not None:
+                flat[i] += (_flat_alias(anchors[i]),)
+        p, g, m, v = ([flat[i][k] for i in idx] for k in range(4))
         dtype, device = _compute_dtype(params[idx[0]]), params[idx[0]].device
         sizes = _column([step_sizes[i] for i in idx], device, dtype)
         bc2s = _column([bc2_sqrts[i] for i in idx], device, dtype)
@@ -648,7 +653,7 @@ def _fused_spd_adam(
         if anchors[idx[0]] is None:
             list_rows = compiled.list_partials_zero(p, g, m, v, beta1, beta2, sizes, bc2s, eps)
         else:
-            list_rows = compiled.list_partials(p, g, m, v, [anchors[i] for i in idx], beta1, beta2, sizes, bc2s,
+            list_rows = compiled.list_partials(p, g, m, v, [flat[i][4] for i in idx], beta1, beta2, sizes, bc2s,
                                                eps)
         for i, row in zip(idx, list_rows.unbind(0)):
             rows[i] = row
@@ -712,11 +717,11 @@ def _fused_spd_adam(
         dtype = _compute_dtype(first)
         sizes = _column([step_sizes[i] for i in idx], first.device, dtype)
         bc2s = _column([bc2_sqrts[i] for i in idx], first.device, dtype)
-        p, m, v = ([lst[i] for i in idx] for lst in (params, exp_avgs, exp_avg_sqs))
+        p, m, v = ([flat[i][k] for i in idx] for k in (0, 2, 3))
         if anchors[idx[0]] is None:
             compiled.list_project_zero(p, m, v, column, sizes, bc2s, eps)
         else:
-            compiled.list_project(p, m, v, [anchors[i] for i in idx], column, sizes, bc2s, eps)
+            compiled.list_project(p, m, v, [flat[i][4] for i in idx], column, sizes, bc2s, eps)
     for group in groups:
         if not group.projects:
             continue
@@ -832,12 +837,8 @@ def _tensor_groups(params: list[Tensor], grads: list[Tensor], exp_avgs: list[Ten
 def _equal_size_lists(singles: list[int], params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tensor],
                       exp_avg_sqs: list[Tensor], anchors: list[Tensor | None],
                       lams: list[float]) -> tuple[list[list[int]], list[int]]:
-    """Splits ``singles`` into lists of ``_LIST_SIZE`` contiguous tensors that share the shape, the device, the
-    dtypes of every operand, whether they project and whether they have an anchor (on their device), and the rest.
-
-    Equal shapes let the tensors go into the compiled call as they are (no per-tensor alias op on the host): its
-    guards then see one size symbol per dimension for the whole list, and one compilation per rank serves them.
-    """
+    """Splits ``singles`` into lists of ``_LIST_SIZE`` tensors that share the number of elements, the device, the
+    dtypes of every operand, whether they project and whether they have an anchor (on their device), and the rest."""
     if _LIST_SIZE < 2:
         return [], singles
     keyed: dict[tuple[Any, ...], list[int]] = {}
@@ -848,7 +849,7 @@ def _equal_size_lists(singles: list[int], params: list[Tensor], grads: list[Tens
                 or (anchor is not None and (anchor.device != p.device or not anchor.is_contiguous()))):
             rest.append(i)
             continue
-        key = (p.shape, p.device, p.dtype, grads[i].dtype, exp_avgs[i].dtype, exp_avg_sqs[i].dtype,
+        key = (p.numel(), p.device, p.dtype, grads[i].dtype, exp_avgs[i].dtype, exp_avg_sqs[i].dtype,
                None if anchor is None else anchor.dtype, lams[i] != 0)
         keyed.setdefault(key, []).append(i)
     lists = []
@@ -956,43 +957,38 @@ def _group_project_zero(*args: Any) -> None:
     _fused_project_zero(*args)
 
 
-# The per-tensor math on lists of equal-shape contiguous tensors, flattened inside the graph, with step sizes, bias
-# corrections and weights as (K,) tensors; the list length is fixed, so one compilation per dtype combination and
-# rank serves every shape.
+# The per-tensor math on lists of equal-size 1-D tensors, with step sizes, bias corrections and weights as (K,)
+# tensors; one compilation per dtype combination serves every size, since the list length is fixed.
 
 
 def _list_adam(ps: list[Tensor], gs: list[Tensor], ms: list[Tensor], vs: list[Tensor], beta1: float, beta2: float,
                step_sizes: Tensor, bc2_sqrts: Tensor, eps: float) -> None:
     for k in range(len(ps)):
-        _fused_adam(*_flat_views(ps[k], gs[k], ms[k], vs[k]), beta1, beta2, step_sizes[k], bc2_sqrts[k], eps)
+        _fused_adam(ps[k], gs[k], ms[k], vs[k], beta1, beta2, step_sizes[k], bc2_sqrts[k], eps)
 
 
 def _list_partials(ps: list[Tensor], gs: list[Tensor], ms: list[Tensor], vs: list[Tensor], anchors: list[Tensor],
                    beta1: float, beta2: float, step_sizes: Tensor, bc2_sqrts: Tensor, eps: float) -> Tensor:
-    return torch.stack([_fused_partials(*_flat_views(ps[k], gs[k], ms[k], vs[k], anchors[k]), beta1, beta2,
-                                        step_sizes[k], bc2_sqrts[k], eps) for k in range(len(ps))])
+    return torch.stack([_fused_partials(ps[k], gs[k], ms[k], vs[k], anchors[k], beta1, beta2, step_sizes[k],
+                                        bc2_sqrts[k], eps) for k in range(len(ps))])
 
 
 def _list_partials_zero(ps: list[Tensor], gs: list[Tensor], ms: list[Tensor], vs: list[Tensor], beta1: float,
                         beta2: float, step_sizes: Tensor, bc2_sqrts: Tensor, eps: float) -> Tensor:
-    return torch.stack([_fused_partials(*_flat_views(ps[k], gs[k], ms[k], vs[k]), None, beta1, beta2,
-                                        step_sizes[k], bc2_sqrts[k], eps) for k in range(len(ps))])
+    return torch.stack([_fused_partials(ps[k], gs[k], ms[k], vs[k], None, beta1, beta2, step_sizes[k],
+                                        bc2_sqrts[k], eps) for k in range(len(ps))])
 
 
 def _list_project(ps: list[Tensor], ms: list[Tensor], vs: list[Tensor], anchors: list[Tensor], weights: Tensor,
                   step_sizes: Tensor, bc2_sqrts: Tensor, eps: float) -> None:
     for k in range(len(ps)):
-        _fused_project(*_flat_views(ps[k], ms[k], vs[k], anchors[k]), weights[k], step_sizes[k], bc2_sqrts[k], eps)
+        _fused_project(ps[k], ms[k], vs[k], anchors[k], weights[k], step_sizes[k], bc2_sqrts[k], eps)
 
 
 def _list_project_zero(ps: list[Tensor], ms: list[Tensor], vs: list[Tensor], weights: Tensor, step_sizes: Tensor,
                        bc2_sqrts: Tensor, eps: float) -> None:
     for k in range(len(ps)):
-        _fused_project_zero(*_flat_views(ps[k], ms[k], vs[k]), weights[k], step_sizes[k], bc2_sqrts[k], eps)
-
-
-def _flat_views(*tensors: Tensor) -> tuple[Tensor, ...]:
-    return tuple(t.view(-1) for t in tensors)
+        _fused_project_zero(ps[k], ms[k], vs[k], weights[k], step_sizes[k], bc2_sqrts[k], eps)
 
 
 @dataclass(frozen=True)
