@@ -86,7 +86,7 @@ _VARIANTS = ('infer', 'eager', 'cuda graph', 'compile', 'compile + cuda graph')
 FULL = Mode(
     device='cuda', preset='minivla',
     budgets={'optimizer': 160, 'correctness': 60, 'inference': 130, 'training': 80}, total_budget=470,
-    opt_warmup=2, opt_repeats=10, corr_steps=300, corr_extra_shapes=((257, 1031), (70_000,)), corr_cases=_CASES,
+    opt_warmup=2, opt_repeats=10, corr_steps=300, corr_extra_shapes=((129, 521), (70_000,)), corr_cases=_CASES,
     infer_iters=50, infer_warmup=5, infer_variants=_VARIANTS, train_batch=8, train_steps=10, train_warmup=3,
     demo_args=('--size', 'gpu', '--device', 'cuda'))
 DRY = Mode(
