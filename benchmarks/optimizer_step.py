@@ -35,6 +35,14 @@ _ACCESSES = {  # (param-dtype accesses, anchor accesses)
 _STATE = {'AdamW': 2, 'SPDAdam': 2}  # moments per parameter (SPDAdam adds the anchor)
 
 
+def bytes_per_param(name: str, elem: int, anchor_elem: int) -> tuple[int, int]:
+    """(persistent state, ideal traffic per step) in bytes per parameter of implementation ``name``."""
+    family = name.split()[0]
+    main_acc, anchor_acc = _ACCESSES[name]
+    return (_STATE[family] * elem + (anchor_elem if family == 'SPDAdam' else 0),
+            main_acc * elem + anchor_acc * anchor_elem)
+
+
 def transformer_shapes(n_params: float, hidden: int) -> list[list[tuple[tuple[int, ...], bool]]]:
     """Blocks of ``(shape, is_bias)`` for pre-norm transformer blocks until about ``n_params`` elements."""
     d = hidden
@@ -157,10 +165,7 @@ def main() -> None:
     print('|' + '|'.join('-' * (len(c)) for c in header.split('|')[1:-1]) + '|')
     for name, (first, times) in results.items():
         median, fastest = statistics.median(times), min(times)
-        family = name.split()[0]
-        state = _STATE[family] * elem + (anchor_elem if family == 'SPDAdam' else 0)
-        main_acc, anchor_acc = _ACCESSES[name]
-        traffic = main_acc * elem + anchor_acc * anchor_elem
+        state, traffic = bytes_per_param(name, elem, anchor_elem)
         ratio = f'{median / base:.2f}' if base else 'n/a'
         print(f'| {name:<16} | {1e3 * median:>9.1f} | {1e3 * fastest:>8.1f} | {ratio:>13} | {first:>12.2f} | '
               f'{state:>13} | {traffic:>15} | {traffic * n / median / 1e9:>6.1f} |')

@@ -7,6 +7,7 @@ from collections import Counter
 import pytest
 import torch
 
+from maps_vla.maps import optimizer
 from maps_vla.maps.optimizer import SPDAdam, spd_adam
 
 SHAPES = [(6, 4), (4,), (), (3, 2, 2)]
@@ -160,6 +161,121 @@ def test_fused_equals_single_tensor():
     for a_group, b_group in zip(single, fused):
         for a, b in zip(a_group, b_group):
             torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('group_numel, list_size', [(0, 0), (1 << 16, 8), (4, 2)],
+                         ids=['per-tensor', 'grouped', 'grouped-and-listed'])
+def test_fused_grouped_listed_and_per_tensor_equal_single_tensor(monkeypatch, group_numel, list_size):
+    monkeypatch.setattr(optimizer, '_GROUP_NUMEL', group_numel)
+    monkeypatch.setattr(optimizer, '_LIST_SIZE', list_size)
+    grads = _grads(5, steps=30)
+    groups, lists, singles = _plan(_scenario(grads)[0])
+    # copy and near share their kind (λ > 0, float64 anchors): at most 4 elements they form padded groups, above
+    # it equal-size lists of 2; the rest (zero, adam, bf16 anchors) has one tensor of each size per kind.
+    assert (len(groups), len(lists), len(singles)) == {0: (0, 0, 20), 1 << 16: (4, 0, 12), 4: (2, 2, 12)}[group_numel]
+    single, _ = _run_spd(grads, foreach=False)
+    fused, _ = _run_spd(grads, fused=True)
+    for a_group, b_group in zip(single, fused):
+        for a, b in zip(a_group, b_group):
+            torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12)
+
+
+def _plan(groups):
+    """How the fused path splits the tensors of these param groups: padded groups, equal-size lists, single ones."""
+    opt = SPDAdam(groups, fused=True)
+    params = [p for g in opt.param_groups for p in g['params']]
+    lams = [g['lam'] for g in opt.param_groups for _ in g['params']]
+    grads = [torch.zeros_like(p) for p in params]
+    anchors = [opt.state[p].get('anchor') for p in params]
+    padded, singles = optimizer._tensor_groups(params, grads, grads, grads, anchors, lams)
+    lists, singles = optimizer._equal_size_lists(singles, params, grads, grads, grads, anchors, lams)
+    return padded, lists, singles
+
+
+def test_groups_hold_small_alike_tensors_and_every_tensor_steps_once(monkeypatch):
+    monkeypatch.setattr(optimizer, '_GROUP_NUMEL', 8)
+    monkeypatch.setattr(optimizer, '_GROUP_BUFFER_NUMEL', 16)  # at most 4 rows of length 4
+    f64 = torch.float64
+    params = ([torch.zeros(3, dtype=f64) for _ in range(5)] + [torch.zeros(2, 2, dtype=f64) for _ in range(4)]
+              + [torch.zeros(9, dtype=f64), torch.zeros(4, 2, dtype=f64).t(), torch.zeros((), dtype=f64),
+                 torch.zeros(0, dtype=f64), torch.zeros(3, dtype=torch.float32)])
+    lams = [1.0] * 7 + [0.0] * 2 + [1.0] * 5
+    anchors = [p.clone() for p in params]
+    grads = [torch.zeros_like(p) for p in params]
+    groups, singles = optimizer._tensor_groups(params, grads, grads, grads, anchors, lams)
+    stepped = sorted([i for g in groups for i in g.indices] + singles)
+    assert stepped == list(range(len(params)))
+    # rows of length 4: the first 7 (λ > 0) in groups of 4 and 3; the two λ = 0 ones apart; the scalar (length 2)
+    # and the float32 one alone, so single; too large, transposed (non-contiguous) and empty tensors are single too.
+    assert [(g.indices, g.length) for g in groups] == [([0, 1, 2, 3], 4), ([4, 5, 6], 4), ([7, 8], 4)]
+    assert singles == [9, 10, 11, 12, 13]
+
+
+def test_equal_size_lists_are_full_and_alike(monkeypatch):
+    monkeypatch.setattr(optimizer, '_LIST_SIZE', 2)
+    f64 = torch.float64
+    params = ([torch.zeros(6, dtype=f64), torch.zeros(2, 3, dtype=f64), torch.zeros(6, dtype=f64)]  # 3 of size 6
+              + [torch.zeros(5, dtype=f64), torch.zeros(5, dtype=torch.float32)]  # dtypes differ
+              + [torch.zeros(4, dtype=f64), torch.zeros(4, dtype=f64)]  # one has no anchor
+              + [torch.zeros(3, 2, dtype=f64).t(), torch.zeros(6, dtype=f64)])  # non-contiguous, then λ = 0
+    lams = [1.0] * 8 + [0.0]
+    anchors = [p.clone() for p in params]
+    anchors[6] = None
+    grads = [torch.zeros_like(p) for p in params]
+    lists, singles = optimizer._equal_size_lists(list(range(9)), params, grads, grads, grads, anchors, lams)
+    assert lists == [[0, 1]] and singles == [2, 3, 4, 5, 6, 7, 8]
+    monkeypatch.setattr(optimizer, '_LIST_SIZE', 0)
+    assert optimizer._equal_size_lists([0, 1], params, grads, grads, grads, anchors, lams) == ([], [0, 1])
+
+
+@pytest.mark.slow
+def test_grouped_padding_is_inert_with_eps_zero(monkeypatch):
+    # Padding with v = 0 would make the padded candidate 0/0 = NaN when eps = 0, and with it the row sums.
+    gen = torch.Generator().manual_seed(6)
+    init = [torch.randn(s, generator=gen, dtype=torch.float64) for s in [(3,), (3,), (5,), (5,)]]
+    anchors = [t + 0.1 * torch.randn(t.shape, generator=gen, dtype=torch.float64) for t in init]
+    results = []
+    for kwargs in ({'foreach': False}, {'fused': True}):
+        params = [torch.nn.Parameter(t.clone()) for t in init]
+        opt = SPDAdam([{'params': params, 'anchors': anchors, 'lam': 2.0}], lr=LR, eps=0.0, **kwargs)
+        for step in range(5):
+            for p in params:
+                p.grad = torch.randn(p.shape, generator=torch.Generator().manual_seed(step), dtype=torch.float64)
+            opt.step()
+        results.append([p.detach().clone() for p in params])
+    assert len(_plan([{'params': init, 'anchors': anchors, 'lam': 2.0}])[0]) == 2
+    for a, b in zip(*results):
+        assert torch.isfinite(b).all()
+        torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_fused_group_buffers_are_kept_refilled_and_follow_params_without_grads():
+    gen = torch.Generator().manual_seed(8)
+    init = [torch.randn(s, generator=gen, dtype=torch.float64) for s in [(3,), (3,), (2, 2), (4,), (5,)]]
+    anchors = [t + 0.1 * torch.randn(t.shape, generator=gen, dtype=torch.float64) for t in init]
+    grads = [[torch.randn(t.shape, generator=gen, dtype=torch.float64) for t in init] for _ in range(6)]
+    results, opts = [], []
+    for kwargs in ({'foreach': False}, {'fused': True}):
+        params = [torch.nn.Parameter(t.clone()) for t in init]
+        opt = SPDAdam([{'params': params, 'anchors': anchors, 'lam': 2.0}], lr=LR, eps=0.0, **kwargs)
+        for step, step_grads in enumerate(grads):
+            for k, (p, g) in enumerate(zip(params, step_grads)):
+                p.grad = None if (step == 3 and k == 0) else g.clone()  # step 3 has a grad-less parameter
+            if kwargs.get('fused') and step == 2:
+                (buffers,) = opt._group_buffers.values()
+                (group,) = buffers.values()
+                assert group.length == 4 and group.indices == [0, 1, 2, 3]  # kept from the first steps
+                group.v.zero_()  # a stale padding of v = 0 would make eps = 0 divide 0 by 0
+            opt.step()
+        results.append([p.detach().clone() for p in params])
+        opts.append(opt)
+    (buffers,) = opts[1]._group_buffers.values()
+    assert [g.indices for g in buffers.values()] == [[0, 1, 2, 3]]  # step 3's plan was dropped again
+    for a, b in zip(*results):
+        assert torch.isfinite(b).all()
+        torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize('path', PATHS)

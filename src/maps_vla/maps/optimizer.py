@@ -3,7 +3,9 @@
 Laid out like ``torch/optim/adam.py``: the :class:`SPDAdam` class gathers per-group tensor lists and calls the
 functional :func:`spd_adam`, which runs one of three kernels that share one signature and do the same math:
 ``_single_tensor_spd_adam`` (the readable reference), ``_foreach_spd_adam`` (``torch._foreach_*`` ops, the default)
-and ``_fused_spd_adam`` (``torch.compile`` of the per-tensor math: C++ on CPU, Triton on CUDA).
+and ``_fused_spd_adam`` (``torch.compile`` of the per-tensor math: C++ on CPU, Triton on CUDA; one compiled call
+serves a padded group of small tensors or a list of equal-size large ones, so a MiniVLA's ~1150 tensors take ~210
+calls per step instead of ~1800).
 
 Every kernel works in two passes so that sharded tensors need one collective per step: pass 1 updates the moments
 and records three partial sums per tensor, ``[gᵀ(θ−θ₀), ‖θ−θ₀‖², ‖θ̃−θ₀‖²]``; the rows of sharded tensors are
@@ -41,6 +43,16 @@ _FUSED_DEVICES = ('cpu', 'cuda', 'xpu')
 # Anchored tensors are processed in chunks of this many elements in the foreach path. It bounds the temporaries
 # (θ−θ₀ and, for anchors kept on another device, the moved anchors) to a slice of the model.
 _CHUNK_NUMEL = 1 << 25
+# The fused path steps tensors of at most this many elements in groups, one compiled kernel per group and pass
+# instead of one per tensor (a MiniVLA has ~700 such biases, norms and scales among its ~1150 tensors); 0 turns
+# grouping off. Larger tensors are not copied into buffers, which would cost more memory traffic than the call it
+# saves; they step in lists (below) or one per call.
+_GROUP_NUMEL = 1 << 16
+# Elements per group buffer (rows × padded row length), which bounds the temporaries of one group.
+_GROUP_BUFFER_NUMEL = 1 << 22
+# Larger tensors of equal size (the same projection in every block) step this many to a compiled call, in place
+# and without copies: one call's fixed host cost then serves several tensors. Fewer than 2 turns it off.
+_LIST_SIZE = 8
 
 _PartialReducer = Callable[[Tensor], None]
 
@@ -109,8 +121,10 @@ class SPDAdam(Optimizer):
         foreach (bool, optional): use the ``torch._foreach_*`` kernel. None picks it unless ``fused`` is True. It
             needs about one parameter-sized temporary more than the single-tensor loop (default: None).
         fused (bool, optional): use the ``torch.compile`` kernel (one fused pass for the moments and the three
-            reductions, one for the projection). The first step compiles it, which takes tens of seconds. Supports
-            floating-point tensors on CPU, CUDA and XPU (default: None).
+            reductions, one for the projection). The first step compiles it, which takes tens of seconds. Small
+            tensors step in zero-padded groups whose buffers the optimizer keeps (about twice their size, per
+            buffer operand), equal-size large ones in lists of eight. Supports floating-point tensors on CPU, CUDA
+            and XPU (default: None).
 
     Raises:
         ValueError: a hyperparameter is out of range or the anchors do not match the parameters.
@@ -144,10 +158,13 @@ class SPDAdam(Optimizer):
         }, where='')
         if defaults['anchor'] == 'explicit':
             raise ValueError("Invalid anchor: 'explicit' (pass 'anchors' inside a param group instead)")
+        # The fused path's small-tensor group buffers, per batch of groups that step together (not saved).
+        self._group_buffers: dict[tuple[Any, ...], dict[Any, Any]] = {}
         super().__init__(params, defaults)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
+        self._group_buffers = {}
         for group in self.param_groups:
             group.setdefault('lam', 0.0)
             group.setdefault('anchor', 'copy')
@@ -276,10 +293,12 @@ class SPDAdam(Optimizer):
         for index, group in enumerate(self.param_groups):
             key = (*group['betas'], group['eps'], group['foreach'], group['fused'])
             self._init_group(index, group, batches.setdefault(key, _Batch()))
-        for (beta1, beta2, eps, foreach, fused), batch in batches.items():
+        for key, batch in batches.items():
+            beta1, beta2, eps, foreach, fused = key
             spd_adam(batch.params, batch.grads, batch.exp_avgs, batch.exp_avg_sqs, batch.anchors,
                      batch.state_steps, foreach=foreach, fused=fused, beta1=beta1, beta2=beta2, lr=batch.lr,
-                     eps=eps, lam=batch.lam, max_decay=batch.max_decay)
+                     eps=eps, lam=batch.lam, max_decay=batch.max_decay,
+                     group_buffers=self._group_buffers.setdefault(key, {}) if fused else None)
         return loss
 
 
@@ -314,12 +333,15 @@ def spd_adam(
     eps: float,
     lam: float | Sequence[float],
     max_decay: float | None | Sequence[float | None] = None,
+    group_buffers: dict[Any, Any] | None = None,
 ) -> None:
     r"""Functional API that performs the SPDAdam computation. See :class:`SPDAdam` for details.
 
     ``anchors[i]`` is θ₀ of ``params[i]`` or None for θ₀ = 0. ``lr``, ``lam`` and ``max_decay`` are one value or one
     per tensor. ``state_steps`` are float32 CPU tensors incremented in place. DTensor arguments are stepped on their
-    local shards with the partial reductions summed over their shard groups.
+    local shards with the partial reductions summed over their shard groups. ``group_buffers`` (fused only): a dict
+    that keeps the buffers of the small-tensor groups from one call to the next (pass the same one every step for
+    the same tensors); None makes them anew each call.
     """
     n = len(params)
     lists = {'grads': grads, 'exp_avgs': exp_avgs, 'exp_avg_sqs': exp_avg_sqs, 'anchors': anchors,
@@ -341,8 +363,9 @@ def spd_adam(
             [state_steps[i] for i in order])
     reducer = _partial_reducer([keys[i] for i in order if lams[i] != 0])
     kernel = _fused_spd_adam if fused else (_single_tensor_spd_adam if foreach is False else _foreach_spd_adam)
+    extra = {'group_buffers': group_buffers} if fused else {}
     kernel(local, *args, beta1=beta1, beta2=beta2, lrs=[lrs[i] for i in order], eps=eps,
-           lams=[lams[i] for i in order], max_decays=[caps[i] for i in order], reduce_partials=reducer)
+           lams=[lams[i] for i in order], max_decays=[caps[i] for i in order], reduce_partials=reducer, **extra)
 
 
 # ------------------------------------------------------------------------------------------------ shared math
@@ -365,7 +388,11 @@ def _anchor_like(anchor: Tensor, theta: Tensor) -> Tensor:
 def _bias_corrections(step_t: Tensor, lr: float, beta1: float, beta2: float) -> tuple[float, float]:
     # The step counter lives on the CPU (as in torch's Adam with capturable=False), so reading it never waits on
     # the accelerator.
-    step = step_t.item()
+    return _corrections(step_t.item(), lr, beta1, beta2)
+
+
+def _corrections(step: float, lr: float, beta1: float, beta2: float) -> tuple[float, float]:
+    """(step size lr / (1 − β₁ᵗ), √(1 − β₂ᵗ)) at step ``step``."""
     return lr / (1 - beta1**step), (1 - beta2**step) ** 0.5
 
 
@@ -390,14 +417,14 @@ def _decay_weights(partials: Tensor, lams: Sequence[float], caps: Sequence[float
     return torch.where(dot > 0, weight, 0.0)
 
 
-def _column(values: Sequence[float], device: torch.device) -> Tensor:
-    host = torch.tensor(values, dtype=torch.float64, pin_memory=device.type == 'cuda')
+def _column(values: Sequence[float], device: torch.device, dtype: torch.dtype = torch.float64) -> Tensor:
+    host = torch.tensor(values, dtype=dtype, pin_memory=device.type == 'cuda')
     return host.to(device, non_blocking=True)
 
 
 def _stack_rows(rows: list[Tensor]) -> Tensor:
     device = rows[0].device
-    return torch.stack([r.to(device, non_blocking=True) for r in rows])
+    return torch.stack([r if r.device == device else r.to(device, non_blocking=True) for r in rows])
 
 
 # ------------------------------------------------------------------------------------------------ kernels
@@ -597,37 +624,240 @@ def _fused_spd_adam(
     lams: list[float],
     max_decays: list[float],
     reduce_partials: _PartialReducer | None,
+    group_buffers: dict[Any, _TensorGroup] | None = None,
 ) -> None:
+    if not params:
+        return
     compiled = _compiled_kernels()
-    step_sizes, bc2_sqrts, rows = [], [], []
-    for i, param in enumerate(params):
-        state_steps[i] += 1
-        step_size, bc2_sqrt = _bias_corrections(state_steps[i], lrs[i], beta1, beta2)
-        step_sizes.append(step_size)
-        bc2_sqrts.append(bc2_sqrt)
-        kernels = _kernels_for(param, compiled)
-        p, g, m, v = _flat(param, grads[i], exp_avgs[i], exp_avg_sqs[i])
-        if lams[i] == 0:
-            kernels.adam(p, g, m, v, beta1, beta2, step_size, bc2_sqrt, eps)
-        elif anchors[i] is None:
-            rows.append(kernels.partials_zero(p, g, m, v, beta1, beta2, step_size, bc2_sqrt, eps))
+    n = len(params)
+    # One op for all step counters and one read of them, instead of an add and an .item() per tensor.
+    torch._foreach_add_(state_steps, 1)
+    steps = torch.stack(state_steps).tolist()
+    step_sizes, bc2_sqrts = map(list, zip(*(_corrections(steps[i], lrs[i], beta1, beta2) for i in range(n))))
+    groups, singles = _tensor_groups(params, grads, exp_avgs, exp_avg_sqs, anchors, lams, group_buffers)
+    lists, singles = _equal_size_lists(singles, params, grads, exp_avgs, exp_avg_sqs, anchors, lams)
+    rows: list[Tensor | None] = [None] * n
+    flat: dict[int, tuple[Tensor, ...]] = {}  # 1-D aliases of the listed tensors' p, g, m, v (and anchor)
+    for idx in lists:
+        for i in idx:
+            flat[i] = tuple(_flat_alias(t) for t in (params[i], grads[i], exp_avgs[i], exp_avg_sqs[i]))
+            if anchors[i] is not None:
+                flat[i] += (_flat_alias(anchors[i]),)
+        p, g, m, v = ([flat[i][k] for i in idx] for k in range(4))
+        dtype, device = _compute_dtype(params[idx[0]]), params[idx[0]].device
+        sizes = _column([step_sizes[i] for i in idx], device, dtype)
+        bc2s = _column([bc2_sqrts[i] for i in idx], device, dtype)
+        if lams[idx[0]] == 0:
+            compiled.list_adam(p, g, m, v, beta1, beta2, sizes, bc2s, eps)
+            continue
+        if anchors[idx[0]] is None:
+            list_rows = compiled.list_partials_zero(p, g, m, v, beta1, beta2, sizes, bc2s, eps)
         else:
-            a = _flat_anchor(anchors[i], param)
-            rows.append(kernels.partials(p, g, m, v, a, beta1, beta2, step_size, bc2_sqrt, eps))
-    projected = [i for i in range(len(params)) if lams[i] != 0]
+            list_rows = compiled.list_partials(p, g, m, v, [flat[i][4] for i in idx], beta1, beta2, sizes, bc2s,
+                                               eps)
+        for i, row in zip(idx, list_rows.unbind(0)):
+            rows[i] = row
+    for i in singles:
+        kernels = _kernels_for(params[i], compiled)
+        p, g, m, v = _flat(params[i], grads[i], exp_avgs[i], exp_avg_sqs[i])
+        if lams[i] == 0:
+            kernels.adam(p, g, m, v, beta1, beta2, step_sizes[i], bc2_sqrts[i], eps)
+        elif anchors[i] is None:
+            rows[i] = kernels.partials_zero(p, g, m, v, beta1, beta2, step_sizes[i], bc2_sqrts[i], eps)
+        else:
+            a = _flat_anchor(anchors[i], params[i])
+            rows[i] = kernels.partials(p, g, m, v, a, beta1, beta2, step_sizes[i], bc2_sqrts[i], eps)
+    for group in groups:
+        group.gather(params, grads, exp_avgs, exp_avg_sqs, anchors, step_sizes, bc2_sqrts)
+        if not group.projects:
+            compiled.group_adam(group.p, group.g, group.m, group.v, beta1, beta2, group.step_sizes,
+                                group.bc2_sqrts, eps)
+            group.scatter(params, exp_avgs, exp_avg_sqs, moments=True, param=True)
+            continue
+        if group.a is None:
+            group_rows = compiled.group_partials_zero(group.p, group.g, group.m, group.v, beta1, beta2,
+                                                      group.step_sizes, group.bc2_sqrts, eps)
+        else:
+            group_rows = compiled.group_partials(group.p, group.g, group.m, group.v, group.a, beta1, beta2,
+                                                 group.step_sizes, group.bc2_sqrts, eps)
+        group.scatter(params, exp_avgs, exp_avg_sqs, moments=True, param=False)
+        for i, row in zip(group.indices, group_rows.unbind(0)):
+            rows[i] = row
+    projected = [i for i in range(n) if lams[i] != 0]
     if not projected:
         return
-    weights = _decay_weights(_stack_rows(rows), [lams[i] for i in projected], [max_decays[i] for i in projected],
-                             reduce_partials)
-    for weight, i in zip(weights.unbind(0), projected):
+    weights = _decay_weights(_stack_rows([rows[i] for i in projected]), [lams[i] for i in projected],
+                             [max_decays[i] for i in projected], reduce_partials)
+    position = {i: r for r, i in enumerate(projected)}
+    by_dtype: dict[tuple[torch.device, torch.dtype], Tensor] = {}
+
+    def weights_for(t: Tensor) -> Tensor:
+        key = (t.device, _compute_dtype(t))
+        if key not in by_dtype:
+            by_dtype[key] = weights.to(device=key[0], dtype=key[1], non_blocking=True)
+        return by_dtype[key]
+
+    for i in singles:
+        if lams[i] == 0:
+            continue
         param = params[i]
         kernels = _kernels_for(param, compiled)
         p, _, m, v = _flat(param, grads[i], exp_avgs[i], exp_avg_sqs[i])
-        weight = weight.to(device=param.device, dtype=_compute_dtype(param), non_blocking=True)
+        weight = weights_for(param)[position[i]]
         if anchors[i] is None:
             kernels.project_zero(p, m, v, weight, step_sizes[i], bc2_sqrts[i], eps)
         else:
             kernels.project(p, m, v, _flat_anchor(anchors[i], param), weight, step_sizes[i], bc2_sqrts[i], eps)
+    for idx in lists:
+        if lams[idx[0]] == 0:
+            continue
+        first = params[idx[0]]
+        rows_of = _column([position[i] for i in idx], weights.device, torch.long)
+        column = weights_for(first).index_select(0, rows_of.to(first.device, non_blocking=True))
+        dtype = _compute_dtype(first)
+        sizes = _column([step_sizes[i] for i in idx], first.device, dtype)
+        bc2s = _column([bc2_sqrts[i] for i in idx], first.device, dtype)
+        p, m, v = ([flat[i][k] for i in idx] for k in (0, 2, 3))
+        if anchors[idx[0]] is None:
+            compiled.list_project_zero(p, m, v, column, sizes, bc2s, eps)
+        else:
+            compiled.list_project(p, m, v, [flat[i][4] for i in idx], column, sizes, bc2s, eps)
+    for group in groups:
+        if not group.projects:
+            continue
+        rows_of = _column([position[i] for i in group.indices], weights.device, torch.long)
+        column = weights_for(group.p).index_select(0, rows_of.to(group.p.device, non_blocking=True)).unsqueeze(1)
+        if group.a is None:
+            compiled.group_project_zero(group.p, group.m, group.v, column, group.step_sizes, group.bc2_sqrts, eps)
+        else:
+            compiled.group_project(group.p, group.m, group.v, group.a, column, group.step_sizes, group.bc2_sqrts,
+                                   eps)
+        group.scatter(params, exp_avgs, exp_avg_sqs, moments=False, param=True)
+
+
+class _TensorGroup:
+    """Small tensors that the fused path steps together: each is one zero-padded row of (K, L) buffers.
+
+    One compiled kernel then serves K tensors (its sums run along the rows, so each tensor keeps its own decision),
+    at the cost of copying the tensors in and out, which is negligible for tensors of at most ``_GROUP_NUMEL``
+    elements. The buffers and their per-tensor row views are made once and kept in ``group_buffers`` when the
+    caller gives one (SPDAdam does), so a step adds no per-tensor host work beyond building the lists. Padding is
+    inert: zero parameter, gradient, first moment and anchor with ``v = 1`` (refilled every step, since the moment
+    update decays it) give a zero candidate and zero sums for any eps >= 0.
+    """
+
+    def __init__(self, indices: list[int], template: list[Tensor], length: int, projects: bool) -> None:
+        """``template``: parameter, grad, exp_avg, exp_avg_sq and anchor (or None) of the first tensor; row views
+        are shaped like ``shapes``."""
+        self.indices, self.length, self.projects = indices, length, projects
+        self.shapes: list[torch.Size] = []
+        shape = (len(indices), length)
+        p, g, m, v, a = template
+        self.p, self.g, self.m = p.new_zeros(shape), g.new_zeros(shape), m.new_zeros(shape)
+        self.v = v.new_ones(shape)
+        self.a = None if a is None else a.new_zeros(shape)
+        self.step_sizes: Tensor | None = None
+        self.bc2_sqrts: Tensor | None = None
+        self._views: dict[str, list[Tensor]] = {}
+
+    def bind(self, shapes: list[torch.Size]) -> None:
+        self.shapes = shapes
+        self._views = {name: [buffer[r, :math.prod(s)].view(s) for r, s in enumerate(shapes)]
+                       for name, buffer in (('p', self.p), ('g', self.g), ('m', self.m), ('v', self.v),
+                                            ('a', self.a)) if buffer is not None}
+
+    def gather(self, params, grads, exp_avgs, exp_avg_sqs, anchors, step_sizes, bc2_sqrts) -> None:
+        self.v.fill_(1.0)
+        sources = {'p': params, 'g': grads, 'm': exp_avgs, 'v': exp_avg_sqs, 'a': anchors}
+        for name, views in self._views.items():
+            torch._foreach_copy_(views, [sources[name][i] for i in self.indices])
+        dtype, device = _compute_dtype(self.p), self.p.device
+        self.step_sizes = _column([step_sizes[i] for i in self.indices], device, dtype).unsqueeze(1)
+        self.bc2_sqrts = _column([bc2_sqrts[i] for i in self.indices], device, dtype).unsqueeze(1)
+
+    def scatter(self, params, exp_avgs, exp_avg_sqs, *, moments: bool, param: bool) -> None:
+        pairs = ([(exp_avgs, 'm'), (exp_avg_sqs, 'v')] if moments else []) + ([(params, 'p')] if param else [])
+        for tensors, name in pairs:
+            torch._foreach_copy_([tensors[i] for i in self.indices], self._views[name])
+
+
+def _tensor_groups(params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tensor], exp_avg_sqs: list[Tensor],
+                   anchors: list[Tensor | None], lams: list[float],
+                   group_buffers: dict[Any, _TensorGroup] | None = None) -> tuple[list[_TensorGroup], list[int]]:
+    """Splits the tensors into groups of small ones that step together and the rest (``singles``, in order).
+
+    A group shares the device, the dtypes of every operand, whether it projects (λ ≠ 0) and whether it has an
+    anchor, and a row length (the next power of two of its tensors' sizes, at least 2 so that no compiled size is
+    specialised); it holds at least two tensors and at most ``_GROUP_BUFFER_NUMEL`` buffer elements. Groups are
+    taken from ``group_buffers`` when one with the same place in the plan and the same shapes is there, and stored
+    in it otherwise.
+    """
+    keyed: dict[tuple[Any, ...], list[int]] = {}
+    singles: list[int] = []
+    for i, p in enumerate(params):
+        anchor, numel = anchors[i], p.numel()
+        if (not 0 < numel <= _GROUP_NUMEL or not all(t.is_contiguous() for t in (p, grads[i], exp_avgs[i],
+                                                                                exp_avg_sqs[i]))
+                or (anchor is not None and (anchor.device != p.device or not anchor.is_contiguous()))):
+            singles.append(i)
+            continue
+        length = max(2, 1 << (numel - 1).bit_length())
+        key = (p.device, p.dtype, grads[i].dtype, exp_avgs[i].dtype, exp_avg_sqs[i].dtype,
+               None if anchor is None else anchor.dtype, lams[i] != 0, length)
+        keyed.setdefault(key, []).append(i)
+    groups: list[_TensorGroup] = []
+    used: set[Any] = set()
+    for key, indices in keyed.items():
+        length, rows = key[-1], max(2, _GROUP_BUFFER_NUMEL // key[-1])
+        for start in range(0, len(indices), rows):
+            chunk = indices[start:start + rows]
+            if len(chunk) < 2:
+                singles.extend(chunk)
+                continue
+            shapes = [params[i].shape for i in chunk]
+            cache_key = (len(groups), key, tuple(shapes))
+            group = group_buffers.get(cache_key) if group_buffers is not None else None
+            if group is None:
+                i = chunk[0]
+                group = _TensorGroup(chunk, [params[i], grads[i], exp_avgs[i], exp_avg_sqs[i], anchors[i]], length,
+                                     projects=key[6])
+                group.bind(shapes)
+                if group_buffers is not None:
+                    group_buffers[cache_key] = group
+            group.indices = chunk
+            groups.append(group)
+            used.add(cache_key)
+    if group_buffers is not None:
+        for stale in set(group_buffers) - used:  # e.g. a step where some parameters had no gradient
+            del group_buffers[stale]
+    singles.sort()
+    return groups, singles
+
+
+def _equal_size_lists(singles: list[int], params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tensor],
+                      exp_avg_sqs: list[Tensor], anchors: list[Tensor | None],
+                      lams: list[float]) -> tuple[list[list[int]], list[int]]:
+    """Splits ``singles`` into lists of ``_LIST_SIZE`` tensors that share the number of elements, the device, the
+    dtypes of every operand, whether they project and whether they have an anchor (on their device), and the rest."""
+    if _LIST_SIZE < 2:
+        return [], singles
+    keyed: dict[tuple[Any, ...], list[int]] = {}
+    rest: list[int] = []
+    for i in singles:
+        p, anchor = params[i], anchors[i]
+        if (p.numel() <= 1 or not all(t.is_contiguous() for t in (p, grads[i], exp_avgs[i], exp_avg_sqs[i]))
+                or (anchor is not None and (anchor.device != p.device or not anchor.is_contiguous()))):
+            rest.append(i)
+            continue
+        key = (p.numel(), p.device, p.dtype, grads[i].dtype, exp_avgs[i].dtype, exp_avg_sqs[i].dtype,
+               None if anchor is None else anchor.dtype, lams[i] != 0)
+        keyed.setdefault(key, []).append(i)
+    lists = []
+    for indices in keyed.values():
+        whole = len(indices) - len(indices) % _LIST_SIZE
+        lists += [indices[k:k + _LIST_SIZE] for k in range(0, whole, _LIST_SIZE)]
+        rest += indices[whole:]
+    return lists, sorted(rest)
 
 
 def _kernels_for(param: Tensor, compiled: _Kernels) -> _Kernels:
@@ -681,8 +911,9 @@ def _fused_partials(param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Te
     after = _candidate(param, exp_avg, exp_avg_sq, step_size, bc2_sqrt, eps)
     if anchor is not None:
         before, after = before - anchor.to(dtype), after - anchor.to(dtype)
-    sums = [(grad.to(dtype) * before).sum(), (before * before).sum(), (after * after).sum()]
-    return torch.stack(sums).to(torch.float64)
+    # Sums along the last dimension: the whole tensor for the 1-D aliases, one row each for a group's (K, L) buffer.
+    sums = [(grad.to(dtype) * before).sum(-1), (before * before).sum(-1), (after * after).sum(-1)]
+    return torch.stack(sums, -1).to(torch.float64)
 
 
 def _fused_partials_zero(param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, beta1: float,
@@ -702,6 +933,64 @@ def _fused_project_zero(param: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, weig
     param.copy_(theta * (1 - weight))
 
 
+# The same math on a group's (K, L) buffers, with per-row step sizes, bias corrections and weights as (K, 1)
+# columns. Separate functions, so that dynamo counts their compilations apart from the per-tensor ones.
+
+
+def _group_adam(*args: Any) -> None:
+    _fused_adam(*args)
+
+
+def _group_partials(*args: Any) -> Tensor:
+    return _fused_partials(*args)
+
+
+def _group_partials_zero(*args: Any) -> Tensor:
+    return _fused_partials_zero(*args)
+
+
+def _group_project(*args: Any) -> None:
+    _fused_project(*args)
+
+
+def _group_project_zero(*args: Any) -> None:
+    _fused_project_zero(*args)
+
+
+# The per-tensor math on lists of equal-size 1-D tensors, with step sizes, bias corrections and weights as (K,)
+# tensors; one compilation per dtype combination serves every size, since the list length is fixed.
+
+
+def _list_adam(ps: list[Tensor], gs: list[Tensor], ms: list[Tensor], vs: list[Tensor], beta1: float, beta2: float,
+               step_sizes: Tensor, bc2_sqrts: Tensor, eps: float) -> None:
+    for k in range(len(ps)):
+        _fused_adam(ps[k], gs[k], ms[k], vs[k], beta1, beta2, step_sizes[k], bc2_sqrts[k], eps)
+
+
+def _list_partials(ps: list[Tensor], gs: list[Tensor], ms: list[Tensor], vs: list[Tensor], anchors: list[Tensor],
+                   beta1: float, beta2: float, step_sizes: Tensor, bc2_sqrts: Tensor, eps: float) -> Tensor:
+    return torch.stack([_fused_partials(ps[k], gs[k], ms[k], vs[k], anchors[k], beta1, beta2, step_sizes[k],
+                                        bc2_sqrts[k], eps) for k in range(len(ps))])
+
+
+def _list_partials_zero(ps: list[Tensor], gs: list[Tensor], ms: list[Tensor], vs: list[Tensor], beta1: float,
+                        beta2: float, step_sizes: Tensor, bc2_sqrts: Tensor, eps: float) -> Tensor:
+    return torch.stack([_fused_partials(ps[k], gs[k], ms[k], vs[k], None, beta1, beta2, step_sizes[k],
+                                        bc2_sqrts[k], eps) for k in range(len(ps))])
+
+
+def _list_project(ps: list[Tensor], ms: list[Tensor], vs: list[Tensor], anchors: list[Tensor], weights: Tensor,
+                  step_sizes: Tensor, bc2_sqrts: Tensor, eps: float) -> None:
+    for k in range(len(ps)):
+        _fused_project(ps[k], ms[k], vs[k], anchors[k], weights[k], step_sizes[k], bc2_sqrts[k], eps)
+
+
+def _list_project_zero(ps: list[Tensor], ms: list[Tensor], vs: list[Tensor], weights: Tensor, step_sizes: Tensor,
+                       bc2_sqrts: Tensor, eps: float) -> None:
+    for k in range(len(ps)):
+        _fused_project_zero(ps[k], ms[k], vs[k], weights[k], step_sizes[k], bc2_sqrts[k], eps)
+
+
 @dataclass(frozen=True)
 class _Kernels:
     adam: Callable[..., None]
@@ -709,9 +998,22 @@ class _Kernels:
     partials_zero: Callable[..., Tensor]
     project: Callable[..., None]
     project_zero: Callable[..., None]
+    group_adam: Callable[..., None]
+    group_partials: Callable[..., Tensor]
+    group_partials_zero: Callable[..., Tensor]
+    group_project: Callable[..., None]
+    group_project_zero: Callable[..., None]
+    list_adam: Callable[..., None]
+    list_partials: Callable[..., Tensor]
+    list_partials_zero: Callable[..., Tensor]
+    list_project: Callable[..., None]
+    list_project_zero: Callable[..., None]
 
 
-_EAGER_KERNELS = _Kernels(_fused_adam, _fused_partials, _fused_partials_zero, _fused_project, _fused_project_zero)
+_KERNEL_FUNCTIONS = (_fused_adam, _fused_partials, _fused_partials_zero, _fused_project, _fused_project_zero,
+                     _group_adam, _group_partials, _group_partials_zero, _group_project, _group_project_zero,
+                     _list_adam, _list_partials, _list_partials_zero, _list_project, _list_project_zero)
+_EAGER_KERNELS = _Kernels(*_KERNEL_FUNCTIONS)
 
 
 @functools.cache
@@ -723,8 +1025,7 @@ def _compiled_kernels() -> _Kernels:
     """
     try:
         compile_ = functools.partial(torch.compile, dynamic=True, fullgraph=True)
-        return _Kernels(compile_(_fused_adam), compile_(_fused_partials), compile_(_fused_partials_zero),
-                        compile_(_fused_project), compile_(_fused_project_zero))
+        return _Kernels(*(compile_(fn) for fn in _KERNEL_FUNCTIONS))
     except Exception as error:  # torch.compile raises backend-specific types
         raise RuntimeError(f'fused=True needs torch.compile, which failed here: {error}; '
                            'use foreach=True instead') from error
