@@ -18,9 +18,9 @@ class DemoConfig:
 
     size: str = 'smallest'  # name of the preset these values came from (shown in the report)
     out: str = 'outputs/demo'  # report folder; a previous demo's files there are replaced
-    # the starting policy: 'prior' (the pretrained prior shipped in the package), a checkpoint folder, or 'random'
-    # (a random-init `model`: what MAPS is not for, kept to show why a prior matters)
-    start: str = 'prior'
+    # the starting policy: 'random' (a random-init `model`), 'prior' (the pretrained prior once the package ships one:
+    # `maps-vla pretrain` builds it, issue 13) or a checkpoint folder (e.g. an imported MiniVLA, or a prior you built)
+    start: str = 'random'
     task: str = 'pick_place'  # sim task
     finetune_variant: str = 'ood_shape'  # the new task variant: demos of it are collected and fine-tuned on (ID)
     retention_variant: str | None = 'train'  # the prior's own variant, evaluated to show what fine-tuning keeps
@@ -72,11 +72,13 @@ class DemoConfig:
 DEMO_SIZES: Registry[dict[str, Any]] = Registry('demo size')
 # CI: must finish in about 2-3 minutes on 2 shared CPU cores.
 DEMO_SIZES.register('smallest')({})
-# A longer CPU run: more demos and steps, 50 evaluation episodes per variant (tight Wilson intervals).
-DEMO_SIZES.register('small')(dict(episodes=50, steps=1500, batch_size=16, eval_episodes=50))
-# One GPU: the same prior, more demos and steps in bf16, 50 episodes per variant.
-DEMO_SIZES.register('gpu')(dict(episodes=100, steps=5000, batch_size=32, mixed_precision='bf16', eval_episodes=50,
-                                device='cuda', threads=None))
+# A longer CPU run: more demos and steps, larger views, 50 evaluation episodes per variant (tight Wilson intervals).
+DEMO_SIZES.register('small')(dict(episodes=50, image_size=96, policy_image_size=56, steps=2000, batch_size=16,
+                                  eval_episodes=50))
+# One GPU: a wider, deeper model on 112 px views, 200 demos, 20k steps in bf16.
+DEMO_SIZES.register('gpu')(dict(episodes=200, image_size=128, model='small', policy_image_size=112, steps=20000,
+                                batch_size=32, mixed_precision='bf16', eval_episodes=50, device='cuda',
+                                threads=None))
 
 
 def demo_config(size: str = 'smallest', **overrides: Any) -> DemoConfig:
