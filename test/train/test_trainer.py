@@ -109,11 +109,19 @@ def test_cotraining_mixes_vl_batches(tiny_dataset, tmp_path, monkeypatch, ratio,
             return super().__getitem__(index)
 
     monkeypatch.setattr(trainer, 'VLDataset', CountingVL)
-    cfg = _cfg(tiny_dataset, tmp_path / 'run', steps=4, drift_every=0,
+    cfg = _cfg(tiny_dataset, tmp_path / 'run', steps=4, drift_every=0, log_every=2,
                data=DataConfig(root=str(tiny_dataset), cotrain_root=str(vl_root), cotrain_ratio=ratio))
     result = train(cfg)
     assert result.steps == 4 and all(np.isfinite(result.losses))
     assert len(served) == vl_steps * cfg.batch_size  # at 0.5, steps 1 and 3 are the VL steps
+    # Every logged step is a VL step here (log_every 2, VL steps 2 and 4 counted from 1); the robot loss is still
+    # logged, as the mean since the last log.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(tmp_path / 'run' / 'tensorboard'))
+    events.Reload()
+    logged = {tag: [e.step for e in events.Scalars(tag)] for tag in ('train/loss', 'train/vl_loss')
+              if tag in events.Tags()['scalars']}
+    assert logged == ({'train/loss': [2, 4], 'train/vl_loss': [2, 4]} if ratio == 0.5 else {'train/vl_loss': [2, 4]})
     if ratio == 1.0:  # no robot loss ever reached the action head
         from maps_vla.data.dataset import Dataset
         from maps_vla.train.trainer import build_policy

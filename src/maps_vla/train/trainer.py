@@ -217,6 +217,9 @@ def train(cfg: TrainConfig) -> TrainResult:
     bar = tqdm(total=cfg.steps, initial=counters.step, desc='train', unit='step',
                disable=not (cfg.progress and accelerator.is_local_main_process))
     losses: list[float] = []
+    # mean robot / VL loss since the last log: with co-training, logging only the current step's loss would show a
+    # single kind whenever log_every is a multiple of the co-training period (every logged step a VL step)
+    pending: dict[str, list[float]] = {'train/loss': [], 'train/vl_loss': []}
     in_optimizer_step = False
     probe: ComputeDtypeProbe | None = ComputeDtypeProbe()  # checks the first forward's precision, then retires
     if cfg.health_every and sharded:
@@ -261,8 +264,12 @@ def train(cfg: TrainConfig) -> TrainResult:
             losses.append(step_loss)
             bar.update(1)
             bar.set_postfix(loss=f'{step_loss:.4f}', vl=cotrain)
+            pending['train/vl_loss' if cotrain else 'train/loss'].append(step_loss)
             if writer is not None and counters.step % cfg.log_every == 0:
-                writer.add_scalar('train/vl_loss' if cotrain else 'train/loss', step_loss, counters.step)
+                for tag, values in pending.items():
+                    if values:
+                        writer.add_scalar(tag, sum(values) / len(values), counters.step)
+                        values.clear()
                 writer.add_scalar('train/lr', scheduler.get_last_lr()[0], counters.step)
                 writer.add_scalar('train/step_seconds', time.perf_counter() - started, counters.step)
                 if grad_norm is not None:
