@@ -26,7 +26,7 @@ def test_smallest_demo_runs_the_loop_and_writes_its_report(tmp_path, capsys):
         assert (out / 'train' / method / 'policy' / 'model.safetensors').exists()
     assert (out / 'start_policy' / 'model.safetensors').exists()
     from maps_vla.demo.report import slug
-    for row in (*METHOD_ROWS.values(), START_ROW, *BASELINE_ROWS):
+    for row in (METHOD_ROWS['maps'], METHOD_ROWS['fft'], START_ROW, *BASELINE_ROWS):
         assert (out / 'eval' / slug(row) / 'report.md').exists(), row
     summary = (out / 'summary.md').read_text()
     assert summary in printed and 'MAPS λ per module' in printed.split('[3/5]')[0]  # λ table before training

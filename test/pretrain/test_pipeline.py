@@ -6,7 +6,7 @@ import pytest
 
 from maps_vla.pretrain import PretrainConfig, run_pretrain
 from maps_vla.pretrain.pipeline import vocabulary_texts
-from maps_vla.scripts import pretrain as pretrain_script
+from maps_vla.cli import main
 
 
 def test_config_is_validated():
@@ -40,7 +40,6 @@ def test_smallest_run_resumes_and_protects_its_folder(tmp_path, capsys):
     run_pretrain(cfg)  # finished stages are skipped: the policy is not retrained
     assert weights.stat().st_mtime_ns == stamp
 
-    args = pretrain_script.argparse.Namespace(config=None, overrides=[f'out={out}', 'demos_per_variant=3'])
-    assert pretrain_script.run(args) == 1
+    assert main(['pretrain', f'out={out}', 'demos_per_variant=3']) == 2
     err = capsys.readouterr().err
     assert 'holds a pre-training run with other settings (' in err and 'demos_per_variant' in err

@@ -82,14 +82,7 @@ class DatasetWriterV3(DatasetWriter):
 
     # ------------------------------------------------------------------------------------------------ saving
     def save_episode(self) -> int:
-        """Commit the episode in progress (see the module docstring for the order of writes).
-
-        Returns:
-            The new episode's index.
-
-        Raises:
-            RuntimeError: no frame was added, or the writer is finalized.
-        """
+        """`DatasetWriter.save_episode` through the v3.0 journal (the module docstring gives the order of writes)."""
         index, length, new_tasks, columns, ep_stats = self._finish_episode()
         commit = self.root / _layout.TMP_DIR / _COMMIT_DIR
         shutil.rmtree(commit, ignore_errors=True)

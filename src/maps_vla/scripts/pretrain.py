@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 
 __all__ = ['add_arguments', 'run']
@@ -21,22 +20,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Bad configs and a folder of another run reach the CLI's one-line error handler (exit 2)."""
     from maps_vla.config import load_config
     from maps_vla.pretrain import PretrainConfig, run_pretrain
 
-    try:
-        cfg = load_config(PretrainConfig, args.config, args.overrides)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        print(f'maps-vla pretrain: error: {exc}', file=sys.stderr)
-        return 2
+    cfg = load_config(PretrainConfig, args.config, args.overrides)
     if not getattr(args, 'verbose', False):
         logging.getLogger().setLevel(logging.WARNING)  # stage headers and progress bars are the output
     start = time.perf_counter()
-    try:
-        files = run_pretrain(cfg, announce=lambda text: print(text, flush=True))
-    except (ValueError, RuntimeError, FileNotFoundError) as exc:
-        print(f'maps-vla pretrain: error: {exc}', file=sys.stderr)
-        return 1
+    files = run_pretrain(cfg, announce=lambda text: print(text, flush=True))
     print(f'done in {time.perf_counter() - start:.0f} s; policy: {files["policy"]} (MODEL_CARD.md inside)')
     print((files['policy'] / 'MODEL_CARD.md').read_text().split('## Config')[0])
     return 0
