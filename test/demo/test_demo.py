@@ -102,7 +102,7 @@ def _report(successes: dict[str, int], n: int = 10) -> EvalReport:
 def _result(rows: dict[str, tuple[int, int, int]], losses):
     reports = {name: _report(dict(zip(('ood_shape', 'train', 'ood_lighting'), k))) for name, k in rows.items()}
     fine_tuned = [name for name in rows if name in METHOD_ROWS.values()]
-    return DemoResult(config=DemoConfig(), out=Path('.'), demos=20, demo_frames=1000, expert_attempts=20,
+    return DemoResult(config=DemoConfig(start='prior'), out=Path('.'), demos=20, demo_frames=1000, expert_attempts=20,
                       num_params=336_039, lambda_table='', losses={name: losses for name in fine_tuned},
                       reports=reports, drift={}, seconds={})
 

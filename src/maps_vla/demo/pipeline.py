@@ -106,10 +106,10 @@ def _camera_size(cfg: DemoConfig, start: Path | None) -> int:
         return cfg.image_size
     if start is None:
         return 64
-    import json
+    from maps_vla.eval import camera_side
+    from maps_vla.model.vla.modeling_vla import VLAPolicy
 
-    vision = json.loads((start / 'config.json').read_text()).get('vision', {})
-    return int(vision.get('capture_size') or vision.get('image_size', 224))
+    return camera_side(VLAPolicy.from_pretrained(start))
 
 
 def run_demo(cfg: DemoConfig, *, announce: Callable[[str], None] | None = None,
