@@ -163,8 +163,13 @@ def test_a_held_key_moves_the_bridge_target_at_the_commanded_speed_at_any_rate(r
     bridge = SafetyBridge(SafetyConfig(control_hz=100.0, action_hz=10.0, max_lead=1.0))
     bridge.on_measured_pose([0.4, 0.0, 0.3], [1.0, 0.0, 0.0, 0.0], 0.0)
     every = round(100.0 / rate_hz)
+    sent = []
     for k in range(100):
         if k % every == 0:
             bridge.on_command(_press(stream, keys, 'w').action, k / 100.0)
-        x = bridge.tick(k / 100.0).pose.position[0]
-    assert x - 0.4 == pytest.approx(0.1, abs=0.001 + 1e-9)  # within one tick's share (1 mm)
+        out = bridge.tick(k / 100.0)
+        sent.append(out.pose.position[0])
+    assert out.goal[0] - 0.4 == pytest.approx(0.1, abs=0.001 + 1e-9)  # within one tick's share (1 mm)
+    # The pose sent to the robot follows the goal through the acceleration/jerk limiter: once it has ramped up it
+    # moves at the commanded 10 cm/s too.
+    assert (sent[99] - sent[50]) / 0.49 == pytest.approx(0.1, rel=0.02)
