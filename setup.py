@@ -33,7 +33,8 @@ setup(
         'torch>=2.4',
         'safetensors>=0.4',
         # The real floors: the model needs transformers 5's module layout (model/_requirements.py checks it at
-        # import); the trainer's FSDP2 path is tested on accelerate 1.15 and 1.16. Exact tested versions: constraints.txt.
+        # import); the trainer's FSDP2 path is tested on accelerate 1.15 and 1.16.
+        # Exact tested versions: constraints.txt.
         'transformers>=5.18,<6',
         'packaging>=23',
         'peft>=0.13',

@@ -23,7 +23,7 @@ class DemoConfig:
     start: str = 'random'
     task: str = 'pick_place'  # sim task
     finetune_variant: str = 'ood_shape'  # the new task variant: demos of it are collected and fine-tuned on (ID)
-    retention_variant: str | None = 'train'  # the prior's own variant, evaluated to show what fine-tuning keeps
+    retention_variant: str | None = 'train'  # the start policy's own variant, evaluated to show what fine-tuning keeps
     ood_variant: str = 'ood_lighting'  # held out from pre-training and fine-tuning alike
     methods: tuple[str, ...] = ('maps', 'fft')  # fine-tuning methods compared on the same data, steps and seed
     episodes: int = 20  # scripted-expert demonstrations to collect

@@ -1,10 +1,10 @@
 """`run_demo`: the whole loop in the sim, end to end, with nothing downloaded.
 
-1. collect scripted-expert demos of a task variant the prior never saw (`finetune_variant`, e.g. new shapes);
-2. take the starting policy (the pretrained prior shipped in the package, as MAPS intends; or a folder; or a
-   random-init model for contrast), copy it as the checkpoint `start_policy/` and print its MAPS λ table;
+1. collect scripted-expert demos of a task variant the start policy never saw (`finetune_variant`, e.g. new shapes);
+2. take the starting policy (random weights by default until a prior ships; a checkpoint folder; or the pretrained
+   prior shipped in the package, what MAPS is meant for), copy it as the checkpoint `start_policy/` and print its MAPS λ table;
 3. fine-tune it with MAPS and plain AdamW (same data, steps, learning rate, seed) through `maps-vla train`'s code;
-4. evaluate every fine-tuned policy and the start policy on the new variant (ID), the prior's own variant
+4. evaluate every fine-tuned policy and the start policy on the new variant (ID), the start policy's own variant
    (retention) and a variant held out from everything (OOD), beside the scripted expert and random actions;
 5. write the report folder (see `maps_vla.demo.report`).
 """

@@ -36,7 +36,7 @@ def _roles(cfg: Any) -> dict[str, str]:
     """Variant -> its role in the demo ('ID: fine-tuned on', 'retention', 'OOD: never seen')."""
     roles = {cfg.finetune_variant: 'new task (fine-tuned on)'}
     if cfg.retention_variant:
-        roles[cfg.retention_variant] = "prior's task (retention)"
+        roles[cfg.retention_variant] = "start policy's task (retention)"
     roles[cfg.ood_variant] = 'held out (OOD)'
     return roles
 
@@ -135,9 +135,9 @@ def write_summary(result: DemoResult) -> str:
     start = ('the pretrained prior shipped in the package (`maps_vla/assets/prior`, see its MODEL_CARD.md)'
              if cfg.start == 'prior' else 'random weights' if cfg.start == 'random' else f'`{cfg.start}`')
     lines = [
-        f'# maps-vla demo ({cfg.size}): fine-tune a prior on a new task in the MuJoCo sim', '',
+        f'# maps-vla demo ({cfg.size}): fine-tune on a new task variant in the MuJoCo sim', '',
         f'1. **Demos**: {result.demos} scripted-expert episodes of `{cfg.task}/{cfg.finetune_variant}` (a variant the '
-        f'prior never saw), {result.demo_frames} frames ({"mp4" if cfg.video else "PNG"}), '
+        f'start policy never saw), {result.demo_frames} frames ({"mp4" if cfg.video else "PNG"}), '
         f'{result.demos}/{result.expert_attempts} expert attempts succeeded → `data/`.',
         f'2. **Starting policy**: {start}, {result.num_params:,} parameters → `start_policy/`.',
         f'3. **Fine-tuning**: {", ".join(result.losses)}; {cfg.steps} steps each, batch {cfg.batch_size}, lr '

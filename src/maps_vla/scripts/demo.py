@@ -1,11 +1,12 @@
 """`maps-vla demo`: the whole loop in the MuJoCo sim on CPU in a few minutes, nothing downloaded.
 
-Scripted-expert demos of a task variant the shipped prior never saw -> MAPS and plain AdamW fine-tunes of the
-prior -> evaluation on the new variant, the prior's own variant (retention) and a held-out one, beside the expert
-and random floors -> a report folder (success table and plot, λ table, drift table and plot, a rollout video,
-summary.md). `--size smallest` is the CI setting, `small` a longer CPU run with 50 episodes per cell, `gpu` more
-demos and steps on one GPU. `maps-vla demo --toy` instead runs the seconds-long toy comparison of MAPS and plain fine-tuning
-(λ table and drift, no simulator).
+Scripted-expert demos of a task variant the start policy never saw -> MAPS and plain AdamW fine-tunes of it (random
+weights by default; `--start FOLDER` a checkpoint, `--start prior` the shipped prior once there is one) ->
+evaluation on the new variant, the start policy's own variant (retention) and a held-out one, beside the start
+policy, the expert and random floors -> a report folder (success table and plot, λ table, drift table and plot, a
+rollout video, summary.md). `--size smallest` is the CI setting, `small` a longer CPU run with 50 episodes per
+cell, `gpu` a larger model for longer on one GPU. `maps-vla demo --toy` instead runs the seconds-long toy comparison
+of MAPS and plain fine-tuning (λ table and drift, no simulator).
 """
 
 from __future__ import annotations

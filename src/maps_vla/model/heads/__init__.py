@@ -6,5 +6,7 @@ from maps_vla.model.heads.discrete_bins import BinActionTokenizer, DiscreteBinHe
 from maps_vla.model.heads.l1_regression import L1RegressionHead, MLPResNet
 from maps_vla.model.heads.string_actions import StringActionHead, StringActionTokenizer
 
-__all__ = ['ACTION_HEADS', 'ActionExpertHead', 'ActionHead', 'RobotInputs', 'Sequence', 'VLABackbone', 'BinActionTokenizer',
-           'DiscreteBinHead', 'L1RegressionHead', 'MLPResNet', 'StringActionHead', 'StringActionTokenizer']
+__all__ = [
+    'ACTION_HEADS', 'ActionExpertHead', 'ActionHead', 'RobotInputs', 'Sequence', 'VLABackbone', 'BinActionTokenizer',
+    'DiscreteBinHead', 'L1RegressionHead', 'MLPResNet', 'StringActionHead', 'StringActionTokenizer'
+]
