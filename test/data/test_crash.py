@@ -2,64 +2,11 @@
 a new writer repairs it and appends."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from maps_vla.data import Dataset, DatasetWriter
-
-SRC = Path(__file__).resolve().parents[2] / 'src'
-
-# Appends episode 2 to an existing dataset, then dies: 'mid_episode' after 3 frames (killed by the parent),
-# or '<stage>' by SIGKILLing itself when save_episode logs that stage (files_moved, stats_appended, committed).
-_CHILD = textwrap.dedent('''
-    import logging, os, signal, sys, time
-    import numpy as np
-    from maps_vla.data import DatasetWriter
-
-    root, mode = sys.argv[1], sys.argv[2]
-
-    class KillAt(logging.Handler):
-        def emit(self, record):
-            if record.args and record.args[-1] == mode:
-                os.kill(os.getpid(), signal.SIGKILL)
-
-    log = logging.getLogger('maps_vla.data.writer')
-    log.setLevel(logging.DEBUG)
-    log.addHandler(KillAt())
-    writer = DatasetWriter.open(root)
-    rng = np.random.default_rng(5)
-    for i in range(4):
-        frame = {}
-        for key in writer.frame_keys:
-            ft = writer.features[key]
-            frame[key] = (rng.integers(0, 256, ft['shape'], dtype=np.uint8) if ft['dtype'] == 'video'
-                          else rng.normal(size=ft['shape']).astype(ft['dtype']))
-        writer.add_frame(frame, task='new task')
-        if mode == 'mid_episode' and i == 2:
-            print('READY', flush=True)
-            time.sleep(60)
-    writer.save_episode()
-    print('SAVED', flush=True)
-''')
-
-
-def _run_child(root, mode):
-    env = {**os.environ, 'PYTHONPATH': str(SRC)}
-    proc = subprocess.Popen([sys.executable, '-c', _CHILD, str(root), mode], stdout=subprocess.PIPE, text=True,
-                            env=env)
-    if mode == 'mid_episode':
-        assert proc.stdout.readline().strip() == 'READY'
-        proc.send_signal(signal.SIGKILL)
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, (proc.returncode, out)
-    assert 'SAVED' not in out
 
 
 def _check_consistent(root, episodes):
@@ -82,7 +29,7 @@ def _check_consistent(root, episodes):
     ('info_written', True)])
 def test_killed_writer_loses_at_most_one_episode(write_dataset, helpers, mode, committed):
     root, episodes = write_dataset(video=True, lengths=(3, 4), codebase_version='v2.1')
-    _run_child(root, mode)
+    helpers.kill_writer(root, mode, 'maps_vla.data.writer')
 
     ds = Dataset(root)  # opens as is, without repair
     expected = 3 if committed else 2

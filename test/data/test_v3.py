@@ -3,11 +3,6 @@ many episodes per file, file size limits, crash safety, and LeRobot-style v2.1 d
 frames inside the Parquet files)."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import cv2
@@ -17,8 +12,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from maps_vla.data import Dataset, DatasetWriter
-
-SRC = Path(__file__).resolve().parents[2] / 'src'
 
 # LeRobot's meta/info.json keys of a v3.0 dataset (lerobot/datasets/utils.py DatasetInfo, lerobot 0.4 - 0.6)
 INFO_KEYS = {'codebase_version', 'robot_type', 'total_episodes', 'total_frames', 'total_tasks', 'chunks_size',
@@ -209,36 +202,6 @@ def test_lerobot_doctor_catches_a_broken_dataset(write_dataset):
 
 
 # ------------------------------------------------------------------------------------------------ crash safety
-_CHILD = textwrap.dedent('''
-    import logging, os, signal, sys, time
-    import numpy as np
-    from maps_vla.data import DatasetWriter
-
-    root, mode = sys.argv[1], sys.argv[2]
-
-    class KillAt(logging.Handler):
-        def emit(self, record):
-            if record.args and record.args[-1] == mode:
-                os.kill(os.getpid(), signal.SIGKILL)
-
-    log = logging.getLogger('maps_vla.data.writer_v3')
-    log.setLevel(logging.DEBUG)
-    log.addHandler(KillAt())
-    writer = DatasetWriter.open(root)
-    rng = np.random.default_rng(5)
-    for i in range(4):
-        frame = {}
-        for key in writer.frame_keys:
-            ft = writer.features[key]
-            frame[key] = (rng.integers(0, 256, ft['shape'], dtype=np.uint8) if ft['dtype'] == 'video'
-                          else rng.normal(size=ft['shape']).astype(ft['dtype']))
-        writer.add_frame(frame, task='new task')
-        if mode == 'mid_episode' and i == 2:
-            print('READY', flush=True)
-            time.sleep(60)
-    writer.save_episode()
-    print('SAVED', flush=True)
-''')
 
 
 @pytest.mark.parametrize('mode, seen, kept', [
@@ -254,14 +217,7 @@ def test_v3_killed_writer_loses_at_most_the_episode_in_progress(write_dataset, h
             writer.add_frame(frame)
         writer.save_episode()
     seen, kept = seen + 1, kept + 1
-    env = {**os.environ, 'PYTHONPATH': str(SRC)}
-    proc = subprocess.Popen([sys.executable, '-c', _CHILD, str(root), mode], stdout=subprocess.PIPE, text=True,
-                            env=env)
-    if mode == 'mid_episode':
-        assert proc.stdout.readline().strip() == 'READY'
-        proc.send_signal(signal.SIGKILL)
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == -signal.SIGKILL and 'SAVED' not in out, (proc.returncode, out)
+    helpers.kill_writer(root, mode, 'maps_vla.data.writer_v3')
 
     ds = Dataset(root)  # as the kill left it, no repair
     assert ds.num_episodes == seen
