@@ -2,7 +2,8 @@
 
 1. collect scripted-expert demos of a task variant the start policy never saw (`finetune_variant`, e.g. new shapes);
 2. take the starting policy (random weights by default until a prior ships; a checkpoint folder; or the pretrained
-   prior shipped in the package, what MAPS is meant for), copy it as the checkpoint `start_policy/` and print its MAPS λ table;
+   prior shipped in the package, what MAPS is meant for), copy it as the checkpoint `start_policy/` and print its
+   MAPS λ table;
 3. fine-tune it with MAPS and plain AdamW (same data, steps, learning rate, seed) through `maps-vla train`'s code;
 4. evaluate every fine-tuned policy and the start policy on the new variant (ID), the start policy's own variant
    (retention) and a variant held out from everything (OOD), beside the scripted expert and random actions;
@@ -70,7 +71,7 @@ def _prepare_out(out: Path) -> None:
     (out / _MARKER).write_text('written by maps-vla demo; a rerun with this --out replaces its files\n')
 
 
-def _start_policy_dir(cfg: DemoConfig, out: Path) -> Path | None:
+def _start_policy_dir(cfg: DemoConfig) -> Path | None:
     """The checkpoint the demo fine-tunes: the shipped prior, a folder, or None for a random-init model."""
     if cfg.start == 'random':
         return None
@@ -146,7 +147,7 @@ def run_demo(cfg: DemoConfig, *, announce: Callable[[str], None] | None = None,
     from maps_vla.train.trainer import train
 
     say = announce or (lambda text: logger.info('%s', text))
-    start_dir = _start_policy_dir(cfg, Path(cfg.out))
+    start_dir = _start_policy_dir(cfg)
     out = Path(cfg.out)
     _prepare_out(out)
     seconds: dict[str, float] = {}

@@ -125,9 +125,9 @@ def _train(cfg: PretrainConfig, initial: Path, demos: Path, vl: Path | None, out
     from maps_vla.train.configuration_train import DataConfig, ModelSourceConfig, TrainConfig
     from maps_vla.train.trainer import train
 
-    done = out / 'policy' / 'config.json'
-    if done.is_file() and json.loads((out / 'done.json').read_text() if (out / 'done.json').is_file() else '{}'
-                                     ).get('steps') == cfg.steps:
+    done = out / 'done.json'  # written after the final export: a rerun does not export the policy again
+    if (done.is_file() and json.loads(done.read_text()).get('steps') == cfg.steps
+            and (out / 'policy' / 'config.json').is_file()):
         return out / 'policy'
     result = train(TrainConfig(
         model=ModelSourceConfig(checkpoint=str(initial)),
@@ -137,16 +137,14 @@ def _train(cfg: PretrainConfig, initial: Path, demos: Path, vl: Path | None, out
         batch_size=cfg.batch_size, lr_schedule='cosine', warmup_steps=max(1, cfg.steps // 20),
         grad_clip=cfg.grad_clip, save_every=cfg.save_every, keep_checkpoints=1, log_every=max(1, cfg.steps // 200),
         drift_every=0, progress=cfg.progress, seed=cfg.seed))
-    (out / 'done.json').write_text(json.dumps({'steps': result.steps}))
+    done.write_text(json.dumps({'steps': result.steps}))
     return result.policy_dir
 
 
-def _evaluate(cfg: PretrainConfig, policy_dir: Path, out: Path) -> dict[str, Any]:
+def _evaluate(cfg: PretrainConfig, policy: Any, out: Path) -> dict[str, Any]:
     from maps_vla.eval import evaluate
-    from maps_vla.model.vla.modeling_vla import VLAPolicy
     from maps_vla.sim import make_env
 
-    policy = VLAPolicy.from_pretrained(policy_dir).eval()
     variants = {v: _env_config(cfg, v) for v in (*cfg.variants, *cfg.heldout_variants)}
     seeds = list(range(10_000, 10_000 + cfg.eval_episodes))  # away from every demo seed
     report = evaluate(make_env, policy, variants, seeds, max_steps=cfg.eval_max_steps, ood=cfg.heldout_variants,
@@ -156,10 +154,7 @@ def _evaluate(cfg: PretrainConfig, policy_dir: Path, out: Path) -> dict[str, Any
             'markdown': report.to_markdown()}
 
 
-def _model_card(cfg: PretrainConfig, policy_dir: Path, metrics: dict[str, Any], minutes: float) -> Path:
-    from maps_vla.model.vla.modeling_vla import VLAPolicy
-
-    policy = VLAPolicy.from_pretrained(policy_dir)
+def _model_card(cfg: PretrainConfig, policy_dir: Path, policy: Any, metrics: dict[str, Any], minutes: float) -> Path:
     params = sum(p.numel() for p in policy.parameters())
     c = policy.config
     card = policy_dir / 'MODEL_CARD.md'
@@ -205,8 +200,11 @@ def run_pretrain(cfg: PretrainConfig, *, announce: Callable[[str], None] | None 
     say(f'[4/5] training: {cfg.steps} steps')
     policy_dir = _train(cfg, initial, demos, vl, out / 'train')
     say(f'[5/5] closed-loop evaluation: {cfg.eval_episodes} episodes per variant')
-    metrics = _evaluate(cfg, policy_dir, out / 'eval') if cfg.eval_episodes else {'summaries': [], 'markdown': ''}
+    from maps_vla.model.vla.modeling_vla import VLAPolicy
+
+    policy = VLAPolicy.from_pretrained(policy_dir).eval()  # loaded once for the evaluation and the model card
+    metrics = _evaluate(cfg, policy, out / 'eval') if cfg.eval_episodes else {'summaries': [], 'markdown': ''}
     path = out / 'metrics.json'
     path.write_text(json.dumps({k: v for k, v in metrics.items() if k != 'markdown'}, indent=1))
-    _model_card(cfg, policy_dir, metrics, (time.perf_counter() - start) / 60)
+    _model_card(cfg, policy_dir, policy, metrics, (time.perf_counter() - start) / 60)
     return {'policy': policy_dir, 'metrics': path}
