@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-__all__ = ['EnvConfig', 'CameraView', 'ACTION_KINDS']
+__all__ = ['EnvConfig', 'CameraView', 'ACTION_KINDS', 'LAYOUTS']
 
 ACTION_KINDS = ('ee_delta', 'joint_position')
+LAYOUTS = ('wide', 'compact')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +54,9 @@ class EnvConfig:
     robot_xml: Path | None = None  # local mujoco_menagerie franka_emika_panda/panda.xml; None = generated model
     num_cards: int = 4  # emoji task: cards on the table (2..4)
     third_person: CameraView = CameraView()  # the fixed camera's pose and field of view
+    # pick_place randomisation: 'wide' (object and plate anywhere on a 24 x 44 cm region, any yaw) or 'compact'
+    # (object in a 12 x 12 cm square, yaw within +-30 deg, plate fixed): the setting a CPU-sized policy learns in
+    layout: str = 'wide'
     emoji_font: Path | None = None  # NotoColorEmoji.ttf; None = Debian fonts-noto-color-emoji's path
 
     def __post_init__(self) -> None:
@@ -79,6 +83,8 @@ class EnvConfig:
                 raise ValueError(f'EnvConfig.{name} must be > 0, got {getattr(self, name)}')
         if not 0 <= self.init_joint_noise <= 0.2:
             raise ValueError(f'EnvConfig.init_joint_noise must be in [0, 0.2] rad, got {self.init_joint_noise}')
+        if self.layout not in LAYOUTS:
+            raise ValueError(f'EnvConfig.layout must be one of {LAYOUTS}, got {self.layout!r}')
         if not 2 <= self.num_cards <= 4:
             raise ValueError(f'EnvConfig.num_cards must be in 2..4, got {self.num_cards}')
 

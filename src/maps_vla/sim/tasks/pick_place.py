@@ -34,6 +34,10 @@ _PLATE_HALF_HEIGHT = 0.006
 _OBJECT_MASS = 0.05  # kg
 _OBJECT_REGION = ((0.38, 0.62), (-0.22, 0.22))
 _NUM_DISTRACTORS = 3
+# 'compact' layout: the object in a 12 x 12 cm square in front of the robot, the plate fixed beside it
+_COMPACT_OBJECT_REGION = ((0.44, 0.56), (-0.13, -0.01))
+_COMPACT_PLATE_XY = (0.5, 0.15)
+_COMPACT_YAW = np.pi / 6
 _HIDDEN_GROUP = 5  # geom group that is never rendered: inactive shape alternatives live there
 
 
@@ -101,13 +105,18 @@ class PickPlace(Task):
         m = physics.model
         self._shape = SHAPES[self._shapes[random.integers(len(self._shapes))]]
         color = list(self._colors)[random.integers(len(self._colors))]
-        n = 2 + self._n_distractors
-        regions = [_OBJECT_REGION] * n
+        compact = self.cfg.layout == 'compact'
         clearance = [0.06, _PLATE_RADIUS + 0.06] + [0.06] * self._n_distractors
+        if compact:  # the plate's region is a point: the sampler keeps the others clear of it all the same
+            plate_region = tuple((c, c) for c in _COMPACT_PLATE_XY)
+            regions = [_COMPACT_OBJECT_REGION, plate_region] + [_OBJECT_REGION] * self._n_distractors
+        else:
+            regions = [_OBJECT_REGION] * (2 + self._n_distractors)
         obj_xy, plate_xy, *others = sample_positions(random, regions, clearance)
         m.body_pos[self._plate_body] = [*plate_xy, _PLATE_HALF_HEIGHT]
         self._show(physics, self.object_body, self._shape.name, self._colors[color])
-        yaw = random.uniform(-np.pi / 2, np.pi / 2)
+        max_yaw = _COMPACT_YAW if compact else np.pi / 2
+        yaw = random.uniform(-max_yaw, max_yaw)
         physics.set_free_body_pose(self.object_body, [*obj_xy, self._shape.half_height], yaw_quat(yaw))
         other_colors = [c for c in TRAIN_COLORS if c != color]
         for i, xy in enumerate(others):
