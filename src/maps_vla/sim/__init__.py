@@ -14,7 +14,7 @@ if 'MUJOCO_GL' not in _os.environ and not _os.environ.get('DISPLAY') and not _os
     _os.environ['MUJOCO_GL'] = 'egl'
     _os.environ.setdefault('PYOPENGL_PLATFORM', 'egl')
 
-from maps_vla.sim.config_env import CameraView, EnvConfig
+from maps_vla.sim.config_env import WIDE_VIEW, CameraView, EnvConfig
 from maps_vla.sim.factory import TASK_NAMES, TASK_VARIANTS, make_env, make_expert
 
-__all__ = ['make_env', 'EnvConfig', 'CameraView', 'make_expert', 'TASK_NAMES', 'TASK_VARIANTS']
+__all__ = ['make_env', 'EnvConfig', 'CameraView', 'WIDE_VIEW', 'make_expert', 'TASK_NAMES', 'TASK_VARIANTS']

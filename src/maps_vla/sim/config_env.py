@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-__all__ = ['EnvConfig', 'CameraView', 'ACTION_KINDS', 'LAYOUTS']
+__all__ = ['EnvConfig', 'CameraView', 'ACTION_KINDS', 'LAYOUTS', 'WIDE_VIEW']
 
 ACTION_KINDS = ('ee_delta', 'joint_position')
 LAYOUTS = ('wide', 'compact')
@@ -15,13 +15,14 @@ LAYOUTS = ('wide', 'compact')
 class CameraView:
     """Where the fixed third-person camera sits and looks, in the robot base frame (m), and its field of view.
 
-    The default frames the whole workspace from the front right. Match it to the real camera's placement, or
-    frame a region closer (the GrinningFace experiment's CPU setting zooms onto the card row).
+    The default frames the 'compact' layout from the front: object square and plate fill the view, a 4 cm cube is
+    ~6 px wide at 84 px (the old workspace-wide view, `WIDE_VIEW`, left it ~3 px and a CPU-sized policy ignored the
+    images: issue 13). Match it to the real camera's placement, or frame another region.
     """
 
-    eye: tuple[float, float, float] = (1.02, 0.28, 0.7)
-    target: tuple[float, float, float] = (0.5, -0.06, 0.03)
-    fovy: float = 52.0  # vertical field of view, degrees
+    eye: tuple[float, float, float] = (0.86, 0.04, 0.5)
+    target: tuple[float, float, float] = (0.5, 0.04, 0.0)
+    fovy: float = 42.0  # vertical field of view, degrees
 
     def __post_init__(self) -> None:
         if len(self.eye) != 3 or len(self.target) != 3:
@@ -32,6 +33,10 @@ class CameraView:
                              f'its roll), got eye {self.eye!r}, target {self.target!r}')
         if not 1.0 <= self.fovy <= 170.0:
             raise ValueError(f'CameraView.fovy must be in [1, 170] degrees, got {self.fovy}')
+
+
+# the whole 'wide' workspace from the front right (the default view before the 'compact' layout)
+WIDE_VIEW = CameraView(eye=(1.02, 0.28, 0.7), target=(0.5, -0.06, 0.03), fovy=52.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,9 +59,9 @@ class EnvConfig:
     robot_xml: Path | None = None  # local mujoco_menagerie franka_emika_panda/panda.xml; None = generated model
     num_cards: int = 4  # emoji task: cards on the table (2..4)
     third_person: CameraView = CameraView()  # the fixed camera's pose and field of view
-    # pick_place randomisation: 'wide' (object and plate anywhere on a 24 x 44 cm region, any yaw) or 'compact'
-    # (object in a 12 x 12 cm square, yaw within +-30 deg, plate fixed): the setting a CPU-sized policy learns in
-    layout: str = 'wide'
+    # pick_place randomisation: 'compact' (object in a 12 x 12 cm square, yaw within +-30 deg, plate fixed: the
+    # setting the CPU prior learns in) or 'wide' (object and plate anywhere on 24 x 44 cm, any yaw; with `WIDE_VIEW`)
+    layout: str = 'compact'
     emoji_font: Path | None = None  # NotoColorEmoji.ttf; None = Debian fonts-noto-color-emoji's path
 
     def __post_init__(self) -> None:
