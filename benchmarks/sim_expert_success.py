@@ -1,6 +1,6 @@
 """Success rate of the scripted expert on every task variant of maps_vla.sim (seeded episodes, no rendering).
 
-    PYTHONPATH=src MUJOCO_GL=egl python benchmarks/sim_expert_success.py --episodes 50 --control-hz 10
+    PYTHONPATH=src MUJOCO_GL=egl python benchmarks/sim_expert_success.py --episodes 50 --control-hz 10 --layout compact
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import time
 from maps_vla.sim import TASK_VARIANTS, EnvConfig, make_env, make_expert
 
 
-def success_rate(task: str, variant: str, episodes: int, control_hz: float) -> tuple[int, float, float]:
+def success_rate(task: str, variant: str, episodes: int, control_hz: float,
+                 layout: str = 'compact') -> tuple[int, float, float]:
     """(successes, mean episode steps, seconds) over seeds 0..episodes-1."""
-    env = make_env(EnvConfig(task=task, variant=variant, render=False, control_hz=control_hz))
+    env = make_env(EnvConfig(task=task, variant=variant, render=False, control_hz=control_hz, layout=layout))
     expert = make_expert(env)
     successes, steps = 0, 0
     start = time.perf_counter()
@@ -34,12 +35,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--episodes', type=int, default=50)
     parser.add_argument('--control-hz', type=float, default=10.0)
+    parser.add_argument('--layout', default='compact', help="pick_place layout: 'compact' or 'wide'")
     args = parser.parse_args()
-    print(f'| task | variant | success ({args.episodes} seeds, {args.control_hz:g} Hz) | mean steps |')
+    print(f'| task | variant | success ({args.episodes} seeds, {args.control_hz:g} Hz, {args.layout}) | mean steps |')
     print('|---|---|---|---|')
     for task, variants in TASK_VARIANTS.items():
         for variant in variants:
-            ok, mean_steps, _ = success_rate(task, variant, args.episodes, args.control_hz)
+            ok, mean_steps, _ = success_rate(task, variant, args.episodes, args.control_hz, args.layout)
             print(f'| {task} | {variant} | {ok}/{args.episodes} = {100 * ok / args.episodes:.0f} % | '
                   f'{mean_steps:.1f} |', flush=True)
 

@@ -36,6 +36,7 @@ class PretrainConfig:
     grad_clip: float = 1.0  # global gradient-norm clip
     crop_area: float = 0.9  # random-crop area of the augmentation (1.0: no crop); inference takes the centred crop
     save_every: int = 500  # checkpoint every N steps (training resumes from the newest)
+    health_every: int = 0  # image/state dependence of the actions every N steps (0: off), see train/health.py
     eval_episodes: int = 2  # closed-loop episodes per pre-training variant (and per held-out variant)
     eval_max_steps: int = 150  # env steps per evaluation episode at most
     heldout_variants: tuple[str, ...] = ()  # pick_place variants evaluated but never trained on

@@ -29,7 +29,7 @@ __all__ = ['run_pretrain', 'vocabulary_texts']
 logger = logging.getLogger(__name__)
 
 _VOLATILE = ('out', 'progress', 'threads', 'eval_episodes', 'eval_max_steps', 'heldout_variants', 'steps',
-             'save_every')  # may change between a run and its resume (more steps continue the run)
+             'save_every', 'health_every')  # may change between a run and its resume (more steps continue the run)
 
 
 def _check_out(cfg: PretrainConfig, out: Path) -> None:
@@ -136,7 +136,7 @@ def _train(cfg: PretrainConfig, initial: Path, demos: Path, vl: Path | None, out
         method=FinetuneMethodConfig(method='fft', lr=cfg.lr), out_dir=str(out), steps=cfg.steps,
         batch_size=cfg.batch_size, lr_schedule='cosine', warmup_steps=max(1, cfg.steps // 20),
         grad_clip=cfg.grad_clip, save_every=cfg.save_every, keep_checkpoints=1, log_every=max(1, cfg.steps // 200),
-        drift_every=0, progress=cfg.progress, seed=cfg.seed))
+        drift_every=0, health_every=cfg.health_every, progress=cfg.progress, seed=cfg.seed))
     done.write_text(json.dumps({'steps': result.steps}))
     return result.policy_dir
 
