@@ -16,7 +16,7 @@ setup(
     version='0.1.0',
     package_dir={'': 'src'},
     packages=find_packages('src', exclude=['test']),
-    package_data={PACKAGE: ['py.typed', 'sim/assets/*', 'sim/assets/**/*']},
+    package_data={PACKAGE: ['py.typed', 'sim/assets/*', 'sim/assets/**/*', 'assets/prior/*']},
     data_files=[
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
         (f'share/{PACKAGE}', ['package.xml']),
