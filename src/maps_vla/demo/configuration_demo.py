@@ -35,6 +35,7 @@ class DemoConfig:
     steps: int = 300  # MAPS fine-tuning steps
     batch_size: int = 8  # samples per step
     lr: float = 3e-4  # learning rate
+    crop_area: float = 1.0  # random-crop area of the augmentation (1.0: colour jitter only, as the shipped prior)
     lambda_max: float = 1.5  # MAPS λ_max (the paper's Franka setting)
     schedule: str = 'linear'  # MAPS λ schedule
     mixed_precision: str = 'no'  # 'no' | 'bf16' (GPU)
@@ -59,6 +60,8 @@ class DemoConfig:
             raise ValueError(f"DemoConfig.device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f'DemoConfig.threads must be >= 1 or None, got {self.threads!r}')
+        if not 0.0 < self.crop_area <= 1.0:
+            raise ValueError(f'DemoConfig.crop_area must be in (0, 1], got {self.crop_area!r}')
         if not self.lr > 0 or self.lambda_max < 0:
             raise ValueError(f'DemoConfig.lr must be > 0 and lambda_max >= 0, got {self.lr!r}, {self.lambda_max!r}')
         variants = [self.finetune_variant, self.retention_variant, self.ood_variant]

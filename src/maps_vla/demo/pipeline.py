@@ -142,6 +142,7 @@ def run_demo(cfg: DemoConfig, *, announce: Callable[[str], None] | None = None,
     from maps_vla.maps.param_groups import lambda_table
     from maps_vla.model.vla.modeling_vla import VLAPolicy
     from maps_vla.sim import EnvConfig, make_env, make_expert
+    from maps_vla.train.augment import AugmentConfig
     from maps_vla.train.configuration_train import DataConfig, ModelSourceConfig, TrainConfig
     from maps_vla.train.device import cpu_or_cuda
     from maps_vla.train.trainer import train
@@ -194,7 +195,7 @@ def run_demo(cfg: DemoConfig, *, announce: Callable[[str], None] | None = None,
             say(f'[3/5] {name}: {cfg.steps} steps, batch {cfg.batch_size}, lr {cfg.lr:g} on {cfg.device}')
             train_cfg = TrainConfig(
                 model=ModelSourceConfig(checkpoint=str(out / 'start_policy')),
-                data=DataConfig(root=str(out / 'data')),
+                data=DataConfig(root=str(out / 'data'), augment=AugmentConfig(crop_area=cfg.crop_area)),
                 method=FinetuneMethodConfig(method=method, lambda_max=cfg.lambda_max, schedule=cfg.schedule,
                                             lr=cfg.lr),
                 out_dir=str(out / 'train' / method), steps=cfg.steps, batch_size=cfg.batch_size,

@@ -30,6 +30,7 @@ class PretrainConfig:
     cotrain_ratio: float = 0.2  # fraction of steps on a VL batch
     preset: str = 'prior'  # model preset (VLA_PRESETS), shaped to the data; its tokenizer becomes a word tokenizer
     model_image_size: int | None = None  # override the preset's view size (None: the preset's)
+    use_state: bool = True  # a proprio token from observation.state (False: the images alone)
     steps: int = 4  # optimizer steps
     batch_size: int = 4  # samples per step
     lr: float = 3e-4  # AdamW peak learning rate (cosine schedule, 5 % warm-up); 1e-3 collapsed small VLMs' vision

@@ -106,8 +106,8 @@ def _initial_policy(cfg: PretrainConfig, demos: Path, directory: Path) -> Path:
 
     if (directory / 'config.json').is_file():
         return directory
-    shaped = build_policy(ModelSourceConfig(preset=cfg.preset, image_size=cfg.model_image_size), Dataset(demos),
-                          cfg.seed)
+    shaped = build_policy(ModelSourceConfig(preset=cfg.preset, image_size=cfg.model_image_size,
+                                            use_state=cfg.use_state), Dataset(demos), cfg.seed)
     config = shaped.config
     tokenizer = build_word_tokenizer(vocabulary_texts(config.prompt_template, config.vl_prompt_template))
     vocab = -(-len(tokenizer) // 64) * 64

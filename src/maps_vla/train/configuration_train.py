@@ -26,6 +26,9 @@ class ModelSourceConfig:
     dual_encoder: bool = False  # add a frozen copy of the vision encoder (arXiv 2509.11417); presets only
     head: str | None = None  # action head for presets: 'l1_regression' | 'discrete_bins' | 'string' (None: preset's)
     image_size: int | None = None  # override the preset's image side (None: preset's)
+    # presets only: feed the dataset's observation.state as a proprio token. False trains from the images alone,
+    # which keeps a small model from ignoring them (the state is the easier signal early on: issue 13)
+    use_state: bool = True
 
 
 @dataclasses.dataclass

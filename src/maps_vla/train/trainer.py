@@ -132,7 +132,7 @@ def build_policy(source: ModelSourceConfig, dataset: Dataset, seed: int) -> VLAP
                                  image_size=source.image_size or cfg.vision.image_size)
     head = dataclasses.replace(cfg.head, type=source.head) if source.head else cfg.head
     cfg = dataclasses.replace(cfg, vision=vision, head=head, cameras=cameras, action_dim=spec.dim,
-                              proprio_dim=state_dim if cfg.proprio_dim else 0)
+                              proprio_dim=state_dim if cfg.proprio_dim and source.use_state else 0)
     stats = norm_stats_from_dataset(dataset, gripper_index=spec.gripper_index, use_state=bool(cfg.proprio_dim))
     torch.manual_seed(seed)
     return make_policy(cfg, norm_stats=stats, action_spec=spec)
