@@ -303,10 +303,13 @@ def test_setup_installs_launch_and_config_files():
 
 
 # ------------------------------------------------------------------------------------------------ pytest
-def test_the_launch_testing_plugin_is_blocked(request):
+@pytest.mark.parametrize('plugin', ['launch_testing', 'launch_ros'])
+def test_the_launch_testing_plugins_are_blocked(request, plugin):
     """Under a sourced Jazzy, launch_testing's pytest plugin fails to load with pytest >= 9.1 (ros2/launch#979) and
-    pytest exits 3 before any test runs; setup.cfg's addopts block it (a no-op where it is not installed)."""
-    assert request.config.pluginmanager.is_blocked('launch_testing')
+    pytest exits 3 before any test runs; once it is blocked, launch_testing_ros's plugin (entry point `launch_ros`)
+    fails instead ("unknown hook 'pytest_launch_collect_makemodule'": launch_testing declares that hook), so
+    setup.cfg's addopts block both (a no-op where they are not installed)."""
+    assert request.config.pluginmanager.is_blocked(plugin)
 
 
 @pytest.mark.parametrize('name', ['control.launch.py', 'sim.launch.py', 'franka.launch.py', 'replay.launch.py'])
