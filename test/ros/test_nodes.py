@@ -81,6 +81,13 @@ def call(probe: Node, srv_type, name: str, request):
 
 
 # ---------------------------------------------------------------------------------------------------- params
+def test_the_graph_lives_on_the_test_domain(graph):
+    """rcl takes the domain test/ros/conftest.py chose (not the inherited one a robot stack may be running on)."""
+    import os
+
+    assert rclpy.get_default_context().get_domain_id() == int(os.environ['ROS_DOMAIN_ID'])
+
+
 def test_node_params_declare_typed_read_only_and_validate_dynamic_sets(graph):
     add, _ = graph
     node = add(Node('params_test', parameter_overrides=[Parameter('method', value='none'),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import os
 import sys
 import xml.etree.ElementTree as ET
 from functools import cache
@@ -303,6 +304,14 @@ def test_setup_installs_launch_and_config_files():
 
 
 # ------------------------------------------------------------------------------------------------ pytest
+def test_the_ros_tests_run_on_a_domain_of_their_own():
+    """test/ros/conftest.py moves the session off the inherited ROS_DOMAIN_ID (a robot's or a running sim's) and keeps
+    discovery on this host: the node tests publish equilibrium_pose targets under franka_ros2's names."""
+    inherited = os.environ.get('MAPS_VLA_INHERITED_ROS_DOMAIN_ID', '')
+    assert os.environ.get('ROS_DOMAIN_ID', '') not in ('', inherited.strip() or '0')
+    assert os.environ.get('ROS_AUTOMATIC_DISCOVERY_RANGE') == 'LOCALHOST'
+
+
 @pytest.mark.parametrize('plugin', ['launch_testing', 'launch_ros'])
 def test_the_launch_testing_plugins_are_blocked(request, plugin):
     """Under a sourced Jazzy, launch_testing's pytest plugin fails to load with pytest >= 9.1 (ros2/launch#979) and
