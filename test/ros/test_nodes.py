@@ -338,3 +338,70 @@ def test_franka_bridge_suspends_for_a_reset_and_re_anchors_after_it(graph):
     assert call(probe, SetBool, 'franka_bridge_node/suspend', SetBool.Request(data=False)).success
     assert wait_for(lambda: (measure(0.5), len(targets) > count)[1])
     assert targets[-1].pose.position.x == pytest.approx(0.5)  # not the pre-reset 0.4
+
+
+def test_episode_runner_resets_through_a_move_group_server_and_the_controller_switch(graph):
+    """~/reset_arm against fake policy, bridge, controller_manager and MoveGroup servers with the real moveit_msgs
+    and controller_manager_msgs types: the calls in order, the goal move_group receives, a planning failure."""
+    MoveGroup = pytest.importorskip('moveit_msgs.action').MoveGroup
+    SwitchController = pytest.importorskip('controller_manager_msgs.srv').SwitchController
+    from rclpy.action import ActionServer
+    from rclpy.callback_groups import ReentrantCallbackGroup
+
+    from maps_vla.control.franka_limits import FR3_HOME
+    from maps_vla.ros.episode_runner_node import EpisodeRunnerNode
+
+    add, probe = graph
+    calls: list[str] = []
+    goals: list = []
+    codes = [1, -1]  # SUCCESS, then PLANNING_FAILED
+    group = ReentrantCallbackGroup()
+
+    def trigger(name):
+        def serve(request, response):
+            calls.append(name)
+            response.success = True
+            return response
+        return serve
+
+    def suspend(request, response):
+        calls.append(f'suspend {request.data}')
+        response.success = True
+        return response
+
+    def switch(request, response):
+        calls.append(f'switch to {",".join(request.activate_controllers)}')
+        response.ok = True
+        return response
+
+    def move(goal_handle):
+        calls.append('move')
+        goals.append(goal_handle.request)
+        goal_handle.succeed()
+        result = MoveGroup.Result()
+        result.error_code.val = codes[len(goals) - 1]
+        return result
+
+    for name in ('pause', 'resume', 'reset'):
+        probe.create_service(Trigger, f'/policy_node/{name}', trigger(name), callback_group=group)
+    probe.create_service(SetBool, '/franka_bridge_node/suspend', suspend, callback_group=group)
+    probe.create_service(SwitchController, '/controller_manager/switch_controller', switch, callback_group=group)
+    ActionServer(probe, MoveGroup, '/move_action', move, callback_group=group)
+    add(EpisodeRunnerNode(parameter_overrides=[Parameter('io.autostart', value=False)]))
+
+    done = call(probe, Trigger, 'episode_runner_node/reset_arm', Trigger.Request())
+    assert done.success, done.message
+    assert calls == ['pause', 'suspend True', 'switch to fr3_arm_controller', 'move',
+                     'switch to cartesian_impedance_example_controller', 'suspend False', 'reset']
+    request = goals[0].request
+    assert request.group_name == 'fr3_arm' and not goals[0].planning_options.plan_only
+    assert request.start_state.is_diff and goals[0].planning_options.planning_scene_diff.is_diff
+    joints = request.goal_constraints[0].joint_constraints
+    assert [j.joint_name for j in joints] == [f'fr3_joint{i}' for i in range(1, 8)]
+    assert [j.position for j in joints] == pytest.approx(FR3_HOME)
+    assert {j.tolerance_above for j in joints} == {0.01} and request.max_velocity_scaling_factor == 0.2
+
+    calls.clear()
+    failed = call(probe, Trigger, 'episode_runner_node/reset_arm', Trigger.Request())
+    assert not failed.success and 'PLANNING_FAILED' in failed.message
+    assert calls == ['pause', 'suspend True', 'switch to fr3_arm_controller', 'move']  # stops there, paused

@@ -13,15 +13,17 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, Si
 from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
-from rosidl_runtime_py.utilities import get_message
+from rosidl_runtime_py.utilities import get_interface
 
 from maps_vla.control import msg_conversion as mc
 from maps_vla.control.node_config import NodeConfigError
 
 __all__ = ['run_node', 'MESSAGE_TYPES', 'SENSOR_QOS', 'RELIABLE_QOS', 'now_sec', 'stamp_or_now']
 
-# 'pkg/msg/Name' -> rclpy class, for the builders of maps_vla.control.msg_conversion.
-MESSAGE_TYPES: Callable[[str], type] = functools.lru_cache(maxsize=None)(get_message)
+# 'pkg/msg/Name' -> rclpy class, for the builders of maps_vla.control.msg_conversion. get_interface, not get_message:
+# it also returns actions and services ('moveit_msgs/action/MoveGroup'), from which message_class takes the parts
+# the builders name the rosbags way ('moveit_msgs/action/MoveGroup_Goal'); get_message refuses those names.
+MESSAGE_TYPES: Callable[[str], type] = functools.lru_cache(maxsize=None)(get_interface)
 SENSOR_QOS = qos_profile_sensor_data  # best effort, keep last 5: cameras and franka's convenience topics
 RELIABLE_QOS = QoSProfile(depth=10)  # reliable, volatile: commands, chunks, instructions (matches `ros2 topic pub`)
 
