@@ -16,6 +16,7 @@ from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from rosidl_runtime_py.utilities import get_interface
 
 from maps_vla.control import msg_conversion as mc
+from maps_vla.control.log_forward import forward_logging
 from maps_vla.control.node_config import NodeConfigError
 
 __all__ = ['run_node', 'MESSAGE_TYPES', 'SENSOR_QOS', 'RELIABLE_QOS', 'now_sec', 'stamp_or_now']
@@ -36,7 +37,8 @@ def run_node(node_factory: Callable[[], Node], args: list[str] | None = None, *,
     are ignored, so that the node's cleanup (e.g. the recorder finalizing its dataset) is not interrupted by the
     SIGINT that `ros2 launch` forwards on top of the terminal's; launch escalates to SIGTERM if cleanup hangs.
     A `NodeConfigError` while building the node (a configuration it cannot run with) is logged as one fatal line,
-    without a traceback, and the process exits with status 1.
+    without a traceback, and the process exits with status 1. maps_vla's Python `logging` (the plain classes the
+    nodes run) goes to rclpy loggers named after the module, at INFO and above, for the life of the process.
 
     Args:
         node_factory: builds the node (after rclpy.init).
@@ -44,6 +46,7 @@ def run_node(node_factory: Callable[[], Node], args: list[str] | None = None, *,
         threads: >1 spins a MultiThreadedExecutor with that many threads.
     """
     rclpy.init(args=args)
+    undo_logging = forward_logging(get_logger)
     node = None
     try:
         try:
@@ -60,6 +63,7 @@ def run_node(node_factory: Callable[[], Node], args: list[str] | None = None, *,
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+        undo_logging()
 
 
 def now_sec(node: Node) -> float:
