@@ -405,3 +405,44 @@ def test_episode_runner_resets_through_a_move_group_server_and_the_controller_sw
     failed = call(probe, Trigger, 'episode_runner_node/reset_arm', Trigger.Request())
     assert not failed.success and 'PLANNING_FAILED' in failed.message
     assert calls == ['pause', 'suspend True', 'switch to fr3_arm_controller', 'move']  # stops there, paused
+
+
+def test_franka_bridge_switches_jazzy_servo_to_twists_and_streams_them(graph):
+    """control_mode:=servo on Jazzy: switch_command_type TWIST (moveit_msgs/srv/ServoCommandType, the real type) on a
+    fake Servo, then TwistStamped on servo_twist toward the policy's target; nothing before Servo accepted."""
+    ServoCommandType = pytest.importorskip('moveit_msgs.srv').ServoCommandType
+    from geometry_msgs.msg import TwistStamped
+
+    from maps_vla.ros.franka_bridge_node import FrankaBridgeNode
+
+    add, probe = graph
+    requests: list[int] = []
+
+    def switch(request, response):
+        requests.append(request.command_type)
+        response.success = True
+        return response
+
+    twists = collect(probe, TwistStamped, 'servo_twist')
+    pose_pub = probe.create_publisher(PoseStamped, 'measured_pose', SENSOR_QOS)
+    action_pub = probe.create_publisher(JointTrajectory, 'action', RELIABLE_QOS)
+    names = ('dx', 'dy', 'dz', 'droll', 'dpitch', 'dyaw', 'gripper')
+    add(FrankaBridgeNode(parameter_overrides=[Parameter('io.gripper', value='none'), Parameter('io.servo', value=True),
+                                              Parameter('servo.distro', value='jazzy')]))
+
+    def drive(steps: int) -> None:
+        for _ in range(steps):
+            now = now_sec(probe)
+            pose_pub.publish(mc.numpy_to_pose(MESSAGE_TYPES, [0.4, 0.0, 0.4], TOOL_DOWN_QUAT, now, 'fr3_link0'))
+            one = ActionChunk(now, np.array([[0.02, 0, 0, 0, 0, 0, 0]]), 0.01, names)
+            action_pub.publish(mc.chunk_to_trajectory(MESSAGE_TYPES, one))
+            time.sleep(0.02)
+
+    drive(10)
+    assert not twists  # Servo has not accepted twists yet
+    probe.create_service(ServoCommandType, '/servo_node/switch_command_type', switch)
+    assert wait_for(lambda: requests, timeout=5.0)
+    assert requests == [ServoCommandType.Request.TWIST]
+    drive(30)
+    assert wait_for(lambda: len(twists) > 10)
+    assert twists[-1].header.frame_id == 'fr3_link0' and twists[-1].twist.linear.x > 0  # toward +x
