@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -61,13 +62,13 @@ class Robot:
         self.log.append(f'save {info.number}')
         return True, f'saved episode {info.number}'
 
-    def make(self, tmp_path, **kwargs):
+    def make(self, tmp_path, ready=None, **kwargs):
         cfg = EpisodeRunnerConfig(out_dir=str(tmp_path), **{'episodes': len(self.script), 'max_seconds': 30.0,
                                                             'hold_seconds': 1.0, **kwargs})
         self.runner = EpisodeRunner(cfg, reset=self.reset, start_policy=self.start, hold=self.hold,
                                     record_start=self.record_start, record_stop=self.record_stop,
                                     success=self.signal, instruction=lambda: 'put the cube away',
-                                    clock=self.clock, sleep=self.sleep)
+                                    ready=ready, clock=self.clock, sleep=self.sleep)
         return self.runner
 
 
@@ -123,3 +124,22 @@ def test_the_sim_success_signal_can_be_ignored(tmp_path):
 def test_config_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
         EpisodeRunnerConfig(**kwargs)
+
+
+def test_the_session_waits_for_the_nodes_it_drives(tmp_path, caplog):
+    """On the Jazzy build sim.launch.py episodes:=2 stopped at once: the runner's first reset found no
+    /policy_node/pause while the policy node was still loading its checkpoint (about 25 s there) (issue 17)."""
+    caplog.set_level(logging.INFO, logger='maps_vla.control.episode_runner')
+    robot = Robot([(2.0, 'success')])
+    waits = iter([['/policy_node/pause', '/move_action'], ['/move_action'], []])
+    runner = robot.make(tmp_path, ready=lambda: next(waits))
+    started = robot.now
+    report = runner.run()
+    assert robot.log[0] == 'reset 0' and len(report.variants[0].episodes) == 1
+    assert robot.now - started >= 1.0  # two polls before the first reset
+    assert 'waiting up to 300 s for /policy_node/pause, /move_action' in caplog.text
+
+    never = Robot([(2.0, 'success')])
+    runner = never.make(tmp_path / 'never', ready=lambda: ['/policy_node/pause'], startup_timeout=5.0)
+    assert runner.run().variants[0].episodes == [] and never.log == []
+    assert 'not available after 5 s: /policy_node/pause' in caplog.text

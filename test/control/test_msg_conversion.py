@@ -147,6 +147,32 @@ def test_message_class_lookup(typestore):
         mc.message_class(42, 'sensor_msgs/msg/Image')
 
 
+def test_message_class_takes_action_and_service_parts_from_their_interface():
+    """rosidl_runtime_py resolves 'moveit_msgs/action/MoveGroup' but not 'moveit_msgs/action/MoveGroup_Goal' (the
+    rosbags name the MoveIt reset builder uses): every MoveGroup reset failed on a real Jazzy (issue 17)."""
+    class MoveGroup:
+        class Goal:
+            pass
+
+    class Trigger:
+        class Request:
+            pass
+
+    known = {'moveit_msgs/action/MoveGroup': MoveGroup, 'std_srvs/srv/Trigger': Trigger}
+
+    def get_interface(name):  # like rosidl_runtime_py's: getattr on the interface module
+        if name not in known:
+            raise AttributeError(f"module has no attribute {name.rsplit('/', 1)[1]!r}")
+        return known[name]
+
+    assert mc.message_class(get_interface, 'moveit_msgs/action/MoveGroup_Goal') is MoveGroup.Goal
+    assert mc.message_class(get_interface, 'std_srvs/srv/Trigger_Request') is Trigger.Request
+    for missing in ('moveit_msgs/action/MoveGroup_Result', 'moveit_msgs/msg/MoveGroup_Goal',
+                    'moveit_msgs/action/_Goal'):
+        with pytest.raises(ValueError, match='could not be resolved'):
+            mc.message_class(get_interface, missing)
+
+
 @pytest.mark.parametrize('fmt', ['jpeg', 'png'])
 def test_compressed_roundtrip(typestore, fmt):
     y, x = np.mgrid[0:32, 0:48]

@@ -81,6 +81,13 @@ def call(probe: Node, srv_type, name: str, request):
 
 
 # ---------------------------------------------------------------------------------------------------- params
+def test_the_graph_lives_on_the_test_domain(graph):
+    """rcl takes the domain test/ros/conftest.py chose (not the inherited one a robot stack may be running on)."""
+    import os
+
+    assert rclpy.get_default_context().get_domain_id() == int(os.environ['ROS_DOMAIN_ID'])
+
+
 def test_node_params_declare_typed_read_only_and_validate_dynamic_sets(graph):
     add, _ = graph
     node = add(Node('params_test', parameter_overrides=[Parameter('method', value='none'),
@@ -331,3 +338,111 @@ def test_franka_bridge_suspends_for_a_reset_and_re_anchors_after_it(graph):
     assert call(probe, SetBool, 'franka_bridge_node/suspend', SetBool.Request(data=False)).success
     assert wait_for(lambda: (measure(0.5), len(targets) > count)[1])
     assert targets[-1].pose.position.x == pytest.approx(0.5)  # not the pre-reset 0.4
+
+
+def test_episode_runner_resets_through_a_move_group_server_and_the_controller_switch(graph):
+    """~/reset_arm against fake policy, bridge, controller_manager and MoveGroup servers with the real moveit_msgs
+    and controller_manager_msgs types: the calls in order, the goal move_group receives, a planning failure."""
+    MoveGroup = pytest.importorskip('moveit_msgs.action').MoveGroup
+    SwitchController = pytest.importorskip('controller_manager_msgs.srv').SwitchController
+    from rclpy.action import ActionServer
+    from rclpy.callback_groups import ReentrantCallbackGroup
+
+    from maps_vla.control.franka_limits import FR3_HOME
+    from maps_vla.ros.episode_runner_node import EpisodeRunnerNode
+
+    add, probe = graph
+    calls: list[str] = []
+    goals: list = []
+    codes = [1, -1]  # SUCCESS, then PLANNING_FAILED
+    group = ReentrantCallbackGroup()
+
+    def trigger(name):
+        def serve(request, response):
+            calls.append(name)
+            response.success = True
+            return response
+        return serve
+
+    def suspend(request, response):
+        calls.append(f'suspend {request.data}')
+        response.success = True
+        return response
+
+    def switch(request, response):
+        calls.append(f'switch to {",".join(request.activate_controllers)}')
+        response.ok = True
+        return response
+
+    def move(goal_handle):
+        calls.append('move')
+        goals.append(goal_handle.request)
+        goal_handle.succeed()
+        result = MoveGroup.Result()
+        result.error_code.val = codes[len(goals) - 1]
+        return result
+
+    for name in ('pause', 'resume', 'reset'):
+        probe.create_service(Trigger, f'/policy_node/{name}', trigger(name), callback_group=group)
+    probe.create_service(SetBool, '/franka_bridge_node/suspend', suspend, callback_group=group)
+    probe.create_service(SwitchController, '/controller_manager/switch_controller', switch, callback_group=group)
+    ActionServer(probe, MoveGroup, '/move_action', move, callback_group=group)
+    add(EpisodeRunnerNode(parameter_overrides=[Parameter('io.autostart', value=False)]))
+
+    done = call(probe, Trigger, 'episode_runner_node/reset_arm', Trigger.Request())
+    assert done.success, done.message
+    assert calls == ['pause', 'suspend True', 'switch to fr3_arm_controller', 'move',
+                     'switch to cartesian_impedance_example_controller', 'suspend False', 'reset']
+    request = goals[0].request
+    assert request.group_name == 'fr3_arm' and not goals[0].planning_options.plan_only
+    assert request.start_state.is_diff and goals[0].planning_options.planning_scene_diff.is_diff
+    joints = request.goal_constraints[0].joint_constraints
+    assert [j.joint_name for j in joints] == [f'fr3_joint{i}' for i in range(1, 8)]
+    assert [j.position for j in joints] == pytest.approx(FR3_HOME)
+    assert {j.tolerance_above for j in joints} == {0.01} and request.max_velocity_scaling_factor == 0.2
+
+    calls.clear()
+    failed = call(probe, Trigger, 'episode_runner_node/reset_arm', Trigger.Request())
+    assert not failed.success and 'PLANNING_FAILED' in failed.message
+    assert calls == ['pause', 'suspend True', 'switch to fr3_arm_controller', 'move']  # stops there, paused
+
+
+def test_franka_bridge_switches_jazzy_servo_to_twists_and_streams_them(graph):
+    """control_mode:=servo on Jazzy: switch_command_type TWIST (moveit_msgs/srv/ServoCommandType, the real type) on a
+    fake Servo, then TwistStamped on servo_twist toward the policy's target; nothing before Servo accepted."""
+    ServoCommandType = pytest.importorskip('moveit_msgs.srv').ServoCommandType
+    from geometry_msgs.msg import TwistStamped
+
+    from maps_vla.ros.franka_bridge_node import FrankaBridgeNode
+
+    add, probe = graph
+    requests: list[int] = []
+
+    def switch(request, response):
+        requests.append(request.command_type)
+        response.success = True
+        return response
+
+    twists = collect(probe, TwistStamped, 'servo_twist')
+    pose_pub = probe.create_publisher(PoseStamped, 'measured_pose', SENSOR_QOS)
+    action_pub = probe.create_publisher(JointTrajectory, 'action', RELIABLE_QOS)
+    names = ('dx', 'dy', 'dz', 'droll', 'dpitch', 'dyaw', 'gripper')
+    add(FrankaBridgeNode(parameter_overrides=[Parameter('io.gripper', value='none'), Parameter('io.servo', value=True),
+                                              Parameter('servo.distro', value='jazzy')]))
+
+    def drive(steps: int) -> None:
+        for _ in range(steps):
+            now = now_sec(probe)
+            pose_pub.publish(mc.numpy_to_pose(MESSAGE_TYPES, [0.4, 0.0, 0.4], TOOL_DOWN_QUAT, now, 'fr3_link0'))
+            one = ActionChunk(now, np.array([[0.02, 0, 0, 0, 0, 0, 0]]), 0.01, names)
+            action_pub.publish(mc.chunk_to_trajectory(MESSAGE_TYPES, one))
+            time.sleep(0.02)
+
+    drive(10)
+    assert not twists  # Servo has not accepted twists yet
+    probe.create_service(ServoCommandType, '/servo_node/switch_command_type', switch)
+    assert wait_for(lambda: requests, timeout=5.0)
+    assert requests == [ServoCommandType.Request.TWIST]
+    drive(30)
+    assert wait_for(lambda: len(twists) > 10)
+    assert twists[-1].header.frame_id == 'fr3_link0' and twists[-1].twist.linear.x > 0  # toward +x

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import os
 import sys
 import xml.etree.ElementTree as ET
 from functools import cache
@@ -303,10 +304,21 @@ def test_setup_installs_launch_and_config_files():
 
 
 # ------------------------------------------------------------------------------------------------ pytest
-def test_the_launch_testing_plugin_is_blocked(request):
+def test_the_ros_tests_run_on_a_domain_of_their_own():
+    """test/ros/conftest.py moves the session off the inherited ROS_DOMAIN_ID (a robot's or a running sim's) and keeps
+    discovery on this host: the node tests publish equilibrium_pose targets under franka_ros2's names."""
+    inherited = os.environ.get('MAPS_VLA_INHERITED_ROS_DOMAIN_ID', '')
+    assert os.environ.get('ROS_DOMAIN_ID', '') not in ('', inherited.strip() or '0')
+    assert os.environ.get('ROS_AUTOMATIC_DISCOVERY_RANGE') == 'LOCALHOST'
+
+
+@pytest.mark.parametrize('plugin', ['launch_testing', 'launch_ros'])
+def test_the_launch_testing_plugins_are_blocked(request, plugin):
     """Under a sourced Jazzy, launch_testing's pytest plugin fails to load with pytest >= 9.1 (ros2/launch#979) and
-    pytest exits 3 before any test runs; setup.cfg's addopts block it (a no-op where it is not installed)."""
-    assert request.config.pluginmanager.is_blocked('launch_testing')
+    pytest exits 3 before any test runs; once it is blocked, launch_testing_ros's plugin (entry point `launch_ros`)
+    fails instead ("unknown hook 'pytest_launch_collect_makemodule'": launch_testing declares that hook), so
+    setup.cfg's addopts block both (a no-op where they are not installed)."""
+    assert request.config.pluginmanager.is_blocked(plugin)
 
 
 @pytest.mark.parametrize('name', ['control.launch.py', 'sim.launch.py', 'franka.launch.py', 'replay.launch.py'])

@@ -136,7 +136,28 @@ def test_move_to_a_start_pose_at_scaled_joint_speed(bridge):
     assert not bridge.reached(goal)
     _run(bridge, int(duration * 100) + 30)
     assert bridge.reached(goal, tolerance=0.01)
+    bridge.end_move()
     with pytest.raises(ValueError, match='outside the joint range'):
         bridge.move_to(bridge.cfg.arm_joints, q0 + np.array([10.0, 0, 0, 0, 0, 0, 0]))
     with pytest.raises(ValueError, match='velocity_scaling'):
         bridge.move_to(bridge.cfg.arm_joints, q0, velocity_scaling=0.0)
+
+
+def test_a_move_to_motion_is_not_taken_over_by_late_policy_targets(bridge):
+    """On the Jazzy build an episode's second MoveGroup reset timed out: equilibrium_pose targets queued before the
+    reset arrived after it and turned the motion into a pose hold. Until end_move() they are refused, as on the robot,
+    where MoveIt's controller has replaced the cartesian impedance controller."""
+    bridge.reset(0)
+    state = _run(bridge, 1)
+    stale = state.tcp_position + np.array([0.05, 0.05, -0.08])
+    goal = state.arm_position + np.array([0.2, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    duration = bridge.move_to(bridge.cfg.arm_joints, goal, velocity_scaling=0.2)
+    with pytest.raises(ValueError, match='MoveGroup motion owns the arm'):
+        bridge.on_pose_target(stale, state.tcp_quaternion)
+    with pytest.raises(ValueError, match='MoveGroup motion owns the arm'):
+        bridge.on_joint_trajectory(bridge.cfg.arm_joints, [1.0], state.arm_position[None])
+    _run(bridge, int(duration * 100) + 30)
+    assert bridge.reached(goal, tolerance=0.01) and bridge.mode is CommandMode.TRAJECTORY
+    bridge.end_move()
+    bridge.on_pose_target(stale, state.tcp_quaternion)
+    assert bridge.mode is CommandMode.POSE

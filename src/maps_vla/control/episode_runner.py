@@ -47,11 +47,12 @@ class EpisodeRunnerConfig:
     control_hz: float = 10.0  # policy action rate, for the step counts of the report
     out_dir: str = 'outputs/episodes'  # report.md, summary.csv, episodes.csv, outcomes.jsonl
     auto_success: bool = True  # end an episode when the success signal (sim task) turns true
+    startup_timeout: float = 300.0  # s the session waits for the nodes it drives (a policy may load for minutes)
 
     def __post_init__(self) -> None:
         if self.episodes < 1:
             raise ValueError(f'EpisodeRunnerConfig.episodes must be >= 1, got {self.episodes}')
-        for name in ('max_seconds', 'poll_period', 'control_hz'):
+        for name in ('max_seconds', 'poll_period', 'control_hz', 'startup_timeout'):
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
                 raise ValueError(f'EpisodeRunnerConfig.{name} must be a finite number > 0, got {value}')
@@ -104,6 +105,9 @@ class EpisodeRunner:
         record_start / record_stop: (EpisodeInfo) -> ...; record_stop returns a message (e.g. the saved episode).
         success: the task's success signal (sim), or None (the operator marks).
         instruction: the current instruction, for the report.
+        ready: () -> the names of the services / actions not available yet; the session waits (up to
+            cfg.startup_timeout s) until it returns none, so that it does not start before the policy node, which may
+            load its checkpoint for minutes. None: start at once.
         clock, sleep: time source (monotonic s) and wait; injected so tests do not wait.
     """
 
@@ -112,11 +116,12 @@ class EpisodeRunner:
                  record_start: Callable[[EpisodeInfo], StepOutcome] | None = None,
                  record_stop: Callable[[EpisodeInfo], StepOutcome] | None = None,
                  success: Callable[[], bool] | None = None, instruction: Callable[[], str] = lambda: '',
+                 ready: Callable[[], list[str]] | None = None,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
         self.cfg = cfg
         self._reset, self._start, self._hold = reset, start_policy, hold
         self._record_start, self._record_stop = record_start, record_stop
-        self._success, self._instruction = success, instruction
+        self._success, self._instruction, self._ready = success, instruction, ready
         self._clock, self._sleep = clock, sleep
         self._lock = threading.Lock()
         self._mark: Mark | None = None
@@ -150,6 +155,11 @@ class EpisodeRunner:
         """Run the session; returns the report (also saved under cfg.out_dir with outcomes.jsonl)."""
         out = Path(self.cfg.out_dir)
         out.mkdir(parents=True, exist_ok=True)
+        missing = self._wait_ready()
+        if missing:
+            logger.error('not available after %g s: %s; the session did not start (are those nodes running?)',
+                         self.cfg.startup_timeout, ', '.join(missing))
+            return self.report()
         for number in range(self.cfg.episodes):
             if self._aborted:
                 break
@@ -165,6 +175,20 @@ class EpisodeRunner:
         if self.results:
             report.save(out)
         return report
+
+    def _wait_ready(self) -> list[str]:
+        """[] once ready() lists nothing (at once without `ready`), else what was still missing at the timeout."""
+        if self._ready is None:
+            return []
+        deadline = self._clock() + self.cfg.startup_timeout
+        missing, told = list(self._ready()), False
+        while missing and not self._aborted and self._clock() < deadline:
+            if not told:
+                logger.info('waiting up to %g s for %s', self.cfg.startup_timeout, ', '.join(missing))
+                told = True
+            self._sleep(max(self.cfg.poll_period, 0.5))
+            missing = list(self._ready())
+        return missing
 
     def report(self) -> EvalReport:
         """The episodes so far as `maps-vla eval`'s report."""

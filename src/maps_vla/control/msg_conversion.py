@@ -4,7 +4,7 @@ Reading works on rclpy messages, rosbags dataclasses or anything duck-typed alik
 classes, passed as `types`, which is one of:
     * a rosbags `Typestore` (`get_typestore(Stores.ROS2_JAZZY)`), whose `.types` maps 'pkg/msg/Name' -> class;
     * a mapping 'pkg/msg/Name' -> class;
-    * a callable 'pkg/msg/Name' -> class, e.g. `rosidl_runtime_py.utilities.get_message` under rclpy.
+    * a callable 'pkg/msg/Name' -> class, e.g. `rosidl_runtime_py.utilities.get_interface` under rclpy.
 Nothing here imports rclpy or rosbags. Unbounded numeric arrays are given to rosbags dataclasses as numpy arrays
 (its serializer needs them) and to rclpy messages as `array.array` (their setters accept it without a
 per-element check); other classes get numpy arrays.
@@ -58,6 +58,11 @@ _NATIVE_BIG = sys.byteorder == 'big'
 def message_class(types: MessageTypes, name: str) -> type:
     """The class for message type `name` ('sensor_msgs/msg/Image'; 'sensor_msgs/Image' is accepted too).
 
+    Action and service parts use rosbags' names ('moveit_msgs/action/MoveGroup_Goal', 'pkg/srv/Name_Request'). A
+    callable that does not know such a name (rosidl_runtime_py's get_interface: `moveit_msgs.action` exports only
+    `MoveGroup`) is asked for the interface, 'moveit_msgs/action/MoveGroup', and the part is taken from it
+    (`MoveGroup.Goal`).
+
     Raises:
         ValueError: `types` has no such message type.
         TypeError: `types` is neither a Typestore, a mapping nor a callable.
@@ -75,9 +80,28 @@ def message_class(types: MessageTypes, name: str) -> type:
     if callable(types):
         try:
             return types(full)
-        except (KeyError, LookupError, ImportError, AttributeError, ValueError) as exc:
+        except _LOOKUP_ERRORS as exc:
+            part = _interface_part(full)
+            if part is not None:
+                try:
+                    return getattr(types(part[0]), part[1])
+                except _LOOKUP_ERRORS:
+                    pass
             raise ValueError(f'Message type {full!r} could not be resolved: {exc}') from exc
     raise TypeError(f'types must be a rosbags Typestore, a mapping or a callable, got {type(types).__name__}')
+
+
+_LOOKUP_ERRORS = (KeyError, LookupError, ImportError, AttributeError, ValueError)
+_PARTS = {'action': ('Goal', 'Result', 'Feedback'), 'srv': ('Request', 'Response')}
+
+
+def _interface_part(full: str) -> tuple[str, str] | None:
+    """'pkg/action/Name_Goal' -> ('pkg/action/Name', 'Goal') (srv: _Request, _Response); None for anything else."""
+    package, kind, rest = (full.split('/', 2) + ['', ''])[:3]
+    for part in _PARTS.get(kind, ()):
+        if rest.endswith(f'_{part}') and len(rest) > len(part) + 1:
+            return f'{package}/{kind}/{rest[:-len(part) - 1]}', part
+    return None
 
 
 def _new(types: MessageTypes, msgtype: str, /, **fields: Any) -> Any:

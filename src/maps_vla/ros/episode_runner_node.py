@@ -8,9 +8,11 @@ action in sim) -> switch back -> `<bridge_node>/suspend` false (target re-anchor
 `<policy_node>/reset`. Then `<recorder_node>/start` (when set), `<policy_node>/resume`, and the episode runs until
 the operator marks it (`~/success`, `~/failure`, `~/abort` (std_srvs/Trigger) or the `episode_mark` topic: String
 success / failure / abort, e.g. from a keyboard), the success topic turns true (sim), or `max_seconds` pass; then
-`<policy_node>/pause` (the bridge holds), `<recorder_node>/stop`, and the next. `~/reset_arm` runs the reset alone
-(a start pose before a manual run); `~/start` starts a session when `io.autostart` is false. The report (report.md,
-summary.csv, episodes.csv as `maps-vla eval` writes them, plus outcomes.jsonl) goes to `out_dir`.
+`<policy_node>/pause` (the bridge holds), `<recorder_node>/stop`, and the next. A session first waits (up to
+`startup_timeout` s) until all those services and the action exist: the policy node may load its checkpoint for
+minutes. `~/reset_arm` runs the reset alone (a start pose before a manual run); `~/start` starts a session when
+`io.autostart` is false. The report (report.md, summary.csv, episodes.csv as `maps-vla eval` writes them, plus
+outcomes.jsonl) goes to `out_dir`.
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ class EpisodeRunnerNode(Node):
             record_start=self._record('start') if self._recorder else None,
             record_stop=self._record('stop') if self._recorder else None,
             success=(lambda: self._success) if self.io.success_topic else None,
-            instruction=lambda: self._instruction)
+            instruction=lambda: self._instruction, ready=self._missing)
         self._thread: threading.Thread | None = None
         if self.io.autostart:
             self._launch()
@@ -94,6 +96,15 @@ class EpisodeRunnerNode(Node):
                                f'with ~/success, ~/failure, ~/abort or episode_mark; report in {self.cfg.out_dir}')
 
     # ---------------------------------------------------------------------------------------------- steps
+    def _missing(self) -> list[str]:
+        """The services and the action a session calls that are not available yet (the policy node may still load)."""
+        clients = [*self._policy.values(), *self._recorder.values(),
+                   *(c for c in (self._scene, self._bridge, self._switch_client) if c is not None)]
+        missing = [c.srv_name for c in clients if not c.service_is_ready()]
+        if not self._move_client.server_is_ready():
+            missing.append(self.io.move_action)
+        return missing
+
     def _trigger(self, name: str) -> tuple[bool, str]:
         return call_trigger(self._policy[name], Trigger.Request(), self.io.service_timeout)
 

@@ -189,10 +189,14 @@ class MujocoBridgeNode(Node):
         target = [goal.positions[goal.names.index(n)] for n in self.cfg.arm_joints]
         deadline = time.monotonic() + duration / self.cfg.realtime_factor + _MOVE_SLACK
         reached = False
-        while not reached and time.monotonic() < deadline:
-            time.sleep(0.02)
+        try:
+            while not reached and time.monotonic() < deadline:
+                time.sleep(0.02)
+                with self._lock:
+                    reached = self.sim.reached(target, tolerance)
+        finally:
             with self._lock:
-                reached = self.sim.reached(target, tolerance)
+                self.sim.end_move()  # the policy's targets count again (after the runner resumed the bridge)
         result.error_code.val = _SUCCESS if reached else _TIMED_OUT
         self._finish(goal_handle, reached)
         return result

@@ -13,15 +13,18 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, Si
 from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
-from rosidl_runtime_py.utilities import get_message
+from rosidl_runtime_py.utilities import get_interface
 
 from maps_vla.control import msg_conversion as mc
+from maps_vla.control.log_forward import forward_logging
 from maps_vla.control.node_config import NodeConfigError
 
 __all__ = ['run_node', 'MESSAGE_TYPES', 'SENSOR_QOS', 'RELIABLE_QOS', 'now_sec', 'stamp_or_now']
 
-# 'pkg/msg/Name' -> rclpy class, for the builders of maps_vla.control.msg_conversion.
-MESSAGE_TYPES: Callable[[str], type] = functools.lru_cache(maxsize=None)(get_message)
+# 'pkg/msg/Name' -> rclpy class, for the builders of maps_vla.control.msg_conversion. get_interface, not get_message:
+# it also returns actions and services ('moveit_msgs/action/MoveGroup'), from which message_class takes the parts
+# the builders name the rosbags way ('moveit_msgs/action/MoveGroup_Goal'); get_message refuses those names.
+MESSAGE_TYPES: Callable[[str], type] = functools.lru_cache(maxsize=None)(get_interface)
 SENSOR_QOS = qos_profile_sensor_data  # best effort, keep last 5: cameras and franka's convenience topics
 RELIABLE_QOS = QoSProfile(depth=10)  # reliable, volatile: commands, chunks, instructions (matches `ros2 topic pub`)
 
@@ -34,7 +37,8 @@ def run_node(node_factory: Callable[[], Node], args: list[str] | None = None, *,
     are ignored, so that the node's cleanup (e.g. the recorder finalizing its dataset) is not interrupted by the
     SIGINT that `ros2 launch` forwards on top of the terminal's; launch escalates to SIGTERM if cleanup hangs.
     A `NodeConfigError` while building the node (a configuration it cannot run with) is logged as one fatal line,
-    without a traceback, and the process exits with status 1.
+    without a traceback, and the process exits with status 1. maps_vla's Python `logging` (the plain classes the
+    nodes run) goes to rclpy loggers named after the module, at INFO and above, for the life of the process.
 
     Args:
         node_factory: builds the node (after rclpy.init).
@@ -42,6 +46,7 @@ def run_node(node_factory: Callable[[], Node], args: list[str] | None = None, *,
         threads: >1 spins a MultiThreadedExecutor with that many threads.
     """
     rclpy.init(args=args)
+    undo_logging = forward_logging(get_logger)
     node = None
     try:
         try:
@@ -58,6 +63,7 @@ def run_node(node_factory: Callable[[], Node], args: list[str] | None = None, *,
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+        undo_logging()
 
 
 def now_sec(node: Node) -> float:

@@ -157,6 +157,7 @@ class SimBridge:
         self._mode = CommandMode.HOLD
         self._pose_target: tuple[np.ndarray, np.ndarray] | None = None
         self._trajectory: tuple[np.ndarray, np.ndarray] | None = None  # (absolute times (P+1,), joints (P+1, 7))
+        self._moving = False  # a move_to (MoveGroup) motion owns the arm until end_move()
         self._gripper_closed = 0.0
         self._fingers_prev = None
         self._finger_velocity = np.zeros(2)
@@ -170,8 +171,9 @@ class SimBridge:
 
         Raises:
             ValueError: non-finite values or a degenerate quaternion (the command is ignored, as franka's
-                controller discards it).
+                controller discards it), or a move_to motion running (see end_move).
         """
+        self._check_not_moving()
         position = np.asarray(position, dtype=np.float64).reshape(-1)
         quaternion = np.asarray(quaternion, dtype=np.float64).reshape(-1)
         if position.shape != (3,) or quaternion.shape != (4,) or not (
@@ -189,8 +191,9 @@ class SimBridge:
 
         Raises:
             ValueError: names that are not exactly the 7 arm joints, a shape mismatch, non-increasing or negative
-                times, or non-finite positions.
+                times, non-finite positions, or a move_to motion running (see end_move).
         """
+        self._check_not_moving()
         names = list(names)
         if sorted(names) != sorted(self.cfg.arm_joints):
             raise ValueError(f'a joint trajectory must name the arm joints {list(self.cfg.arm_joints)}, got {names}')
@@ -234,8 +237,23 @@ class SimBridge:
         robot = self.cfg.robot_type if self.cfg.robot_type in JOINT_LIMITS else 'fr3'
         speed = np.asarray(joint_limits(robot).velocity) * velocity_scaling
         duration = max(min_duration, float(np.max(np.abs(q - self.controller.q_cmd) / speed)))
+        self._moving = False
         self.on_joint_trajectory(list(self.cfg.arm_joints), [duration], q[None])
+        self._moving = True
         return duration
+
+    def end_move(self) -> None:
+        """The move_to motion is over (reached or given up): pose targets and trajectories are accepted again.
+
+        Until then they raise: on the robot MoveIt's controller has replaced the policy's (cartesian_impedance's
+        equilibrium_pose goes nowhere); here a late target from before the reset, queued while the scene reset ran,
+        turned the move into a pose hold and the MoveGroup goal timed out (seen on the Jazzy build).
+        """
+        self._moving = False
+
+    def _check_not_moving(self) -> None:
+        if self._moving:
+            raise ValueError('a MoveGroup motion owns the arm until it ends')
 
     def reached(self, positions: Sequence[float], tolerance: float = 0.01) -> bool:
         """Whether every arm joint is within `tolerance` rad of `positions` (arm joint order)."""
