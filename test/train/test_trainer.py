@@ -151,6 +151,31 @@ def test_lora_gives_every_trainable_tensor_a_gradient(tiny_dataset):
     assert [n for n, p in trainable.items() if p.grad is None] == []
 
 
+def test_state_dropout_zeroes_the_state_of_a_fraction_of_samples(tiny_dataset):
+    from maps_vla.data.dataset import Dataset
+    from maps_vla.data.torch_dataset import TorchDataset
+    from maps_vla.train.batching import collate_robot, dataset_cameras, robot_batch
+    from maps_vla.train.trainer import build_policy
+
+    dataset = Dataset(tiny_dataset)
+    policy = build_policy(ModelSourceConfig(), dataset, 0)
+    frames = TorchDataset(dataset, policy.config.chunk_size)
+    collated = collate_robot([frames[i] for i in range(8)])
+
+    def states(dropout: float, enabled: bool = True) -> torch.Tensor:
+        augment = AugmentConfig(enabled=enabled, state_dropout=dropout)
+        return robot_batch(collated, policy.processor, dataset_cameras(dataset), augment,
+                           torch.Generator().manual_seed(0))['state']
+
+    kept, all_dropped, half = states(0.0), states(1.0), states(0.5)
+    assert (kept.abs().sum(1) > 0).all() and (all_dropped == 0).all()
+    zeroed = (half.abs().sum(1) == 0)
+    assert 0 < int(zeroed.sum()) < 8 and torch.equal(half[~zeroed], kept[~zeroed])
+    assert torch.equal(states(1.0, enabled=False), kept)  # evaluation-like batches keep the state
+    with pytest.raises(ValueError, match='state_dropout'):
+        AugmentConfig(state_dropout=1.5)
+
+
 def test_lora_run_exports_merged_plain_weights(tiny_dataset, tmp_path):
     from maps_vla.data.dataset import Dataset
     from maps_vla.train.trainer import build_policy

@@ -36,6 +36,7 @@ class PretrainConfig:
     lr: float = 3e-4  # AdamW peak learning rate (cosine schedule, 5 % warm-up); 1e-3 collapsed small VLMs' vision
     grad_clip: float = 1.0  # global gradient-norm clip
     crop_area: float = 0.9  # random-crop area of the augmentation (1.0: no crop); inference takes the centred crop
+    state_dropout: float = 0.0  # fraction of samples trained without their state (keeps the images in use)
     save_every: int = 500  # checkpoint every N steps (training resumes from the newest)
     health_every: int = 0  # image/state dependence of the actions every N steps (0: off), see train/health.py
     eval_episodes: int = 2  # closed-loop episodes per pre-training variant (and per held-out variant)

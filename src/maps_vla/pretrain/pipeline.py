@@ -132,7 +132,7 @@ def _train(cfg: PretrainConfig, initial: Path, demos: Path, vl: Path | None, out
     result = train(TrainConfig(
         model=ModelSourceConfig(checkpoint=str(initial)),
         data=DataConfig(root=str(demos), cotrain_root=str(vl) if vl else None, cotrain_ratio=cfg.cotrain_ratio,
-                        augment=AugmentConfig(crop_area=cfg.crop_area)),
+                        augment=AugmentConfig(crop_area=cfg.crop_area, state_dropout=cfg.state_dropout)),
         method=FinetuneMethodConfig(method='fft', lr=cfg.lr), out_dir=str(out), steps=cfg.steps,
         batch_size=cfg.batch_size, lr_schedule='cosine', warmup_steps=max(1, cfg.steps // 20),
         grad_clip=cfg.grad_clip, save_every=cfg.save_every, keep_checkpoints=1, log_every=max(1, cfg.steps // 200),

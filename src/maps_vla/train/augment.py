@@ -23,10 +23,15 @@ class AugmentConfig:
     contrast: tuple[float, float] = (0.8, 1.2)  # contrast factor range
     saturation: tuple[float, float] = (0.8, 1.2)  # saturation factor range
     hue: float = 0.05  # hue rotation drawn from [-h, h] turns (1.0 = full circle)
+    # fraction of samples whose normalized proprio state is zeroed (the data's q01-q99 midpoint): with the state
+    # always there, a small policy trained from scratch stops reading the images (issue 13's collapse)
+    state_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.crop_area <= 1.0:
             raise ValueError(f'AugmentConfig.crop_area must be in (0, 1], got {self.crop_area}')
+        if not 0.0 <= self.state_dropout <= 1.0:
+            raise ValueError(f'AugmentConfig.state_dropout must be in [0, 1], got {self.state_dropout}')
         if self.brightness < 0 or not 0 <= self.hue <= 0.5:
             raise ValueError(f'AugmentConfig: brightness must be >= 0 and hue in [0, 0.5], got {self.brightness}, {self.hue}')
         for name in ('contrast', 'saturation'):

@@ -70,5 +70,9 @@ def robot_batch(batch: dict[str, Any], processor: VLAProcessor, cameras: tuple[s
         'action_mask': batch[_ACTION_MASK].bool(),
     }
     if processor.config.proprio_dim:
-        out['state'] = processor.normalize_state(batch[OBS_STATE].float())
+        state = processor.normalize_state(batch[OBS_STATE].float())
+        if augment.enabled and augment.state_dropout > 0:
+            dropped = torch.rand(b, generator=generator) < augment.state_dropout
+            state = state.masked_fill(dropped[:, None], 0.0)
+        out['state'] = state
     return out
