@@ -225,3 +225,23 @@ def test_emoji_cards_report_the_scene():
 def test_missing_emoji_font_names_the_debian_package(tmp_path):
     with pytest.raises(FileNotFoundError, match='fonts-noto-color-emoji'):
         make_env(EnvConfig(task='emoji', emoji_font=tmp_path / 'NoEmoji.ttf'))
+
+
+def test_layouts_place_the_object_and_the_plate_where_they_say():
+    def poses(layout):
+        env = make_env(EnvConfig(layout=layout, render=False))
+        out = []
+        for seed in range(12):
+            env.reset(seed=seed)
+            body = env.physics.body_pos(env.task.object_body)
+            out.append((body[0], body[1], *env.physics.model.body('plate').pos[:2]))
+        env.close()
+        return np.array(out)
+
+    compact, wide = poses('compact'), poses('wide')
+    assert (compact[:, 0] >= 0.44 - 1e-6).all() and (compact[:, 0] <= 0.56 + 1e-6).all()
+    assert (compact[:, 1] >= -0.13 - 1e-6).all() and (compact[:, 1] <= -0.01 + 1e-6).all()
+    np.testing.assert_allclose(compact[:, 2:], [[0.5, 0.15]] * 12)  # the plate stays put
+    assert np.ptp(wide[:, 2:], axis=0).min() > 0.05 and np.ptp(wide[:, :2], axis=0).max() > 0.2
+    with pytest.raises(ValueError, match='layout'):
+        EnvConfig(layout='tiny')
