@@ -230,3 +230,33 @@ def test_action_expert_config_is_validated():
         ActionHeadConfig(type='action_expert', expert_width=30)
     with pytest.raises(ValueError, match='expert_layers must be > 0'):
         ActionHeadConfig(type='action_expert', expert_layers=0)
+
+
+def test_regression_losses_l1_and_l2_over_valid_steps():
+    from maps_vla.model.heads.base import RobotInputs, masked_regression_loss
+
+    predicted = torch.zeros(1, 2, 2)
+    actions = torch.tensor([[[1.0, -3.0], [5.0, 5.0]]])
+    inputs = RobotInputs(prefix=None, prompt_ids=None, prompt_mask=None, actions=actions,
+                         action_mask=torch.tensor([[True, False]]))  # the second step is padding
+    l1, l2 = masked_regression_loss(predicted, inputs, 'l1'), masked_regression_loss(predicted, inputs, 'l2')
+    assert l1['loss'].item() == pytest.approx(2.0) and l2['loss'].item() == pytest.approx(5.0)
+    assert l2['l1'].item() == pytest.approx(2.0)  # the L1 metric is reported either way
+    with pytest.raises(ValueError, match='regression loss'):
+        masked_regression_loss(predicted, inputs, 'huber')
+
+
+@pytest.mark.parametrize('head', ['l1_regression', 'action_expert'])
+def test_heads_train_with_the_configured_regression_loss(head, make_tiny, make_batch, build_policy):
+    import dataclasses
+
+    cfg = make_tiny(head, **_head_kwargs(head))
+    batch = make_batch(cfg, batch_size=2, seed=1)
+    losses = {}
+    for kind in ('l1', 'l2'):
+        torch.manual_seed(0)
+        variant = cfg.replace(head=dataclasses.replace(cfg.head, regression_loss=kind))
+        out = build_policy(variant).train()(batch)
+        losses[kind] = (out['loss'].item(), out['l1'].item())
+    assert losses['l1'][1] == pytest.approx(losses['l2'][1], rel=1e-5)  # the same weights, the same predictions
+    assert losses['l1'][0] == pytest.approx(losses['l1'][1]) and losses['l2'][0] != pytest.approx(losses['l2'][1])

@@ -16,6 +16,8 @@ def test_config_is_validated():
         PretrainConfig(variants=('nope',))
     with pytest.raises(ValueError, match='cotrain_ratio'):
         PretrainConfig(vl_scenes=0, cotrain_ratio=0.2)
+    with pytest.raises(ValueError, match='regression_loss'):
+        PretrainConfig(regression_loss='huber')
 
 
 def test_vocabulary_covers_held_out_words_and_every_emoji():
@@ -28,8 +30,11 @@ def test_smallest_run_resumes_and_protects_its_folder(tmp_path, capsys):
     out = tmp_path / 'prior'
     cfg = PretrainConfig(out=str(out), variants=('train',), heldout_variants=('ood_color',), demos_per_variant=1,
                          image_size=28, model_image_size=28, vl_scenes=1, steps=2, batch_size=2, save_every=1,
-                         eval_episodes=1, eval_max_steps=3, threads=1, progress=False)
+                         eval_episodes=1, eval_max_steps=3, threads=1, progress=False, use_state=False,
+                         state_dropout=0.5, regression_loss='l2')
     files = run_pretrain(cfg)
+    config = json.loads((files['policy'] / 'config.json').read_text())['config']
+    assert config['head']['regression_loss'] == 'l2' and config['proprio_dim'] == 0
     card = (files['policy'] / 'MODEL_CARD.md').read_text()
     assert 'preset `prior`' in card and '| train | id | 0/1' in card and '| ood_color | ood |' in card
     metrics = json.loads(files['metrics'].read_text())

@@ -31,6 +31,7 @@ class PretrainConfig:
     preset: str = 'prior'  # model preset (VLA_PRESETS), shaped to the data; its tokenizer becomes a word tokenizer
     model_image_size: int | None = None  # override the preset's view size (None: the preset's)
     use_state: bool = True  # a proprio token from observation.state (False: the images alone)
+    regression_loss: str = 'l1'  # the action head's loss: 'l1' (OFT) or 'l2' (see model/heads/base.py)
     steps: int = 4  # optimizer steps
     batch_size: int = 4  # samples per step
     lr: float = 3e-4  # AdamW peak learning rate (cosine schedule, 5 % warm-up); 1e-3 collapsed small VLMs' vision
@@ -66,5 +67,7 @@ class PretrainConfig:
                              f'got {self.cotrain_ratio} with vl_scenes={self.vl_scenes}')
         if not 16 <= self.image_size <= 512:
             raise ValueError(f'PretrainConfig.image_size must be in 16..512, got {self.image_size}')
+        if self.regression_loss not in ('l1', 'l2'):
+            raise ValueError(f"PretrainConfig.regression_loss must be 'l1' or 'l2', got {self.regression_loss!r}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f'PretrainConfig.threads must be >= 1 or None, got {self.threads}')

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from maps_vla.model.heads.base import ACTION_HEADS, ActionHead, RobotInputs, VLABackbone, masked_l1_loss
+from maps_vla.model.heads.base import ACTION_HEADS, ActionHead, RobotInputs, VLABackbone, masked_regression_loss
 from maps_vla.model.vla.configuration_vla import VLAConfig
 
 __all__ = ['ActionExpertHead']
@@ -77,6 +77,7 @@ class ActionExpertHead(ActionHead):
         head = config.head
         d, width = config.llm.hidden_size, head.expert_width
         self.chunk, self.dim = config.chunk_size, config.action_dim
+        self.regression_loss = head.regression_loss
         self.queries = nn.Parameter(torch.randn(config.chunk_size, width) * 0.02)
         self.context_norm = nn.LayerNorm(d)
         self.context_proj = nn.Linear(d, width)
@@ -103,7 +104,7 @@ class ActionExpertHead(ActionHead):
         return self.out_proj(self.out_norm(x))
 
     def loss(self, vla: VLABackbone, inputs: RobotInputs) -> dict[str, torch.Tensor]:
-        return masked_l1_loss(self._predict(vla, inputs), inputs)
+        return masked_regression_loss(self._predict(vla, inputs), inputs, self.regression_loss)
 
     def predict_action_chunk(self, vla: VLABackbone, inputs: RobotInputs) -> torch.Tensor:
         return self._predict(vla, inputs)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from maps_vla.model.heads.base import ACTION_HEADS, ActionHead, RobotInputs, VLABackbone, masked_l1_loss
+from maps_vla.model.heads.base import ACTION_HEADS, ActionHead, RobotInputs, VLABackbone, masked_regression_loss
 from maps_vla.model.vla.configuration_vla import VLAConfig
 
 __all__ = ['MLPResNet', 'L1RegressionHead']
@@ -58,6 +58,7 @@ class L1RegressionHead(ActionHead):
         super().__init__()
         d, self.chunk, self.dim = config.llm.hidden_size, config.chunk_size, config.action_dim
         self.bidirectional = config.head.attention == 'bidirectional'
+        self.regression_loss = config.head.regression_loss
         self.eos_id = tokenizer.eos_token_id
         self.placeholder_id = tokenizer.pad_token_id
         self.model = MLPResNet(config.head.mlp_blocks, d * self.dim, d, self.dim)
@@ -75,7 +76,7 @@ class L1RegressionHead(ActionHead):
         return self.model(readout.reshape(batch, self.chunk, -1).to(self.model.fc1.weight.dtype))
 
     def loss(self, vla: VLABackbone, inputs: RobotInputs) -> dict[str, torch.Tensor]:
-        return masked_l1_loss(self._predict(vla, inputs), inputs)
+        return masked_regression_loss(self._predict(vla, inputs), inputs, self.regression_loss)
 
     def predict_action_chunk(self, vla: VLABackbone, inputs: RobotInputs) -> torch.Tensor:
         return self._predict(vla, inputs)

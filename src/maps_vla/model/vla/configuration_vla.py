@@ -170,6 +170,7 @@ class ActionHeadConfig:
     expert_width: int = 128  # action_expert: width of the expert transformer
     expert_layers: int = 2  # action_expert: layers (self-attention, cross-attention to the VLM features, MLP)
     expert_heads: int = 4  # action_expert: attention heads (expert_width must divide evenly)
+    regression_loss: str = 'l1'  # l1_regression / action_expert: 'l1' (OFT) or 'l2' (leaves a dimension's median)
 
     def __post_init__(self) -> None:
         if self.attention not in _ATTENTION_MODES:
@@ -179,6 +180,8 @@ class ActionHeadConfig:
         if self.expert_width % self.expert_heads:
             raise ValueError(f'ActionHeadConfig.expert_width {self.expert_width} is not divisible by expert_heads '
                              f'{self.expert_heads}')
+        if self.regression_loss not in ('l1', 'l2'):
+            raise ValueError(f"ActionHeadConfig.regression_loss must be 'l1' or 'l2', got {self.regression_loss!r}")
         if self.n_bins < 2:
             raise ValueError(f'ActionHeadConfig.n_bins must be >= 2, got {self.n_bins}')
         if not 0 <= self.decimals <= 6:
