@@ -108,9 +108,9 @@ def _camera_size(cfg: DemoConfig, start: Path | None) -> int:
     if start is None:
         return 64
     from maps_vla.eval import camera_side
-    from maps_vla.model.vla.modeling_vla import VLAPolicy
+    from maps_vla.model.checkpoint import read_config
 
-    return camera_side(VLAPolicy.from_pretrained(start))
+    return camera_side(read_config(start))  # the config alone: the weights load once, in step 2
 
 
 def run_demo(cfg: DemoConfig, *, announce: Callable[[str], None] | None = None,

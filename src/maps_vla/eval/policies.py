@@ -13,10 +13,10 @@ __all__ = ['ExpertPolicy', 'BoundExpertPolicy', 'RandomPolicy', 'camera_side']
 
 
 def camera_side(policy: Any, default: int = 224) -> int:
-    """The square camera side (px) to render for `policy`: the frame size it was trained on when its checkpoint
-    records one (`VisionConfig.capture_size`), else its own input size (older checkpoints), else `default`
-    (policies without a vision config: the expert, random actions)."""
-    vision = getattr(getattr(policy, 'config', None), 'vision', None)
+    """The square camera side (px) to render for `policy` (or for a policy's VLAConfig): the frame size it was trained
+    on when its checkpoint records one (`VisionConfig.capture_size`), else its own input size (older checkpoints),
+    else `default` (policies without a vision config: the expert, random actions)."""
+    vision = getattr(getattr(policy, 'config', policy), 'vision', None)
     if vision is None:
         return default
     return int(getattr(vision, 'capture_size', None) or vision.image_size)

@@ -37,7 +37,7 @@ from maps_vla.model.vla.processor_vla import NormStats
 from maps_vla.model.vla.tokenization_vla import load_tokenizer
 from maps_vla.policy import ActionSpec
 
-__all__ = ['save_pretrained', 'load_pretrained', 'load_tensors_into', 'build_empty', 'finalize_loaded',
+__all__ = ['save_pretrained', 'load_pretrained', 'read_config', 'load_tensors_into', 'build_empty', 'finalize_loaded',
            'require_file', 'file_sha256', 'CheckpointError', 'CONFIG_FILE', 'WEIGHTS_FILE', 'NORMALIZATION_FILE',
            'ACTION_SPEC_FILE']
 
@@ -181,6 +181,31 @@ def finalize_loaded(policy: VLAPolicy, device: str | torch.device, dtype: torch.
     return policy.eval()
 
 
+def _read_config(directory: Path) -> tuple[VLAConfig, dict]:
+    """The folder's VLAConfig and the whole config.json payload (with the file hashes)."""
+    if not directory.is_dir():
+        raise FileNotFoundError(f'Checkpoint folder {str(directory)!r} does not exist')
+    config_path = require_file(directory / CONFIG_FILE, 'policy config')
+    payload = _read_json(config_path)
+    if not isinstance(payload, dict) or payload.get('format') != _FORMAT:
+        found = payload.get('format') if isinstance(payload, dict) else type(payload).__name__
+        raise ValueError(f'{str(config_path)!r} is not a maps_vla checkpoint (format {found!r}); '
+                         'use maps_vla.model.importers for OpenVLA-OFT / MiniVLA folders')
+    try:
+        return from_dict(VLAConfig, payload['config']), payload
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f'{str(config_path)!r}: invalid policy config: {type(exc).__name__}: {exc}') from None
+
+
+def read_config(directory: str | os.PathLike) -> VLAConfig:
+    """A checkpoint folder's VLAConfig alone, without building the model or reading its weights.
+
+    Raises:
+        FileNotFoundError / ValueError / CheckpointError: as `load_pretrained` for the folder and its config.json.
+    """
+    return _read_config(Path(directory))[0]
+
+
 def load_pretrained(directory: str | os.PathLike, device: str | torch.device = 'cpu',
                     dtype: torch.dtype | None = None) -> VLAPolicy:
     """Load a folder written by `save_pretrained`.
@@ -199,18 +224,7 @@ def load_pretrained(directory: str | os.PathLike, device: str | torch.device = '
         ValueError/TypeError: a bad config, key, shape or dtype (file and key named).
     """
     directory = Path(directory)
-    if not directory.is_dir():
-        raise FileNotFoundError(f'Checkpoint folder {str(directory)!r} does not exist')
-    config_path = require_file(directory / CONFIG_FILE, 'policy config')
-    payload = _read_json(config_path)
-    if not isinstance(payload, dict) or payload.get('format') != _FORMAT:
-        found = payload.get('format') if isinstance(payload, dict) else type(payload).__name__
-        raise ValueError(f'{str(config_path)!r} is not a maps_vla checkpoint (format {found!r}); '
-                         'use maps_vla.model.importers for OpenVLA-OFT / MiniVLA folders')
-    try:
-        config = from_dict(VLAConfig, payload['config'])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f'{str(config_path)!r}: invalid policy config: {type(exc).__name__}: {exc}') from None
+    config, payload = _read_config(directory)
     norm_stats = NormStats.load(require_file(directory / NORMALIZATION_FILE, 'action/state statistics'))
     spec_path = require_file(directory / ACTION_SPEC_FILE, 'action spec')
     spec_data = _read_json(spec_path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from maps_vla.model.vla.configuration_vla import REGRESSION_LOSSES
 from maps_vla.sim.config_env import CameraView
 
 __all__ = ['PretrainConfig']
@@ -67,7 +68,8 @@ class PretrainConfig:
                              f'got {self.cotrain_ratio} with vl_scenes={self.vl_scenes}')
         if not 16 <= self.image_size <= 512:
             raise ValueError(f'PretrainConfig.image_size must be in 16..512, got {self.image_size}')
-        if self.regression_loss not in ('l1', 'l2'):
-            raise ValueError(f"PretrainConfig.regression_loss must be 'l1' or 'l2', got {self.regression_loss!r}")
+        if self.regression_loss not in REGRESSION_LOSSES:  # checked here too: before minutes of data collection
+            raise ValueError(f'PretrainConfig.regression_loss must be one of {REGRESSION_LOSSES}, got '
+                             f'{self.regression_loss!r}')
         if self.threads is not None and self.threads < 1:
             raise ValueError(f'PretrainConfig.threads must be >= 1 or None, got {self.threads}')

@@ -108,8 +108,7 @@ def _initial_policy(cfg: PretrainConfig, demos: Path, directory: Path) -> Path:
         return directory
     shaped = build_policy(ModelSourceConfig(preset=cfg.preset, image_size=cfg.model_image_size,
                                             use_state=cfg.use_state), Dataset(demos), cfg.seed)
-    config = shaped.config
-    config = config.replace(head=dataclasses.replace(config.head, regression_loss=cfg.regression_loss))
+    config = shaped.config.replace(head=dataclasses.replace(shaped.config.head, regression_loss=cfg.regression_loss))
     tokenizer = build_word_tokenizer(vocabulary_texts(config.prompt_template, config.vl_prompt_template))
     vocab = -(-len(tokenizer) // 64) * 64
     if vocab > config.llm.vocab_size:

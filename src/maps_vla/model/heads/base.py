@@ -19,13 +19,14 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from maps_vla.model.vla.configuration_vla import REGRESSION_LOSSES
 from maps_vla.registry import Registry
 
 if TYPE_CHECKING:
     from maps_vla.model.vla.configuration_vla import VLAConfig
 
 __all__ = ['ActionHead', 'ACTION_HEADS', 'RobotInputs', 'Sequence', 'VLABackbone', 'IGNORE_INDEX', 'causal_lm_loss',
-           'masked_regression_loss', 'REGRESSION_LOSSES']
+           'masked_regression_loss']
 
 IGNORE_INDEX = -100
 
@@ -83,9 +84,6 @@ def causal_lm_loss(language_model: PreTrainedModel, hidden: torch.Tensor,
         raise ValueError('The batch has no target tokens (every label is ignored)')
     logits = language_model.lm_head(hidden[:, :-1][keep]).float()
     return F.cross_entropy(logits, targets[keep]), logits, targets[keep]
-
-
-REGRESSION_LOSSES = ('l1', 'l2')
 
 
 def masked_regression_loss(predicted: torch.Tensor, inputs: RobotInputs, kind: str = 'l1') -> dict[str, torch.Tensor]:

@@ -20,6 +20,7 @@ __all__ = [
     'VLAConfig',
     'VLA_PRESETS',
     'resized',
+    'REGRESSION_LOSSES',
     'IMAGENET_MEAN',
     'IMAGENET_STD',
     'IMAGENET_MEAN_BF16',
@@ -39,6 +40,7 @@ SIGLIP_STD = (0.5, 0.5, 0.5)
 
 _LLM_ARCHS = ('qwen2', 'llama')
 _ATTENTION_MODES = ('bidirectional', 'causal')
+REGRESSION_LOSSES = ('l1', 'l2')  # losses of the regression heads (l1_regression, action_expert)
 
 
 def _positive(owner: str, **values: float) -> None:
@@ -180,8 +182,9 @@ class ActionHeadConfig:
         if self.expert_width % self.expert_heads:
             raise ValueError(f'ActionHeadConfig.expert_width {self.expert_width} is not divisible by expert_heads '
                              f'{self.expert_heads}')
-        if self.regression_loss not in ('l1', 'l2'):
-            raise ValueError(f"ActionHeadConfig.regression_loss must be 'l1' or 'l2', got {self.regression_loss!r}")
+        if self.regression_loss not in REGRESSION_LOSSES:
+            raise ValueError(f'ActionHeadConfig.regression_loss must be one of {REGRESSION_LOSSES}, got '
+                             f'{self.regression_loss!r}')
         if self.n_bins < 2:
             raise ValueError(f'ActionHeadConfig.n_bins must be >= 2, got {self.n_bins}')
         if not 0 <= self.decimals <= 6:
