@@ -99,10 +99,10 @@ def _report(successes: dict[str, int], n: int = 10) -> EvalReport:
                        for v, k in successes.items()], fps=10.0)
 
 
-def _result(rows: dict[str, tuple[int, int, int]], losses):
+def _result(rows: dict[str, tuple[int, int, int]], losses, start='prior'):
     reports = {name: _report(dict(zip(('ood_shape', 'train', 'ood_lighting'), k))) for name, k in rows.items()}
     fine_tuned = [name for name in rows if name in METHOD_ROWS.values()]
-    return DemoResult(config=DemoConfig(start='prior'), out=Path('.'), demos=20, demo_frames=1000, expert_attempts=20,
+    return DemoResult(config=DemoConfig(start=start), out=Path('.'), demos=20, demo_frames=1000, expert_attempts=20,
                       num_params=336_039, lambda_table='', losses={name: losses for name in fine_tuned},
                       reports=reports, drift={}, seconds={})
 
@@ -119,7 +119,10 @@ def test_verdict_reads_the_numbers():
     assert f'| {METHOD_ROWS["maps"]} | 7/10 = 70% [' in table and '| ood_shape: new task (fine-tuned on) |' in table
     text = verdict(result)
     assert 'MAPS fine-tuned: ood_shape 7/10, train 8/10, ood_lighting 6/10 (loss 1 -> 0.2)' in text
-    assert 'before fine-tuning scored 0/10 on ood_shape and 9/10 on train, 7/10 on ood_lighting' in text
+    assert ('It started from the pretrained prior, which before fine-tuning scored 0/10 on ood_shape and 9/10 on '
+            'train, 7/10 on ood_lighting') in text
+    folder = verdict(_result(_rows((7, 8, 6), (8, 2, 1)), [1.0] * 10, start='runs/my_prior/policy'))
+    assert 'It started from runs/my_prior/policy, which before fine-tuning scored 0/10' in folder
     assert 'expert (privileged state, the ceiling) succeeded in 10/10' in text and 'Wilson' in text
     none = verdict(_result(_rows((0, 0, 0), (0, 0, 0)), [1.0] * 10))
     assert 'check of the machinery, not a result' in none

@@ -96,7 +96,8 @@ def verdict(result: DemoResult) -> str:
     start = rate[START_ROW]
     begin = ('It started from random weights, which MAPS is not designed for (it pulls weights back towards a '
              'random start).' if cfg.start == 'random' else
-             f'It started from the pretrained prior, which before fine-tuning scored {start[new].successes}/'
+             f'It started from {"the pretrained prior" if cfg.start == "prior" else cfg.start}, which before '
+             f'fine-tuning scored {start[new].successes}/'
              f'{start[new].episodes} on {new} and ' + ', '.join(f'{start[v].successes}/{start[v].episodes} on {v}'
                                                                    for v in roles[1:]) + '.')
     none = all(rate[name][v].successes == 0 for name in result.losses for v in roles)
