@@ -16,6 +16,8 @@ def test_config_is_validated():
         PretrainConfig(variants=('nope',))
     with pytest.raises(ValueError, match='cotrain_ratio'):
         PretrainConfig(vl_scenes=0, cotrain_ratio=0.2)
+    with pytest.raises(ValueError, match='probe_scenes must be >= 0'):
+        PretrainConfig(probe_scenes=-1)
     with pytest.raises(ValueError, match='regression_loss'):
         PretrainConfig(regression_loss='huber')
 
@@ -31,7 +33,7 @@ def test_smallest_run_resumes_and_protects_its_folder(tmp_path, capsys):
     cfg = PretrainConfig(out=str(out), variants=('train',), heldout_variants=('ood_color',), demos_per_variant=1,
                          image_size=28, model_image_size=28, vl_scenes=1, steps=2, batch_size=2, save_every=1,
                          eval_episodes=1, eval_max_steps=3, threads=1, progress=False, use_state=False,
-                         state_dropout=0.5, regression_loss='l2')
+                         state_dropout=0.5, regression_loss='l2', probe_scenes=1)
     files = run_pretrain(cfg)
     config = json.loads((files['policy'] / 'config.json').read_text())['config']
     assert config['head']['regression_loss'] == 'l2' and config['proprio_dim'] == 0
@@ -39,6 +41,10 @@ def test_smallest_run_resumes_and_protects_its_folder(tmp_path, capsys):
     assert 'preset `prior`' in card and '| train | id | 0/1' in card and '| ood_color | ood |' in card
     metrics = json.loads(files['metrics'].read_text())
     assert [s['name'] for s in metrics['summaries']] == ['train', 'ood_color', 'ID (all)', 'OOD (all)']
+    probe = metrics['vl_probe']  # one unseen scene per split: 4 where- and 4 what-questions each
+    assert sorted(probe) == ['what/ood_emoji', 'what/train', 'where/ood_emoji', 'where/train']
+    assert all(value in (0.0, 0.25, 0.5, 0.75, 1.0) for value in probe.values()), probe
+    assert '## VL probe (1 unseen emoji scenes per split' in card and '| where/train |' in card
     weights = files['policy'] / 'model.safetensors'
     stamp = weights.stat().st_mtime_ns
 

@@ -43,6 +43,7 @@ class PretrainConfig:
     health_every: int = 0  # image/state dependence of the actions every N steps (0: off), see train/health.py
     eval_episodes: int = 2  # closed-loop episodes per pre-training variant (and per held-out variant)
     eval_max_steps: int = 150  # env steps per evaluation episode at most
+    probe_scenes: int = 25  # unseen emoji scenes per split for the VL probe of the model card (0: no probe)
     heldout_variants: tuple[str, ...] = ()  # pick_place variants evaluated but never trained on
     seed: int = 0  # seeds demos, initial weights and data order
     threads: int | None = 1  # torch CPU threads (None: torch's default); 1 is fastest for these sizes on 2 cores
@@ -61,8 +62,8 @@ class PretrainConfig:
         for name in ('demos_per_variant', 'demo_max_steps', 'steps', 'batch_size', 'save_every', 'eval_max_steps'):
             if getattr(self, name) < 1:
                 raise ValueError(f'PretrainConfig.{name} must be >= 1, got {getattr(self, name)!r}')
-        if self.vl_scenes < 0 or self.eval_episodes < 0:
-            raise ValueError('PretrainConfig.vl_scenes and eval_episodes must be >= 0')
+        if min(self.vl_scenes, self.eval_episodes, self.probe_scenes) < 0:
+            raise ValueError('PretrainConfig.vl_scenes, eval_episodes and probe_scenes must be >= 0')
         if not 0 <= self.cotrain_ratio < 1 or (self.cotrain_ratio > 0) != (self.vl_scenes > 0):
             raise ValueError(f'PretrainConfig.cotrain_ratio must be in [0, 1), and > 0 exactly when vl_scenes > 0; '
                              f'got {self.cotrain_ratio} with vl_scenes={self.vl_scenes}')

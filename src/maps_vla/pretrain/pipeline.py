@@ -29,7 +29,7 @@ __all__ = ['run_pretrain', 'vocabulary_texts']
 logger = logging.getLogger(__name__)
 
 _VOLATILE = ('out', 'progress', 'threads', 'eval_episodes', 'eval_max_steps', 'heldout_variants', 'steps',
-             'save_every', 'health_every')  # may change between a run and its resume (more steps continue the run)
+             'save_every', 'health_every', 'probe_scenes')  # may change between a run and its resume (more steps continue the run)
 
 
 def _check_out(cfg: PretrainConfig, out: Path) -> None:
@@ -154,6 +154,24 @@ def _evaluate(cfg: PretrainConfig, policy: Any, out: Path) -> dict[str, Any]:
             'markdown': report.to_markdown()}
 
 
+def _vl_probe(cfg: PretrainConfig, policy: Any) -> dict[str, float]:
+    """Multiple-choice accuracy of the VLM's own answers on unseen emoji scenes: 'where/<split>' (which slot holds
+    the named card; chance 1/4) and 'what/<split>' (which of the 24 emojis a slot holds; chance 1/24)."""
+    from maps_vla.experiments.grinningface.configuration import GrinningFaceConfig
+    from maps_vla.experiments.grinningface.probes import vl_probe
+    from maps_vla.experiments.grinningface.scenes import probe_scenes
+
+    scenes = probe_scenes(GrinningFaceConfig(render_size=cfg.image_size, camera=cfg.vl_camera,
+                                             probe_scenes=cfg.probe_scenes, progress=cfg.progress))
+    return {f'{question}/{split}': accuracy for split, split_scenes in scenes.items()
+            for question, accuracy in vl_probe(policy, split_scenes).items()}
+
+
+def _probe_table(probe: dict[str, float]) -> str:
+    rows = [f'| {key} | {value:.1%} |' for key, value in probe.items()]
+    return '\n'.join(['| question / emoji split | accuracy |', '|---|---|', *rows])
+
+
 def _model_card(cfg: PretrainConfig, policy_dir: Path, policy: Any, metrics: dict[str, Any], minutes: float) -> Path:
     params = sum(p.numel() for p in policy.parameters())
     c = policy.config
@@ -172,6 +190,8 @@ def _model_card(cfg: PretrainConfig, policy_dir: Path, policy: Any, metrics: dic
         f'- Training: {cfg.steps} steps, batch {cfg.batch_size}, AdamW lr {cfg.lr} cosine, clip {cfg.grad_clip}, '
         f'crop area {cfg.crop_area}, seed {cfg.seed}.', '',
         '## Closed-loop success (evaluation seeds 10000+)', '', metrics['markdown'], '',
+        f'## VL probe ({cfg.probe_scenes} unseen emoji scenes per split; chance: where 25 %, what 4.2 %)', '',
+        _probe_table(metrics['vl_probe']) if metrics.get('vl_probe') else 'not run (probe_scenes=0)', '',
         '## Config', '', '```yaml', (Path(cfg.out) / 'config.yaml').read_text().rstrip(), '```', '']))
     return card
 
@@ -204,6 +224,9 @@ def run_pretrain(cfg: PretrainConfig, *, announce: Callable[[str], None] | None 
 
     policy = VLAPolicy.from_pretrained(policy_dir).eval()  # loaded once for the evaluation and the model card
     metrics = _evaluate(cfg, policy, out / 'eval') if cfg.eval_episodes else {'summaries': [], 'markdown': ''}
+    if cfg.probe_scenes:
+        say(f'VL probe: {cfg.probe_scenes} unseen emoji scenes per split')
+        metrics['vl_probe'] = _vl_probe(cfg, policy)
     path = out / 'metrics.json'
     path.write_text(json.dumps({k: v for k, v in metrics.items() if k != 'markdown'}, indent=1))
     _model_card(cfg, policy_dir, policy, metrics, (time.perf_counter() - start) / 60)
