@@ -21,3 +21,15 @@ def test_bad_collect_arguments_are_one_line(tmp_path, capsys, args, message):
 def test_verbose_keeps_the_traceback(tmp_path):
     with pytest.raises(ValueError, match="Unknown sim task 'nope'"):
         main(['-v', 'collect', '--out', str(tmp_path / 'ds'), '--task', 'nope'])
+
+
+def test_accelerate_checkpoint_chatter_is_quiet_unless_verbose(tmp_path):
+    import logging
+
+    main(['collect', '--out', str(tmp_path / 'ds'), '--task', 'nope'])
+    other = logging.getLogger('accelerate.utils.other')
+    tied = other.makeRecord(other.name, logging.WARNING, __file__, 1, 'Removed shared tensor %s while saving.',
+                            ({'language_model.lm_head.weight'},), None)
+    real = other.makeRecord(other.name, logging.WARNING, __file__, 1, 'Detected kernel version 4.0', (), None)
+    assert not other.filter(tied) and other.filter(real)
+    assert logging.getLogger('accelerate.checkpointing').getEffectiveLevel() == logging.WARNING

@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     elif extra:
         parser.error(f'unrecognized arguments: {" ".join(extra)}')
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    if not args.verbose:  # accelerate logs 5 INFO lines per checkpoint, and warns of the lm_head we tie on purpose
+        logging.getLogger('accelerate').setLevel(logging.WARNING)
+        logging.getLogger('accelerate.utils.other').addFilter(_drop_tied_weight_warning)
     try:
         return int(_verb_module(args.verb).run(args) or 0)
     except _USER_ERRORS as exc:
@@ -70,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f'maps-vla {args.verb}: error: {exc}', file=sys.stderr)
         return 2
+
+
+def _drop_tied_weight_warning(record: logging.LogRecord) -> bool:
+    return 'Removed shared tensor' not in record.getMessage()
 
 
 if __name__ == '__main__':
