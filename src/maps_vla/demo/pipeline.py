@@ -1,8 +1,8 @@
 """`run_demo`: the whole loop in the sim, end to end, with nothing downloaded.
 
 1. collect scripted-expert demos of a task variant the start policy never saw (`finetune_variant`, e.g. new shapes);
-2. take the starting policy (random weights by default until a prior ships; a checkpoint folder; or the pretrained
-   prior shipped in the package, what MAPS is meant for), copy it as the checkpoint `start_policy/` and print its
+2. take the starting policy (by default the pretrained prior shipped in the package, what MAPS is meant for; a
+   checkpoint folder; or random weights, for contrast), copy it as the checkpoint `start_policy/` and print its
    MAPS λ table;
 3. fine-tune it with MAPS and plain AdamW (same data, steps, learning rate, seed) through `maps-vla train`'s code;
 4. evaluate every fine-tuned policy and the start policy on the new variant (ID), the start policy's own variant

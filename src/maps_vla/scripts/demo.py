@@ -1,7 +1,7 @@
 """`maps-vla demo`: the whole loop in the MuJoCo sim on CPU in a few minutes, nothing downloaded.
 
-Scripted-expert demos of a task variant the start policy never saw -> MAPS and plain AdamW fine-tunes of it (random
-weights by default; `--start FOLDER` a checkpoint, `--start prior` the shipped prior once there is one) ->
+Scripted-expert demos of a task variant the start policy never saw -> MAPS and plain AdamW fine-tunes of it (the
+pretrained prior shipped in the package by default; `--start FOLDER` a checkpoint, `--start random` random weights) ->
 evaluation on the new variant, the start policy's own variant (retention) and a held-out one, beside the start
 policy, the expert and random floors -> a report folder (success table and plot, λ table, drift table and plot, a
 rollout video, summary.md). `--size smallest` is the CI setting, `small` a longer CPU run with 50 episodes per
@@ -24,8 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='run the quick toy comparison of MAPS and plain fine-tuning instead (no sim)')
     parser.add_argument('--start', default=None, help="starting policy: 'prior' (shipped, default), 'random' (tiny "
                         "random init, for contrast) or a checkpoint folder")
-    parser.add_argument('--size', default='smallest', help="'smallest' (CI, ~2 min on 2 CPU cores), 'small' (longer "
-                        "CPU run) or 'gpu' (larger model and more steps, --device cuda)")
+    parser.add_argument('--size', default='smallest', help="'smallest' (CI, ~5 min on 2 CPU cores), 'small' (longer "
+                        "CPU run) or 'gpu' (a larger random-init model and more steps, --device cuda)")
     parser.add_argument('--steps', type=int, default=None, help="fine-tuning steps (default: the size's)")
     parser.add_argument('--episodes', type=int, default=None, help="scripted-expert demos (default: the size's)")
     parser.add_argument('--eval-episodes', type=int, default=None, help='evaluation episodes per variant and policy')
