@@ -28,8 +28,9 @@ __all__ = ['run_pretrain', 'vocabulary_texts']
 
 logger = logging.getLogger(__name__)
 
+# may change between a run and its resume (more steps continue the run)
 _VOLATILE = ('out', 'progress', 'threads', 'eval_episodes', 'eval_max_steps', 'heldout_variants', 'steps',
-             'save_every', 'health_every', 'probe_scenes')  # may change between a run and its resume (more steps continue the run)
+             'save_every', 'health_every', 'probe_scenes')
 
 
 def _check_out(cfg: PretrainConfig, out: Path) -> None:
