@@ -89,7 +89,8 @@ def test_sizes():
     smallest, gpu = demo_config('smallest'), demo_config('gpu', steps=5, device=None)
     assert smallest == DemoConfig() and smallest.device == 'cpu' and smallest.threads == 1
     assert smallest.start == 'prior' and smallest.methods == ('maps', 'fft')
-    assert demo_config('small').start == 'prior' and demo_config('small').image_size is None  # the prior's size
+    small = demo_config('small')
+    assert small.start == 'prior' and small.image_size is None  # the prior's camera size
     assert gpu.start == 'random' and gpu.model == 'small' and gpu.device == 'cuda' and gpu.steps == 5 and gpu.mixed_precision == 'bf16'
     with pytest.raises(ValueError, match='multiple of 14'):
         demo_config(policy_image_size=30)

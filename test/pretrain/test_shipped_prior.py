@@ -69,4 +69,4 @@ def test_the_shipped_prior_picks_in_closed_loop(prior):
         report = evaluate(make_env, prior, {variant: EnvConfig(variant=variant, image_size=(side, side))}, seeds,
                           max_steps=150, videos_per_variant=0, progress=False)
         successes += report.summaries()[0].successes
-    assert successes >= _FLOOR, f'the shipped prior succeeded in {successes}/{len(_SUCCEEDED)} episodes (floor {_FLOOR})'
+    assert successes >= _FLOOR, f'the shipped prior succeeded in {successes}/{len(_SUCCEEDED)} (floor {_FLOOR})'
