@@ -155,22 +155,31 @@ def _evaluate(cfg: PretrainConfig, policy: Any, out: Path) -> dict[str, Any]:
             'markdown': report.to_markdown()}
 
 
+def _probe_config(cfg: PretrainConfig) -> Any:
+    from maps_vla.experiments.grinningface.configuration import GrinningFaceConfig
+
+    return GrinningFaceConfig(render_size=cfg.image_size, camera=cfg.vl_camera, probe_scenes=cfg.probe_scenes,
+                              progress=cfg.progress)
+
+
 def _vl_probe(cfg: PretrainConfig, policy: Any) -> dict[str, float]:
     """Multiple-choice accuracy of the VLM's own answers on unseen emoji scenes: 'where/<split>' (which slot holds
-    the named card; chance 1/4) and 'what/<split>' (which of the 24 emojis a slot holds; chance 1/24)."""
-    from maps_vla.experiments.grinningface.configuration import GrinningFaceConfig
+    the named card; chance 1/num_cards) and 'what/<split>' (which of the 24 emojis a slot holds; chance 1/24)."""
     from maps_vla.experiments.grinningface.probes import vl_probe
     from maps_vla.experiments.grinningface.scenes import probe_scenes
 
-    scenes = probe_scenes(GrinningFaceConfig(render_size=cfg.image_size, camera=cfg.vl_camera,
-                                             probe_scenes=cfg.probe_scenes, progress=cfg.progress))
-    return {f'{question}/{split}': accuracy for split, split_scenes in scenes.items()
+    return {f'{question}/{split}': accuracy for split, split_scenes in probe_scenes(_probe_config(cfg)).items()
             for question, accuracy in vl_probe(policy, split_scenes).items()}
 
 
-def _probe_table(probe: dict[str, float]) -> str:
-    rows = [f'| {key} | {value:.1%} |' for key, value in probe.items()]
-    return '\n'.join(['| question / emoji split | accuracy |', '|---|---|', *rows])
+def _probe_section(cfg: PretrainConfig, probe: dict[str, float] | None) -> list[str]:
+    from maps_vla.experiments.grinningface.scenes import ALL_NAMES
+
+    chance = f'where {1 / _probe_config(cfg).num_cards:.0%}, what {1 / len(ALL_NAMES):.1%}'
+    rows = [f'| {key} | {value:.1%} |' for key, value in (probe or {}).items()]
+    table = '\n'.join(['| question / emoji split | accuracy |', '|---|---|', *rows]) if probe else \
+        'not run (probe_scenes=0)'
+    return [f'## VL probe ({cfg.probe_scenes} unseen emoji scenes per split; chance: {chance})', '', table, '']
 
 
 def _model_card(cfg: PretrainConfig, policy_dir: Path, policy: Any, metrics: dict[str, Any], minutes: float) -> Path:
@@ -191,8 +200,7 @@ def _model_card(cfg: PretrainConfig, policy_dir: Path, policy: Any, metrics: dic
         f'- Training: {cfg.steps} steps, batch {cfg.batch_size}, AdamW lr {cfg.lr} cosine, clip {cfg.grad_clip}, '
         f'crop area {cfg.crop_area}, seed {cfg.seed}.', '',
         '## Closed-loop success (evaluation seeds 10000+)', '', metrics['markdown'], '',
-        f'## VL probe ({cfg.probe_scenes} unseen emoji scenes per split; chance: where 25 %, what 4.2 %)', '',
-        _probe_table(metrics['vl_probe']) if metrics.get('vl_probe') else 'not run (probe_scenes=0)', '',
+        *_probe_section(cfg, metrics.get('vl_probe')),
         '## Config', '', '```yaml', (Path(cfg.out) / 'config.yaml').read_text().rstrip(), '```', '']))
     return card
 
