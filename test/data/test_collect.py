@@ -52,3 +52,26 @@ def test_collect_names_missing_observation_keys(fake_env, tmp_path):
     with DatasetWriter.create(tmp_path / 'ds', 10, features, video=False) as writer:
         with pytest.raises(ValueError, match=r"lacks the dataset feature\(s\) \['observation.images.top'\]"):
             collect_episodes(env, fake_env.ReachExpert(), writer, n=1, seeds=[0])
+
+
+def test_collect_with_action_noise_records_clean_expert_labels_off_its_path(fake_env, tmp_path):
+    """DART: the executed translation is perturbed, the recorded action is the expert's at the recorded state."""
+    env = fake_env.FakeEnv(fake_env.FakeEnvConfig())
+    expert = fake_env.ReachExpert()
+
+    def collect(name, noise):
+        with DatasetWriter.create(tmp_path / name, int(env.control_hz), env.features, video=False) as writer:
+            results = collect_episodes(env, expert, writer, n=1, seeds=[7], max_steps=80, action_noise=noise,
+                                       progress=False)
+        assert results[0].success
+        return Dataset(tmp_path / name).get_episode(0)
+
+    clean, noisy, again = collect('clean', 0.0), collect('noisy', 0.01), collect('again', 0.01)
+    for t, state in enumerate(noisy['observation.state']):  # every label is the expert's action at its state
+        np.testing.assert_allclose(noisy['action'][t], expert.get_action({'observation.state': state}), atol=1e-6)
+    assert len(noisy['action']) != len(clean['action']) or not np.allclose(noisy['observation.state'],
+                                                                          clean['observation.state'])
+    np.testing.assert_array_equal(noisy['observation.state'], again['observation.state'])  # seeded by the episode
+    with pytest.raises(ValueError, match='action_noise'):
+        collect_episodes(env, expert, DatasetWriter.create(tmp_path / 'bad', 10, env.features, video=False), n=1,
+                         seeds=[0], action_noise=-1.0)

@@ -58,7 +58,7 @@ class CollectResult:
 
 def collect_episodes(env: Any, expert: Expert, writer: DatasetWriter, n: int, seeds: Iterable[int], *,
                      max_steps: int = 300, keep_failures: bool = False,
-                     stop_on_success: bool = True, progress: bool = True,
+                     stop_on_success: bool = True, progress: bool = True, action_noise: float = 0.0,
                      on_saved: Callable[[int], None] | None = None) -> list[CollectResult]:
     """Roll out `expert` in `env` seed after seed until `n` episodes are saved.
 
@@ -76,6 +76,10 @@ def collect_episodes(env: Any, expert: Expert, writer: DatasetWriter, n: int, se
         keep_failures: save unsuccessful episodes too.
         stop_on_success: end an episode as soon as it succeeds.
         progress: show a tqdm bar.
+        action_noise: standard deviation of Gaussian noise added to the executed translation (the first 3 action
+            components, in action units: metres per step for 'ee_delta') while the clean expert action is recorded
+            (DART, Laskey et al. 2017). Demos then visit states off the expert's path with corrective labels, the
+            states a cloned policy drifts into; 0 records the expert's own path. Seeded by the episode seed.
         on_saved: called with the episode index after each saved episode.
 
     Each used-up seed is recorded in `SEEDS_PATH` of the dataset before its episode is committed (so a resumed run
@@ -89,6 +93,8 @@ def collect_episodes(env: Any, expert: Expert, writer: DatasetWriter, n: int, se
     """
     if n < 1 or max_steps < 1:
         raise ValueError(f'n and max_steps must be >= 1, got n={n}, max_steps={max_steps}')
+    if not action_noise >= 0:
+        raise ValueError(f'action_noise must be >= 0, got {action_noise}')
     keys = [k for k in writer.frame_keys if k != ACTION]
     results: list[CollectResult] = []
     saved = 0
@@ -100,11 +106,16 @@ def collect_episodes(env: Any, expert: Expert, writer: DatasetWriter, n: int, se
             if missing:
                 raise ValueError(f'the env observation lacks the dataset feature(s) {missing}; it has {sorted(obs)}')
             success, steps = False, 0
+            rng = np.random.default_rng(seed)
             try:
                 for steps in range(1, max_steps + 1):
                     action = np.asarray(expert.get_action(obs), dtype=np.float32)
                     writer.add_frame({**{k: obs[k] for k in keys}, ACTION: action}, task=env.instruction)
-                    obs, _, terminated, truncated, info = env.step(action)
+                    executed = action
+                    if action_noise:
+                        executed = action.copy()
+                        executed[:3] += rng.normal(0.0, action_noise, 3).astype(np.float32)
+                    obs, _, terminated, truncated, info = env.step(executed)
                     success = bool(info.get('success', False))
                     if terminated or truncated or (stop_on_success and success):
                         break

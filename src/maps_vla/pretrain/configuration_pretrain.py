@@ -26,6 +26,7 @@ class PretrainConfig:
     demos_per_variant: int = 2  # scripted-expert episodes per variant
     image_size: int = 84  # camera side (px) of the demos; the policy's view size unless model_image_size is set
     demo_max_steps: int = 150  # frames per demo at most
+    demo_noise: float = 0.0  # m/step std of noise on the demos' executed translation, clean labels kept (DART)
     vl_scenes: int = 2  # emoji scenes per emoji split for VL co-training (x 4 cards x 2 questions each); 0: none
     vl_camera: CameraView = _CARD_CAMERA  # third-person view of the VL scenes
     cotrain_ratio: float = 0.2  # fraction of steps on a VL batch
@@ -62,6 +63,8 @@ class PretrainConfig:
         for name in ('demos_per_variant', 'demo_max_steps', 'steps', 'batch_size', 'save_every', 'eval_max_steps'):
             if getattr(self, name) < 1:
                 raise ValueError(f'PretrainConfig.{name} must be >= 1, got {getattr(self, name)!r}')
+        if not self.demo_noise >= 0:
+            raise ValueError(f'PretrainConfig.demo_noise must be >= 0, got {self.demo_noise}')
         if min(self.vl_scenes, self.eval_episodes, self.probe_scenes) < 0:
             raise ValueError('PretrainConfig.vl_scenes, eval_episodes and probe_scenes must be >= 0')
         if not 0 <= self.cotrain_ratio < 1 or (self.cotrain_ratio > 0) != (self.vl_scenes > 0):

@@ -68,7 +68,7 @@ def _collect(cfg: PretrainConfig, root: Path) -> Path:
                 first = cfg.seed + 100_000 * i  # each variant its own seed range
                 collect_episodes(env, make_expert(env), writer, cfg.demos_per_variant,
                                  range(first, first + 10 * cfg.demos_per_variant), max_steps=cfg.demo_max_steps,
-                                 progress=cfg.progress)
+                                 action_noise=cfg.demo_noise, progress=cfg.progress)
     staging.rename(root)
     return root
 

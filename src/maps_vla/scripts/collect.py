@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='LeRobot codebase version of a new dataset (v3.0: LeRobot >= 0.4; v2.1: LeRobot <= 0.3)')
     parser.add_argument('--resume', action='store_true', help='append to an existing dataset')
     parser.add_argument('--max-steps', type=int, default=200, help='frames per episode at most')
+    parser.add_argument('--action-noise', type=float, default=0.0,
+                        help='std of noise on the executed translation (m/step) while the clean expert action is '
+                             'recorded (DART): demos that show how to recover from drift')
 
 
 def _error(message: str, code: int = 1) -> int:
@@ -42,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
         return _error(f'--episodes must be >= 1, got {args.episodes}', 2)
     if args.max_steps < 1:
         return _error(f'--max-steps must be >= 1, got {args.max_steps}', 2)
+    if not args.action_noise >= 0:
+        return _error(f'--action-noise must be >= 0, got {args.action_noise}', 2)
     if args.control_hz != int(args.control_hz):
         return _error(f'--control-hz must be whole (dataset fps), got {args.control_hz}', 2)
     out = Path(args.out)
@@ -79,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         with writer:
             seeds = range(first_seed, first_seed + 10 * args.episodes)  # failures use up a seed
             results = collect_episodes(env, make_expert(env), writer, args.episodes, seeds, max_steps=args.max_steps,
-                                       on_saved=moved_into_place)
+                                       action_noise=args.action_noise, on_saved=moved_into_place)
     except (FileExistsError, FileNotFoundError, ValueError, RuntimeError) as exc:
         return _error(str(exc))
     finally:
