@@ -29,6 +29,8 @@ class PretrainConfig:
     demo_noise: float = 0.0  # m/step std of noise on the demos' executed translation, clean labels kept (DART)
     vl_scenes: int = 2  # emoji scenes per emoji split for VL co-training (x 4 cards x 2 questions each); 0: none
     vl_camera: CameraView = _CARD_CAMERA  # third-person view of the VL scenes
+    scene_vl: int = 0  # pick_place scenes per pre-training variant for VL co-training (object positions, colours
+    # and shapes: 2 questions per object, maps_vla/pretrain/scene_vl.py); 0: none
     cotrain_ratio: float = 0.2  # fraction of steps on a VL batch
     preset: str = 'prior'  # model preset (VLA_PRESETS), shaped to the data; its tokenizer becomes a word tokenizer
     model_image_size: int | None = None  # override the preset's view size (None: the preset's)
@@ -65,11 +67,12 @@ class PretrainConfig:
                 raise ValueError(f'PretrainConfig.{name} must be >= 1, got {getattr(self, name)!r}')
         if not self.demo_noise >= 0:
             raise ValueError(f'PretrainConfig.demo_noise must be >= 0, got {self.demo_noise}')
-        if min(self.vl_scenes, self.eval_episodes, self.probe_scenes) < 0:
-            raise ValueError('PretrainConfig.vl_scenes, eval_episodes and probe_scenes must be >= 0')
-        if not 0 <= self.cotrain_ratio < 1 or (self.cotrain_ratio > 0) != (self.vl_scenes > 0):
-            raise ValueError(f'PretrainConfig.cotrain_ratio must be in [0, 1), and > 0 exactly when vl_scenes > 0; '
-                             f'got {self.cotrain_ratio} with vl_scenes={self.vl_scenes}')
+        if min(self.vl_scenes, self.scene_vl, self.eval_episodes, self.probe_scenes) < 0:
+            raise ValueError('PretrainConfig.vl_scenes, scene_vl, eval_episodes and probe_scenes must be >= 0')
+        if not 0 <= self.cotrain_ratio < 1 or (self.cotrain_ratio > 0) != (self.vl_scenes + self.scene_vl > 0):
+            raise ValueError(f'PretrainConfig.cotrain_ratio must be in [0, 1), and > 0 exactly when vl_scenes or '
+                             f'scene_vl is > 0; got {self.cotrain_ratio} with vl_scenes={self.vl_scenes}, '
+                             f'scene_vl={self.scene_vl}')
         if not 16 <= self.image_size <= 512:
             raise ValueError(f'PretrainConfig.image_size must be in 16..512, got {self.image_size}')
         if self.regression_loss not in REGRESSION_LOSSES:  # checked here too: before minutes of data collection

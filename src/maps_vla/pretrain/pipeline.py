@@ -2,7 +2,8 @@
 resumes from its newest checkpoint).
 
 1. robot demos: the scripted expert on each pick_place variant of `cfg.variants`, one LeRobot dataset;
-2. VL data: emoji scenes with where-/what-questions about all 24 emojis (the GrinningFace generator);
+2. VL data: emoji scenes with where-/what-questions about all 24 emojis (the GrinningFace generator), and
+   optionally pick_place scenes with where-/what-questions about their objects (`scene_vl`);
 3. the initial policy: `cfg.preset` shaped to the demos, with a word tokenizer over every text the prior reads;
 4. training: AdamW (FFT), cosine schedule, gradient clipping, VL co-training at `cfg.cotrain_ratio`;
 5. evaluation: closed-loop success per variant (Wilson intervals) and a model card beside the weights.
@@ -74,18 +75,28 @@ def _collect(cfg: PretrainConfig, root: Path) -> Path:
 
 
 def _vl_data(cfg: PretrainConfig, root: Path) -> Path | None:
+    """The co-training folder: emoji cards (`vl/`), pick_place scenes (`scene_vl/`), or both merged (`cotrain/`)."""
     from maps_vla.experiments.grinningface.configuration import GrinningFaceConfig
     from maps_vla.experiments.grinningface.scenes import write_vl_dataset
+    from maps_vla.pretrain.scene_vl import write_scene_vl
+    from maps_vla.train.cotrain import merge_vl_folders
 
-    if not cfg.vl_scenes:
-        return None
-    return write_vl_dataset(root, GrinningFaceConfig(render_size=cfg.image_size, vl_scenes=cfg.vl_scenes,
-                                                     camera=cfg.vl_camera, progress=cfg.progress))
+    folders = []
+    if cfg.vl_scenes:
+        folders.append(write_vl_dataset(root / 'vl', GrinningFaceConfig(
+            render_size=cfg.image_size, vl_scenes=cfg.vl_scenes, camera=cfg.vl_camera, progress=cfg.progress)))
+    if cfg.scene_vl:
+        folders.append(write_scene_vl(root / 'scene_vl', cfg.variants, cfg.scene_vl, cfg.image_size,
+                                      progress=cfg.progress))
+    if len(folders) < 2:
+        return folders[0] if folders else None
+    return merge_vl_folders(folders, root / 'cotrain')
 
 
-def vocabulary_texts(prompt_template: str, vl_prompt_template: str) -> list[str]:
+def vocabulary_texts(prompt_template: str, vl_prompt_template: str, *, scene_vl: bool = False) -> list[str]:
     """Every text the prior reads or answers: pick_place instructions for every colour and shape (held-out ones
-    too, so new words are not unknown tokens) and the emoji task's instructions, questions and answers."""
+    too, so new words are not unknown tokens), the emoji task's instructions, questions and answers, and with
+    `scene_vl` the pick_place scene questions (positions), which a prior without them need not know."""
     from maps_vla.experiments.grinningface.configuration import GrinningFaceConfig, ModelSizeConfig
     from maps_vla.experiments.grinningface.scenes import vocabulary_texts as emoji_texts
     from maps_vla.sim.tasks.base import SHAPES
@@ -95,7 +106,12 @@ def vocabulary_texts(prompt_template: str, vl_prompt_template: str) -> list[str]
              for color in (*TRAIN_COLORS, *HELDOUT_COLORS) for shape in SHAPES]
     emoji = GrinningFaceConfig(model=ModelSizeConfig(prompt_template=prompt_template,
                                                      vl_prompt_template=vl_prompt_template))
-    return texts + emoji_texts(emoji)
+    texts += emoji_texts(emoji)
+    if scene_vl:
+        from maps_vla.pretrain.scene_vl import vocabulary_texts as scene_texts
+
+        texts += scene_texts(vl_prompt_template)
+    return texts
 
 
 def _initial_policy(cfg: PretrainConfig, demos: Path, directory: Path) -> Path:
@@ -110,7 +126,8 @@ def _initial_policy(cfg: PretrainConfig, demos: Path, directory: Path) -> Path:
     shaped = build_policy(ModelSourceConfig(preset=cfg.preset, image_size=cfg.model_image_size,
                                             use_state=cfg.use_state), Dataset(demos), cfg.seed)
     config = shaped.config.replace(head=dataclasses.replace(shaped.config.head, regression_loss=cfg.regression_loss))
-    tokenizer = build_word_tokenizer(vocabulary_texts(config.prompt_template, config.vl_prompt_template))
+    tokenizer = build_word_tokenizer(vocabulary_texts(config.prompt_template, config.vl_prompt_template,
+                                                      scene_vl=cfg.scene_vl > 0))
     vocab = -(-len(tokenizer) // 64) * 64
     if vocab > config.llm.vocab_size:
         config = config.replace(llm=dataclasses.replace(config.llm, vocab_size=vocab))
@@ -195,8 +212,12 @@ def _model_card(cfg: PretrainConfig, policy_dir: Path, policy: Any, metrics: dic
         f'{c.vision.dino.num_layers}, {c.llm.arch} {c.llm.hidden_size} x {c.llm.num_layers}, head `{c.head.type}`; '
         'word tokenizer over the prior\'s texts.',
         f'- Robot data: scripted-expert pick_place demos, {cfg.demos_per_variant} per variant of {list(cfg.variants)} '
-        f'(seed ranges start at {cfg.seed} + 100000·i), {cfg.image_size} px cameras; no emoji-task demos.',
-        f'- VL co-training: {cfg.vl_scenes} emoji scenes per split (all 24 emojis), ratio {cfg.cotrain_ratio}.',
+        f'(seed ranges start at {cfg.seed} + 100000·i), {cfg.image_size} px cameras'
+        + (f', executed with DART noise σ = {cfg.demo_noise} m/step' if cfg.demo_noise else '')
+        + '; no emoji-task demos.',
+        f'- VL co-training: {cfg.vl_scenes} emoji scenes per split (all 24 emojis)'
+        + (f', {cfg.scene_vl} pick_place scenes per variant (object positions)' if cfg.scene_vl else '')
+        + f', ratio {cfg.cotrain_ratio}.',
         f'- Training: {cfg.steps} steps, batch {cfg.batch_size}, AdamW lr {cfg.lr} cosine, clip {cfg.grad_clip}, '
         f'crop area {cfg.crop_area}, seed {cfg.seed}.', '',
         '## Closed-loop success (evaluation seeds 10000+)', '', metrics['markdown'], '',
@@ -222,8 +243,9 @@ def run_pretrain(cfg: PretrainConfig, *, announce: Callable[[str], None] | None 
     start = time.perf_counter()
     say(f'[1/5] robot demos: {cfg.demos_per_variant} per variant of {", ".join(cfg.variants)}')
     demos = _collect(cfg, out / 'demos')
-    say(f'[2/5] vision-language data: {cfg.vl_scenes} emoji scenes per split')
-    vl = _vl_data(cfg, out / 'vl')
+    say(f'[2/5] vision-language data: {cfg.vl_scenes} emoji scenes per split, {cfg.scene_vl} pick_place scenes '
+        'per variant')
+    vl = _vl_data(cfg, out)
     say(f'[3/5] initial policy: preset {cfg.preset}')
     initial = _initial_policy(cfg, demos, out / 'initial')
     say(f'[4/5] training: {cfg.steps} steps')

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import cv2
 import numpy as np
 import torch
 
-__all__ = ['VLDataset', 'collate_vl', 'is_cotrain_step', 'VL_INDEX_FILE']
+__all__ = ['VLDataset', 'collate_vl', 'is_cotrain_step', 'merge_vl_folders', 'VL_INDEX_FILE']
 
 VL_INDEX_FILE = 'vl.jsonl'
 
@@ -65,3 +66,33 @@ def is_cotrain_step(step: int, ratio: float) -> bool:
     """Whether optimizer step `step` (0-based) takes a VL batch: evenly spread, exactly `ratio` in the long run,
     and a pure function of the step so that a resumed run mixes exactly like an uninterrupted one."""
     return ratio > 0 and math.floor((step + 1) * ratio) > math.floor(step * ratio)
+
+
+def merge_vl_folders(sources: list[str | os.PathLike], dest: str | os.PathLike) -> Path:
+    """One co-training folder holding the examples of every folder in `sources` (images hard-linked, or copied
+    across file systems), each source's images under `<k>/`. Built beside `dest` and renamed into place; an
+    existing `dest` is kept.
+
+    Raises:
+        FileNotFoundError: a source has no `vl.jsonl`.
+    """
+    dest = Path(dest)
+    if (dest / VL_INDEX_FILE).is_file():
+        return dest
+    staging = dest.with_name(dest.name + '.tmp')
+    shutil.rmtree(staging, ignore_errors=True)
+    lines = []
+    for k, source in enumerate(VLDataset(s) for s in sources):
+        for item in source.items:
+            image = f'{k}/{item["image"]}'
+            target = staging / image
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(source.root / item['image'], target)
+                except OSError:
+                    shutil.copyfile(source.root / item['image'], target)
+            lines.append(json.dumps({**item, 'image': image}))
+    (staging / VL_INDEX_FILE).write_text('\n'.join(lines) + '\n')
+    staging.rename(dest)
+    return dest

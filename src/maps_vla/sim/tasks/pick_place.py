@@ -11,6 +11,7 @@ Variants (`PickPlace.variants`):
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 import mujoco
@@ -23,7 +24,7 @@ from maps_vla.sim.tasks.base import SHAPES, ObjectShape, Task, sample_positions,
 if TYPE_CHECKING:
     from maps_vla.sim.config_env import EnvConfig
 
-__all__ = ['PickPlace', 'TRAIN_COLORS', 'HELDOUT_COLORS']
+__all__ = ['PickPlace', 'SceneObject', 'TRAIN_COLORS', 'HELDOUT_COLORS', 'OBJECT_REGION']
 
 TRAIN_COLORS = {'red': (0.85, 0.1, 0.1), 'green': (0.1, 0.65, 0.2), 'blue': (0.1, 0.3, 0.9),
                 'yellow': (0.95, 0.8, 0.1)}
@@ -32,13 +33,22 @@ HELDOUT_COLORS = {'purple': (0.55, 0.2, 0.75), 'orange': (1.0, 0.5, 0.0), 'cyan'
 _PLATE_RADIUS = 0.075
 _PLATE_HALF_HEIGHT = 0.006
 _OBJECT_MASS = 0.05  # kg
-_OBJECT_REGION = ((0.38, 0.62), (-0.22, 0.22))
+OBJECT_REGION = ((0.38, 0.62), (-0.22, 0.22))  # x, y ranges (m) of every object's centre
 _NUM_DISTRACTORS = 3
 # 'compact' layout: the object in a 12 x 12 cm square in front of the robot, the plate fixed beside it
 _COMPACT_OBJECT_REGION = ((0.44, 0.56), (-0.13, -0.01))
 _COMPACT_PLATE_XY = (0.5, 0.15)
 _COMPACT_YAW = np.pi / 6
 _HIDDEN_GROUP = 5  # geom group that is never rendered: inactive shape alternatives live there
+
+
+@dataclasses.dataclass(frozen=True)
+class SceneObject:
+    """An object on the table: its colour word, shape name and base-frame xy (m)."""
+
+    color: str
+    shape: str
+    xy: tuple[float, float]
 
 
 class PickPlace(Task):
@@ -53,6 +63,7 @@ class PickPlace(Task):
         self._colors = HELDOUT_COLORS if self.variant == 'ood_color' else TRAIN_COLORS
         self._n_distractors = _NUM_DISTRACTORS if self.variant == 'ood_distractors' else 0
         self._shape = SHAPES[self._shapes[0]]
+        self._labels: list[tuple[str, str, str]] = []  # (body, colour, shape) of each object this episode
 
     # --- scene -------------------------------------------------------------------------------------------------
     def _add_object(self, spec: mujoco.MjSpec, name: str, shapes: tuple[str, ...]) -> None:
@@ -109,20 +120,23 @@ class PickPlace(Task):
         clearance = [0.06, _PLATE_RADIUS + 0.06] + [0.06] * self._n_distractors
         if compact:  # the plate's region is a point: the sampler keeps the others clear of it all the same
             plate_region = tuple((c, c) for c in _COMPACT_PLATE_XY)
-            regions = [_COMPACT_OBJECT_REGION, plate_region] + [_OBJECT_REGION] * self._n_distractors
+            regions = [_COMPACT_OBJECT_REGION, plate_region] + [OBJECT_REGION] * self._n_distractors
         else:
-            regions = [_OBJECT_REGION] * (2 + self._n_distractors)
+            regions = [OBJECT_REGION] * (2 + self._n_distractors)
         obj_xy, plate_xy, *others = sample_positions(random, regions, clearance)
         m.body_pos[self._plate_body] = [*plate_xy, _PLATE_HALF_HEIGHT]
         self._show(physics, self.object_body, self._shape.name, self._colors[color])
         max_yaw = _COMPACT_YAW if compact else np.pi / 2
         yaw = random.uniform(-max_yaw, max_yaw)
         physics.set_free_body_pose(self.object_body, [*obj_xy, self._shape.half_height], yaw_quat(yaw))
+        self._labels = [(self.object_body, color, self._shape.name)]
         other_colors = [c for c in TRAIN_COLORS if c != color]
         for i, xy in enumerate(others):
             shape = SHAPES[list(SHAPES)[random.integers(len(SHAPES))]]
-            rgb = TRAIN_COLORS[other_colors[random.integers(len(other_colors))]]
+            other = other_colors[random.integers(len(other_colors))]
+            rgb = TRAIN_COLORS[other]
             self._show(physics, f'distractor_{i}', shape.name, rgb)
+            self._labels.append((f'distractor_{i}', other, shape.name))
             physics.set_free_body_pose(f'distractor_{i}', [*xy, shape.half_height],
                                        yaw_quat(random.uniform(-np.pi, np.pi)))
         self._sample_lighting(physics, random)
@@ -159,6 +173,11 @@ class PickPlace(Task):
         mujoco.mju_mat2Quat(quat, mat.ravel())
         m.cam_pos[self._camera] = eye
         m.cam_quat[self._camera] = quat
+
+    def objects(self, physics: Physics) -> list[SceneObject]:
+        """The objects of this episode, the one to pick first, then the distractors, where they are now."""
+        return [SceneObject(color, shape, tuple(float(v) for v in physics.body_pos(body)[:2]))
+                for body, color, shape in self._labels]
 
     # --- judging -----------------------------------------------------------------------------------------------
     def object_shape(self) -> ObjectShape:
