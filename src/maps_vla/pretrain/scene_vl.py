@@ -14,22 +14,15 @@ vision features the action head reads.
 
 from __future__ import annotations
 
-import json
-import logging
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
-import numpy as np
 from tqdm import tqdm
 
 from maps_vla.sim.tasks.base import SHAPES
 from maps_vla.sim.tasks.pick_place import HELDOUT_COLORS, OBJECT_REGION, TRAIN_COLORS, SceneObject
 
 __all__ = ['GRID_CM', 'SEED_BASE', 'position_words', 'scene_questions', 'vocabulary_texts', 'write_scene_vl']
-
-logger = logging.getLogger(__name__)
 
 GRID_CM = 2  # position answers are rounded to this many cm
 SEED_BASE = 5_000_000  # env seeds of the scenes: demos start at cfg.seed + 100_000·i, evaluation at 10_000
@@ -76,26 +69,15 @@ def write_scene_vl(root: str | Path, variants: Sequence[str], scenes_per_variant
         The folder.
     """
     from maps_vla.sim import EnvConfig, make_env
+    from maps_vla.train.cotrain import write_vl_folder
 
-    root = Path(root)
-    if (root / 'vl.jsonl').is_file():
-        return root
-    staging = root.with_name(root.name + '.tmp')
-    shutil.rmtree(staging, ignore_errors=True)
-    (staging / 'images').mkdir(parents=True)
-    lines = []
-    for i, variant in enumerate(variants):
-        first = SEED_BASE + 100_000 * i
-        with make_env(EnvConfig(task='pick_place', variant=variant, image_size=(image_size, image_size))) as env:
-            for k in tqdm(range(scenes_per_variant), desc=f'VL scenes ({variant})', unit='scene',
-                          disable=not progress):
-                obs = env.reset(first + k)
-                name = f'images/{variant}_{k:06d}.png'
-                cv2.imwrite(str(staging / name), np.ascontiguousarray(np.asarray(obs[_IMAGE])[..., ::-1]))
-                for question, answer in scene_questions(env.task.objects(env.physics)):
-                    lines.append(json.dumps({'image': name, 'question': question, 'answer': answer}))
-    (staging / 'vl.jsonl').write_text('\n'.join(lines) + '\n')
-    staging.rename(root)
-    logger.info('wrote %d VL examples from %d pick_place scenes to %s', len(lines),
-                len(variants) * scenes_per_variant, root)
-    return root
+    def scenes():
+        for i, variant in enumerate(variants):
+            first = SEED_BASE + 100_000 * i
+            with make_env(EnvConfig(task='pick_place', variant=variant, image_size=(image_size, image_size))) as env:
+                for k in tqdm(range(scenes_per_variant), desc=f'VL scenes ({variant})', unit='scene',
+                              disable=not progress):
+                    obs = env.reset(first + k)
+                    yield f'{variant}_{k:06d}', obs[_IMAGE], scene_questions(env.task.objects(env.physics))
+
+    return write_vl_folder(root, scenes())

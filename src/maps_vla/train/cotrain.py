@@ -8,9 +8,11 @@ backbone's vision-language skills while it learns actions.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +20,12 @@ import cv2
 import numpy as np
 import torch
 
-__all__ = ['VLDataset', 'collate_vl', 'is_cotrain_step', 'merge_vl_folders', 'VL_INDEX_FILE']
+__all__ = ['VLDataset', 'collate_vl', 'is_cotrain_step', 'write_vl_folder', 'merge_vl_folders',
+           'VL_INDEX_FILE']
 
 VL_INDEX_FILE = 'vl.jsonl'
+
+logger = logging.getLogger(__name__)
 
 
 class VLDataset(torch.utils.data.Dataset):
@@ -66,6 +71,35 @@ def is_cotrain_step(step: int, ratio: float) -> bool:
     """Whether optimizer step `step` (0-based) takes a VL batch: evenly spread, exactly `ratio` in the long run,
     and a pure function of the step so that a resumed run mixes exactly like an uninterrupted one."""
     return ratio > 0 and math.floor((step + 1) * ratio) > math.floor(step * ratio)
+
+
+def write_vl_folder(root: str | os.PathLike,
+                    scenes: Iterable[tuple[str, np.ndarray, Iterable[tuple[str, str]]]]) -> Path:
+    """Write a co-training folder from (name, RGB uint8 image, [(question, answer), ...]) per scene: the image as
+    `images/<name>.png`, one index line per pair.
+
+    Built beside `root` and renamed into place, so an interrupted run leaves no half-written folder; an existing one
+    is kept and `scenes` is not consumed (a generator renders nothing then).
+
+    Returns:
+        The folder.
+    """
+    root = Path(root)
+    if (root / VL_INDEX_FILE).is_file():
+        return root
+    staging = root.with_name(root.name + '.tmp')
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / 'images').mkdir(parents=True)
+    lines, images = [], 0
+    for name, image, pairs in scenes:
+        path = f'images/{name}.png'
+        cv2.imwrite(str(staging / path), np.ascontiguousarray(np.asarray(image)[..., ::-1]))
+        images += 1
+        lines += [json.dumps({'image': path, 'question': q, 'answer': a}) for q, a in pairs]
+    (staging / VL_INDEX_FILE).write_text('\n'.join(lines) + '\n')
+    staging.rename(root)
+    logger.info('wrote %d VL examples from %d images to %s', len(lines), images, root)
+    return root
 
 
 def merge_vl_folders(sources: list[str | os.PathLike], dest: str | os.PathLike) -> Path:

@@ -8,13 +8,10 @@ different uses live in disjoint ranges, so no evaluation scene is ever trained o
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -23,6 +20,7 @@ from maps_vla.sim import make_env, make_expert
 from maps_vla.sim.emoji import EMOJI_HELDOUT, EMOJI_TRAIN, emoji_name
 from maps_vla.sim.expert import Phase
 from maps_vla.sim.tasks.emoji_cards import INSTRUCTION, SLOT_NAMES, Card
+from maps_vla.train.cotrain import write_vl_folder
 
 __all__ = ['SPLITS', 'Scene', 'GroundingFrame', 'where_question', 'what_question', 'vocabulary_texts',
            'write_vl_dataset', 'probe_scenes', 'grounding_frames', 'SEED_BASE']
@@ -99,25 +97,14 @@ def write_vl_dataset(root: str | Path, cfg: GrinningFaceConfig) -> Path:
     Returns:
         The folder.
     """
-    root = Path(root)
-    if (root / 'vl.jsonl').is_file():
-        return root
-    staging = root.with_name(root.name + '.tmp')
-    shutil.rmtree(staging, ignore_errors=True)
-    (staging / 'images').mkdir(parents=True)
-    lines = []
-    for split in SPLITS:
-        base = SEED_BASE['vl'] + (0 if split == 'train' else 500_000)
-        for i, scene in enumerate(_scenes(cfg, split, range(base, base + cfg.vl_scenes), f'VL scenes ({split})')):
-            name = f'images/{split}_{i:06d}.png'
-            cv2.imwrite(str(staging / name), np.ascontiguousarray(scene.image[..., ::-1]))
-            for card in scene.cards:
-                for question, answer in (where_question(card), what_question(card)):
-                    lines.append(json.dumps({'image': name, 'question': question, 'answer': answer}))
-    (staging / 'vl.jsonl').write_text('\n'.join(lines) + '\n')
-    staging.rename(root)
-    logger.info('wrote %d VL examples from %d scenes to %s', len(lines), 2 * cfg.vl_scenes, root)
-    return root
+    def scenes():
+        for split in SPLITS:
+            base = SEED_BASE['vl'] + (0 if split == 'train' else 500_000)
+            for i, scene in enumerate(_scenes(cfg, split, range(base, base + cfg.vl_scenes), f'VL scenes ({split})')):
+                yield (f'{split}_{i:06d}', scene.image,
+                       [qa for card in scene.cards for qa in (where_question(card), what_question(card))])
+
+    return write_vl_folder(root, scenes())
 
 
 def probe_scenes(cfg: GrinningFaceConfig) -> dict[str, list[Scene]]:
