@@ -99,6 +99,8 @@ def test_sizes():
         demo_config(ood_variant='train')
     with pytest.raises(ValueError, match='methods'):
         demo_config(methods=('sgd',))
+    with pytest.raises(ValueError, match="eval_smoothing must be None or one of .*'crossfade'"):
+        demo_config(eval_smoothing='act')
 
 
 def _report(successes: dict[str, int], n: int = 10) -> EvalReport:

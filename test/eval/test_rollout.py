@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from maps_vla.control.smoothing import ensemble_weights
 from maps_vla.eval import ExpertPolicy, Outcome, RandomPolicy, rollout
 from maps_vla.policy import ACTIONS, EE_DELTA_ACTION, BasePolicy
 
@@ -45,6 +46,68 @@ def test_chunks_execute_open_loop(fake_env, chunk, execute, expected_inferences)
 def test_open_loop_chunk_still_reaches(fake_env):
     result = rollout(fake_env.FakeEnv(), fake_env.ReachPolicy(chunk=8), seed=5, max_steps=40)
     assert result.success and result.inferences == -(-result.steps // 8)
+
+
+class _Recording:
+    """Wraps a FakeEnv and keeps every action it is sent."""
+
+    def __init__(self, env):
+        self.env, self.sent = env, []
+        self.action_spec, self.instruction = env.action_spec, env.instruction
+
+    def reset(self, seed):
+        return self.env.reset(seed)
+
+    def step(self, action):
+        self.sent.append(np.asarray(action, dtype=np.float64).copy())
+        return self.env.step(action)
+
+
+class _Numbered(BasePolicy):
+    """Chunk n (0-based call count) holds n + 10 i in every dim at step i; the gripper is 0.4 or 0.6 alternately."""
+
+    def __init__(self, chunk):
+        self.chunk, self.calls = chunk, 0
+
+    def reset(self):
+        self.calls = 0
+
+    def infer(self, obs):
+        a = np.repeat((self.calls + 10.0 * np.arange(self.chunk))[:, None], 7, axis=1) * 1e-3
+        a[:, 6] = 0.6 if self.calls % 2 else 0.4
+        self.calls += 1
+        return {ACTIONS: a.astype(np.float32)}
+
+
+def test_smoothing_none_matches_open_loop_chunks(fake_env):
+    sent = {}
+    for smoothing in (None, 'none'):
+        env = _Recording(fake_env.FakeEnv(fake_env.FakeEnvConfig(max_steps=100)))
+        result = rollout(env, _Numbered(4), seed=0, max_steps=10, execute_steps=3, smoothing=smoothing)
+        assert result.steps == 10 and result.inferences == 4
+        sent[smoothing] = np.stack(env.sent)
+    np.testing.assert_allclose(sent['none'][:, :6], sent[None][:, :6], atol=1e-9)
+    np.testing.assert_array_equal(sent['none'][:, 6], np.round(sent[None][:, 6]))  # the smoother thresholds
+
+
+def test_temporal_ensemble_averages_the_chunks_covering_each_step(fake_env):
+    env = _Recording(fake_env.FakeEnv(fake_env.FakeEnvConfig(max_steps=100)))
+    result = rollout(env, _Numbered(3), seed=0, max_steps=6, smoothing='temporal_ensemble')
+    assert result.inferences == 6  # re-inferred every step by default
+    weights = ensemble_weights(3, 0.01)
+    # step 4 is covered by chunks 2 (its action 2), 3 (action 1) and 4 (action 0), oldest first
+    expected = weights @ np.array([2 + 20.0, 3 + 10.0, 4 + 0.0]) * 1e-3
+    np.testing.assert_allclose(env.sent[4][:6], expected, rtol=1e-5)
+    np.testing.assert_allclose(env.sent[0][:6], 0.0, atol=1e-9)  # only chunk 0 covers step 0
+    gripper = weights @ np.array([0.4, 0.6, 0.4])
+    assert env.sent[4][6] == (1.0 if gripper >= 0.5 else 0.0)
+    every_other = _Recording(fake_env.FakeEnv(fake_env.FakeEnvConfig(max_steps=100)))
+    assert rollout(every_other, _Numbered(3), 0, 6, execute_steps=2, smoothing='temporal_ensemble').inferences == 3
+
+
+def test_unknown_smoothing_is_an_error(fake_env):
+    with pytest.raises(ValueError, match="smoothing must be None or one of .*'temporal_ensemble'.*got 'ensemble'"):
+        rollout(fake_env.FakeEnv(), fake_env.StillPolicy(), seed=0, max_steps=5, smoothing='ensemble')
 
 
 def test_video_has_one_frame_per_step_plus_reset(fake_env):

@@ -23,6 +23,8 @@ def test_config_is_validated():
         PretrainConfig(regression_loss='huber')
     with pytest.raises(ValueError, match='demo_noise'):
         PretrainConfig(demo_noise=-0.01)
+    with pytest.raises(ValueError, match="eval_smoothing must be None or one of .*'temporal_ensemble'"):
+        PretrainConfig(eval_smoothing='ensemble')
     PretrainConfig(vl_scenes=0, scene_vl=1, cotrain_ratio=0.2)  # scene questions alone are co-training data too
 
 

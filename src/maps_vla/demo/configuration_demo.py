@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from maps_vla.control.smoothing import SMOOTHING_METHODS
 from maps_vla.registry import Registry
 
 __all__ = ['DemoConfig', 'DEMO_SIZES', 'MODEL_SIZES', 'demo_config']
@@ -41,6 +42,8 @@ class DemoConfig:
     mixed_precision: str = 'no'  # 'no' | 'bf16' (GPU)
     eval_episodes: int = 10  # evaluation episodes per variant and policy
     eval_max_steps: int = 150  # env steps per evaluation episode at most
+    # None: each chunk runs open-loop; 'temporal_ensemble': re-infer every step and average the chunks covering it
+    eval_smoothing: str | None = None
     device: str = 'cpu'  # 'cpu' or 'cuda' (training and the trained policy's rollouts)
     threads: int | None = 1  # torch CPU threads (1: tiny matmuls gain nothing and a shared box stays fast)
     seed: int = 0  # seeds demos, weights, data order and the random baseline
@@ -49,6 +52,9 @@ class DemoConfig:
         for name in ('episodes', 'collect_max_steps', 'steps', 'batch_size', 'eval_episodes', 'eval_max_steps'):
             if getattr(self, name) < 1:
                 raise ValueError(f'DemoConfig.{name} must be >= 1, got {getattr(self, name)!r}')
+        if self.eval_smoothing is not None and self.eval_smoothing not in SMOOTHING_METHODS:
+            raise ValueError(f'DemoConfig.eval_smoothing must be None or one of {SMOOTHING_METHODS.names()}, '
+                             f'got {self.eval_smoothing!r}')
         if self.image_size is not None and not 16 <= self.image_size <= 512:
             raise ValueError(f'DemoConfig.image_size must be in 16..512, got {self.image_size!r}')
         if self.policy_image_size < 14 or self.policy_image_size % 14:

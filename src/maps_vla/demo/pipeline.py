@@ -227,7 +227,8 @@ def run_demo(cfg: DemoConfig, *, announce: Callable[[str], None] | None = None,
             if progress:
                 say(f'      {name}')
             report = evaluate(env_factory, candidate, variants, seeds, max_steps=cfg.eval_max_steps,
-                              ood=[v for v in variants if v != cfg.finetune_variant], videos_per_variant=videos,
+                              ood=[v for v in variants if v != cfg.finetune_variant], smoothing=cfg.eval_smoothing,
+                              videos_per_variant=videos,
                               title=f'{cfg.task}: {name}', progress=progress)
             reports[name] = report
             saved = report.save(out / 'eval' / _report.slug(name))

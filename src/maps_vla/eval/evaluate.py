@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 def evaluate(env_factory: Callable[[Any], Any], policy: BasePolicy, variants: Mapping[str, Any],
              seeds: Sequence[int], *, max_steps: int, ood: Collection[str] = (), execute_steps: int | None = None,
-             videos_per_variant: int = 1, video_key: str | None = None, confidence: float = 0.95,
+             smoothing: str | None = None, videos_per_variant: int = 1, video_key: str | None = None, confidence: float = 0.95,
              title: str = 'Evaluation', progress: bool = True) -> EvalReport:
     """Roll out `policy` once per (variant, seed); one env per variant, closed afterwards.
 
@@ -31,7 +31,9 @@ def evaluate(env_factory: Callable[[Any], Any], policy: BasePolicy, variants: Ma
         seeds: env seeds, the same for every variant.
         max_steps: cap on env steps per episode.
         ood: names of the out-of-distribution variants; the others are in-distribution.
-        execute_steps: actions executed per chunk before re-inferring (None: whole chunk).
+        execute_steps: actions executed per chunk before re-inferring (None: whole chunk; 1 with `smoothing`).
+        smoothing: None (chunks run open-loop) or the runtime smoother's method blending overlapping chunks, e.g.
+            'temporal_ensemble' (see `rollout`).
         videos_per_variant: record the first this-many seeds of each variant as video.
         video_key: camera to record (see `rollout`).
         confidence: coverage of the Wilson intervals.
@@ -61,7 +63,7 @@ def evaluate(env_factory: Callable[[Any], Any], policy: BasePolicy, variants: Ma
                 episodes = []
                 for i, seed in enumerate(seeds):
                     episodes.append(rollout(env, policy, seed, max_steps, execute_steps=execute_steps,
-                                            record_video=i < videos_per_variant, video_key=video_key))
+                                            smoothing=smoothing, record_video=i < videos_per_variant, video_key=video_key))
                     bar.update(1)
                     bar.set_postfix(variant=name, success=f'{sum(e.success for e in episodes)}/{len(episodes)}')
             finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from maps_vla.control.smoothing import SMOOTHING_METHODS
 from maps_vla.model.vla.configuration_vla import REGRESSION_LOSSES
 from maps_vla.sim.config_env import CameraView
 
@@ -46,6 +47,8 @@ class PretrainConfig:
     health_every: int = 0  # image/state dependence of the actions every N steps (0: off), see train/health.py
     eval_episodes: int = 2  # closed-loop episodes per pre-training variant (and per held-out variant)
     eval_max_steps: int = 150  # env steps per evaluation episode at most
+    # None: each chunk runs open-loop; 'temporal_ensemble': re-infer every step and average the chunks covering it
+    eval_smoothing: str | None = None
     probe_scenes: int = 25  # unseen emoji scenes per split for the VL probe of the model card (0: no probe)
     heldout_variants: tuple[str, ...] = ()  # pick_place variants evaluated but never trained on
     seed: int = 0  # seeds demos, initial weights and data order
@@ -65,6 +68,9 @@ class PretrainConfig:
         for name in ('demos_per_variant', 'demo_max_steps', 'steps', 'batch_size', 'save_every', 'eval_max_steps'):
             if getattr(self, name) < 1:
                 raise ValueError(f'PretrainConfig.{name} must be >= 1, got {getattr(self, name)!r}')
+        if self.eval_smoothing is not None and self.eval_smoothing not in SMOOTHING_METHODS:
+            raise ValueError(f'PretrainConfig.eval_smoothing must be None or one of {SMOOTHING_METHODS.names()}, '
+                             f'got {self.eval_smoothing!r}')
         if not self.demo_noise >= 0:
             raise ValueError(f'PretrainConfig.demo_noise must be >= 0, got {self.demo_noise}')
         if min(self.vl_scenes, self.scene_vl, self.eval_episodes, self.probe_scenes) < 0:

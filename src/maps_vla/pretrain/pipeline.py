@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 # may change between a run and its resume (more steps continue the run)
 _VOLATILE = ('out', 'progress', 'threads', 'eval_episodes', 'eval_max_steps', 'heldout_variants', 'steps',
-             'save_every', 'health_every', 'probe_scenes')
+             'save_every', 'health_every', 'probe_scenes', 'eval_smoothing')
 
 
 def _check_out(cfg: PretrainConfig, out: Path) -> None:
@@ -166,7 +166,7 @@ def _evaluate(cfg: PretrainConfig, policy: Any, out: Path) -> dict[str, Any]:
     variants = {v: _env_config(cfg, v) for v in (*cfg.variants, *cfg.heldout_variants)}
     seeds = list(range(10_000, 10_000 + cfg.eval_episodes))  # away from every demo seed
     report = evaluate(make_env, policy, variants, seeds, max_steps=cfg.eval_max_steps, ood=cfg.heldout_variants,
-                      videos_per_variant=1, title='The prior, closed loop', progress=cfg.progress)
+                      smoothing=cfg.eval_smoothing, videos_per_variant=1, title='The prior, closed loop', progress=cfg.progress)
     report.save(out)
     return {'summaries': [dataclasses.asdict(s) | {'split': s.split.value} for s in report.summaries()],
             'markdown': report.to_markdown()}

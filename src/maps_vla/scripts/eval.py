@@ -17,6 +17,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--seed', type=int, default=10_000, help='first evaluation seed (away from training seeds)')
     parser.add_argument('--max-steps', type=int, default=150, help='env steps per episode at most')
     parser.add_argument('--execute-steps', type=int, default=None, help='actions run per chunk before re-inferring')
+    parser.add_argument('--smoothing', default=None, choices=['temporal_ensemble', 'crossfade', 'none'],
+                        help='blend overlapping chunks as the runtime smoother does, re-inferring every '
+                             '--execute-steps steps (default 1); temporal_ensemble is ACT\'s inference '
+                             '(default: run each chunk open-loop)')
     parser.add_argument('--videos', type=int, default=1, help='rollout videos saved per variant')
     parser.add_argument('--out', default='outputs/eval', help='report folder (markdown, CSV, PNG, videos)')
     parser.add_argument('--device', default='cpu', help="torch device for checkpoint policies, e.g. 'cuda'")
@@ -60,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     variants = {v: EnvConfig(task=args.task, variant=v, image_size=(image_size, image_size)) for v in names}
     report = evaluate(env_factory, policy, variants, list(range(args.seed, args.seed + args.episodes)),
                       max_steps=args.max_steps, ood=[v for v in names if v != 'train'],
-                      execute_steps=args.execute_steps, videos_per_variant=args.videos,
+                      execute_steps=args.execute_steps, smoothing=args.smoothing, videos_per_variant=args.videos,
                       title=f'{args.task}: {args.policy}')
     report.save(args.out)
     print(report.to_markdown())
