@@ -20,8 +20,8 @@ logger = logging.getLogger(__name__)
 
 def evaluate(env_factory: Callable[[Any], Any], policy: BasePolicy, variants: Mapping[str, Any],
              seeds: Sequence[int], *, max_steps: int, ood: Collection[str] = (), execute_steps: int | None = None,
-             smoothing: str | None = None, videos_per_variant: int = 1, video_key: str | None = None, confidence: float = 0.95,
-             title: str = 'Evaluation', progress: bool = True) -> EvalReport:
+             smoothing: str | None = None, videos_per_variant: int = 1, video_key: str | None = None,
+             confidence: float = 0.95, title: str = 'Evaluation', progress: bool = True) -> EvalReport:
     """Roll out `policy` once per (variant, seed); one env per variant, closed afterwards.
 
     Args:
@@ -63,7 +63,8 @@ def evaluate(env_factory: Callable[[Any], Any], policy: BasePolicy, variants: Ma
                 episodes = []
                 for i, seed in enumerate(seeds):
                     episodes.append(rollout(env, policy, seed, max_steps, execute_steps=execute_steps,
-                                            smoothing=smoothing, record_video=i < videos_per_variant, video_key=video_key))
+                                            smoothing=smoothing, record_video=i < videos_per_variant,
+                                            video_key=video_key))
                     bar.update(1)
                     bar.set_postfix(variant=name, success=f'{sum(e.success for e in episodes)}/{len(episodes)}')
             finally:

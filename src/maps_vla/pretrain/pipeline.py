@@ -166,7 +166,8 @@ def _evaluate(cfg: PretrainConfig, policy: Any, out: Path) -> dict[str, Any]:
     variants = {v: _env_config(cfg, v) for v in (*cfg.variants, *cfg.heldout_variants)}
     seeds = list(range(10_000, 10_000 + cfg.eval_episodes))  # away from every demo seed
     report = evaluate(make_env, policy, variants, seeds, max_steps=cfg.eval_max_steps, ood=cfg.heldout_variants,
-                      smoothing=cfg.eval_smoothing, videos_per_variant=1, title='The prior, closed loop', progress=cfg.progress)
+                      smoothing=cfg.eval_smoothing, videos_per_variant=1, title='The prior, closed loop',
+                      progress=cfg.progress)
     report.save(out)
     return {'summaries': [dataclasses.asdict(s) | {'split': s.split.value} for s in report.summaries()],
             'markdown': report.to_markdown()}
@@ -220,7 +221,11 @@ def _model_card(cfg: PretrainConfig, policy_dir: Path, policy: Any, metrics: dic
         + f', ratio {cfg.cotrain_ratio}.',
         f'- Training: {cfg.steps} steps, batch {cfg.batch_size}, AdamW lr {cfg.lr} cosine, clip {cfg.grad_clip}, '
         f'crop area {cfg.crop_area}, seed {cfg.seed}.', '',
-        '## Closed-loop success (evaluation seeds 10000+)', '', metrics['markdown'], '',
+        '## Closed-loop success (evaluation seeds 10000+)', '',
+        ('Each chunk runs open-loop (all its actions), then the policy is asked again.' if cfg.eval_smoothing is None
+         else f'The policy is asked every step; the runtime smoother\'s `{cfg.eval_smoothing}` blends the chunks '
+              f'covering each step (`maps-vla eval --smoothing {cfg.eval_smoothing}`).'), '',
+        metrics['markdown'], '',
         *_probe_section(cfg, metrics.get('vl_probe')),
         '## Config', '', '```yaml', (Path(cfg.out) / 'config.yaml').read_text().rstrip(), '```', '']))
     return card
