@@ -7,6 +7,7 @@ from typing import Any
 
 from maps_vla.control.smoothing import SMOOTHING_METHODS
 from maps_vla.registry import Registry
+from maps_vla.train.configuration_train import NORM_STATS_SOURCES
 
 __all__ = ['DemoConfig', 'DEMO_SIZES', 'MODEL_SIZES', 'demo_config']
 
@@ -33,17 +34,22 @@ class DemoConfig:
     collect_max_steps: int = 200  # frames per demo at most
     model: str = 'tiny'  # start='random' only: 'tiny' (the preset, 0.34 M parameters) or 'small' (wider, 11 M)
     policy_image_size: int = 28  # start='random' only: side (px) the policy resizes each view to (multiple of 14)
-    steps: int = 300  # MAPS fine-tuning steps
+    steps: int = 300  # fine-tuning steps
     batch_size: int = 8  # samples per step
-    lr: float = 3e-4  # learning rate
+    # at 3e-4 a 100-step fine-tune already cost the prior its own variant (10/20 -> 0-1/20: docs/results/prior.md)
+    lr: float = 3e-5  # learning rate
+    # a checkpoint start's action statistics: 'checkpoint' keeps them (the same sim robot: the prior's head keeps its
+    # meaning), 'dataset' recomputes them from the new demos (a checkpoint of another robot or action range)
+    norm_stats: str = 'checkpoint'
     crop_area: float = 1.0  # random-crop area of the augmentation (1.0: colour jitter only, as the shipped prior)
     lambda_max: float = 1.5  # MAPS λ_max (the paper's Franka setting)
     schedule: str = 'linear'  # MAPS λ schedule
     mixed_precision: str = 'no'  # 'no' | 'bf16' (GPU)
     eval_episodes: int = 10  # evaluation episodes per variant and policy
     eval_max_steps: int = 150  # env steps per evaluation episode at most
-    # None: each chunk runs open-loop; 'temporal_ensemble': re-infer every step and average the chunks covering it
-    eval_smoothing: str | None = None
+    # 'temporal_ensemble': re-infer every step and average the chunks covering it (ACT; the shipped prior's card);
+    # None: each chunk runs open-loop
+    eval_smoothing: str | None = 'temporal_ensemble'
     device: str = 'cpu'  # 'cpu' or 'cuda' (training and the trained policy's rollouts)
     threads: int | None = 1  # torch CPU threads (1: tiny matmuls gain nothing and a shared box stays fast)
     seed: int = 0  # seeds demos, weights, data order and the random baseline
@@ -52,6 +58,8 @@ class DemoConfig:
         for name in ('episodes', 'collect_max_steps', 'steps', 'batch_size', 'eval_episodes', 'eval_max_steps'):
             if getattr(self, name) < 1:
                 raise ValueError(f'DemoConfig.{name} must be >= 1, got {getattr(self, name)!r}')
+        if self.norm_stats not in NORM_STATS_SOURCES:
+            raise ValueError(f'DemoConfig.norm_stats must be one of {NORM_STATS_SOURCES}, got {self.norm_stats!r}')
         if self.eval_smoothing is not None and self.eval_smoothing not in SMOOTHING_METHODS:
             raise ValueError(f'DemoConfig.eval_smoothing must be None or one of {SMOOTHING_METHODS.names()}, '
                              f'got {self.eval_smoothing!r}')
@@ -79,7 +87,8 @@ class DemoConfig:
 
 
 DEMO_SIZES: Registry[dict[str, Any]] = Registry('demo size')
-# CI: the shipped prior, 20 demos, 300 steps per method; about 5 minutes on 2 CPU cores (measured: 4 min 47 s).
+# CI: the shipped prior, 20 demos, 300 steps per method, temporal-ensemble evaluation; about 7 minutes on 2 CPU
+# cores (measured: 6 min 48 s beside another job).
 DEMO_SIZES.register('smallest')({})
 # A longer CPU run from the prior: more demos and steps, 50 evaluation episodes per variant (tight Wilson intervals).
 DEMO_SIZES.register('small')(dict(episodes=50, steps=2000, batch_size=16, eval_episodes=50))

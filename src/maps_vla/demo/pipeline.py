@@ -194,7 +194,7 @@ def run_demo(cfg: DemoConfig, *, announce: Callable[[str], None] | None = None,
             name = METHOD_ROWS[method]
             say(f'[3/5] {name}: {cfg.steps} steps, batch {cfg.batch_size}, lr {cfg.lr:g} on {cfg.device}')
             train_cfg = TrainConfig(
-                model=ModelSourceConfig(checkpoint=str(out / 'start_policy')),
+                model=ModelSourceConfig(checkpoint=str(out / 'start_policy'), norm_stats=cfg.norm_stats),
                 data=DataConfig(root=str(out / 'data'), augment=AugmentConfig(crop_area=cfg.crop_area)),
                 method=FinetuneMethodConfig(method=method, lambda_max=cfg.lambda_max, schedule=cfg.schedule,
                                             lr=cfg.lr),

@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--video', action='store_true', help='store the demos as mp4 instead of PNG')
     parser.add_argument('--lambda-max', type=float, default=None, help='MAPS λ_max (default 1.5; --toy 2.0)')
     parser.add_argument('--schedule', default='linear', help='MAPS λ schedule (default linear)')
-    parser.add_argument('--lr', type=float, default=None, help='learning rate (default 3e-4; --toy 1e-3)')
+    parser.add_argument('--lr', type=float, default=None, help='learning rate (default 3e-5; --toy 1e-3)')
     parser.add_argument('--batch-size', type=int, default=None, help="batch size (default: the size's; --toy 16)")
     parser.add_argument('--seed', type=int, default=0, help='seed of demos, weights, batches and baselines')
 

@@ -8,9 +8,10 @@ from maps_vla.maps.factory import FinetuneMethodConfig
 from maps_vla.train.augment import AugmentConfig
 
 __all__ = ['ModelSourceConfig', 'DataConfig', 'FSDPConfig', 'TrainConfig', 'MIXED_PRECISION', 'LR_SCHEDULES',
-           'FSDP_WRAP_POLICIES']
+           'FSDP_WRAP_POLICIES', 'NORM_STATS_SOURCES']
 
 MIXED_PRECISION = ('no', 'bf16', 'fp16')
+NORM_STATS_SOURCES = ('dataset', 'checkpoint')
 LR_SCHEDULES = ('constant', 'cosine', 'step')
 # accelerate's auto_wrap_policy names. Its 'size_based_wrap' is left out: it also picks the ModuleList of the
 # layers (the biggest child of any transformer), which torch's fully_shard refuses (a container without forward).
@@ -29,6 +30,15 @@ class ModelSourceConfig:
     # presets only: feed the dataset's observation.state as a proprio token. False trains from the images alone,
     # which keeps a small model from ignoring them (the state is the easier signal early on: issue 13)
     use_state: bool = True
+    # checkpoints only: the action/state q01/q99 the policy normalizes with. 'dataset': recomputed from the training
+    # data (another robot or action range); 'checkpoint': kept, so the pretrained head's outputs keep their meaning
+    # (the same robot and action space, e.g. the shipped prior on a new sim variant: docs/results/prior.md)
+    norm_stats: str = 'dataset'
+
+    def __post_init__(self) -> None:
+        if self.norm_stats not in NORM_STATS_SOURCES:
+            raise ValueError(f'ModelSourceConfig.norm_stats must be one of {NORM_STATS_SOURCES}, got '
+                             f'{self.norm_stats!r}')
 
 
 @dataclasses.dataclass

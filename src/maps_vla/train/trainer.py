@@ -113,7 +113,7 @@ def _action_spec(dataset: Dataset) -> ActionSpec:
 
 def build_policy(source: ModelSourceConfig, dataset: Dataset, seed: int) -> VLAPolicy:
     """The policy to fine-tune: a checkpoint, or a preset adapted to the dataset's cameras, actions and state,
-    with normalization statistics taken from the dataset either way."""
+    with normalization statistics taken from the dataset (a checkpoint keeps its own with `norm_stats='checkpoint'`)."""
     spec = _action_spec(dataset)
     cameras = dataset_cameras(dataset)
     state_dim = int(dataset.features['observation.state']['shape'][0]) if 'observation.state' in dataset.features else 0
@@ -123,8 +123,9 @@ def build_policy(source: ModelSourceConfig, dataset: Dataset, seed: int) -> VLAP
         if tuple(cfg.cameras) != cameras or cfg.action_dim != spec.dim:
             raise ValueError(f'Checkpoint {source.checkpoint!r} expects cameras {cfg.cameras} and {cfg.action_dim}-D '
                              f'actions; the dataset has cameras {cameras} and {spec.dim}-D actions')
-        stats = norm_stats_from_dataset(dataset, gripper_index=spec.gripper_index, use_state=bool(cfg.proprio_dim))
-        policy.processor = VLAProcessor(cfg, policy.tokenizer, stats)
+        if source.norm_stats == 'dataset':
+            stats = norm_stats_from_dataset(dataset, gripper_index=spec.gripper_index, use_state=bool(cfg.proprio_dim))
+            policy.processor = VLAProcessor(cfg, policy.tokenizer, stats)
         policy.train()
         return policy
     cfg = make_policy_config(source.preset)
