@@ -42,7 +42,7 @@ from maps_vla.control.limiter import UNLIMITED, JerkLimiter
 from maps_vla.registry import Registry
 
 __all__ = ['SmoothingMethod', 'Interpolation', 'HoldMode', 'SmootherConfig', 'SmootherState', 'SmootherOutput',
-           'ChunkSmoother', 'SMOOTHING_METHODS', 'ensemble_weights']
+           'ChunkSmoother', 'SMOOTHING_METHODS', 'ensemble_weights', 'check_smoothing']
 
 logger = logging.getLogger(__name__)
 
@@ -209,6 +209,12 @@ def _crossfade(tracks: list[_Track], now: float, cfg: SmootherConfig):
 def _newest(tracks: list[_Track], now: float, cfg: SmootherConfig):
     newest = tracks[-1]
     return (newest.value(now), [newest]) if newest.covers(now) else (None, [])
+
+
+def check_smoothing(value: str | None, name: str) -> None:
+    """ValueError naming the option `name` unless `value` is None (chunks run open-loop) or a smoothing method."""
+    if value is not None and value not in SMOOTHING_METHODS:
+        raise ValueError(f'{name} must be None or one of {SMOOTHING_METHODS.names()}, got {value!r}')
 
 
 class _ConstantTrack(_Track):

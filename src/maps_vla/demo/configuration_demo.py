@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from maps_vla.control.smoothing import SMOOTHING_METHODS
+from maps_vla.control.smoothing import check_smoothing
 from maps_vla.registry import Registry
 from maps_vla.train.configuration_train import NORM_STATS_SOURCES
 
@@ -60,9 +60,7 @@ class DemoConfig:
                 raise ValueError(f'DemoConfig.{name} must be >= 1, got {getattr(self, name)!r}')
         if self.norm_stats not in NORM_STATS_SOURCES:
             raise ValueError(f'DemoConfig.norm_stats must be one of {NORM_STATS_SOURCES}, got {self.norm_stats!r}')
-        if self.eval_smoothing is not None and self.eval_smoothing not in SMOOTHING_METHODS:
-            raise ValueError(f'DemoConfig.eval_smoothing must be None or one of {SMOOTHING_METHODS.names()}, '
-                             f'got {self.eval_smoothing!r}')
+        check_smoothing(self.eval_smoothing, 'DemoConfig.eval_smoothing')
         if self.image_size is not None and not 16 <= self.image_size <= 512:
             raise ValueError(f'DemoConfig.image_size must be in 16..512, got {self.image_size!r}')
         if self.policy_image_size < 14 or self.policy_image_size % 14:

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from maps_vla.control.chunk import ActionChunk
-from maps_vla.control.smoothing import ChunkSmoother, HoldMode, Interpolation, SmoothingMethod, SmootherConfig
+from maps_vla.control.smoothing import (ChunkSmoother, HoldMode, Interpolation, SmoothingMethod, SmootherConfig,
+                                       check_smoothing)
 from maps_vla.policy import ACTIONS, OBS_IMAGE_PREFIX, BasePolicy
 
 __all__ = ['Outcome', 'EpisodeResult', 'rollout', 'step_smoother']
@@ -92,9 +93,7 @@ def rollout(env: Any, policy: BasePolicy, seed: int, max_steps: int, *, execute_
         raise ValueError(f'max_steps must be >= 1, got {max_steps}')
     if execute_steps is not None and execute_steps < 1:
         raise ValueError(f'execute_steps must be >= 1 or None, got {execute_steps}')
-    methods = [m.value for m in SmoothingMethod]
-    if smoothing is not None and smoothing not in methods:
-        raise ValueError(f'smoothing must be None or one of {methods}, got {smoothing!r}')
+    check_smoothing(smoothing, 'smoothing')
     action_dim = env.action_spec.dim
     policy.reset()
     obs = env.reset(seed)
@@ -110,7 +109,7 @@ def rollout(env: Any, policy: BasePolicy, seed: int, max_steps: int, *, execute_
     infer_every = execute_steps or (1 if smoother is not None else None)
     queue: list[np.ndarray] = []
     while steps < max_steps:
-        if smoother is None and not queue or smoother is not None and steps % infer_every == 0:
+        if (not queue) if smoother is None else steps % infer_every == 0:
             start = time.perf_counter()
             output = policy.infer(obs)
             infer_seconds += time.perf_counter() - start

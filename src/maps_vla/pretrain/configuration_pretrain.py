@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from maps_vla.control.smoothing import SMOOTHING_METHODS
+from maps_vla.control.smoothing import check_smoothing
 from maps_vla.model.vla.configuration_vla import REGRESSION_LOSSES
 from maps_vla.sim.config_env import CameraView
 
@@ -68,9 +68,7 @@ class PretrainConfig:
         for name in ('demos_per_variant', 'demo_max_steps', 'steps', 'batch_size', 'save_every', 'eval_max_steps'):
             if getattr(self, name) < 1:
                 raise ValueError(f'PretrainConfig.{name} must be >= 1, got {getattr(self, name)!r}')
-        if self.eval_smoothing is not None and self.eval_smoothing not in SMOOTHING_METHODS:
-            raise ValueError(f'PretrainConfig.eval_smoothing must be None or one of {SMOOTHING_METHODS.names()}, '
-                             f'got {self.eval_smoothing!r}')
+        check_smoothing(self.eval_smoothing, 'PretrainConfig.eval_smoothing')
         if not self.demo_noise >= 0:
             raise ValueError(f'PretrainConfig.demo_noise must be >= 0, got {self.demo_noise}')
         if min(self.vl_scenes, self.scene_vl, self.eval_episodes, self.probe_scenes) < 0:
