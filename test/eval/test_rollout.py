@@ -35,6 +35,18 @@ def test_terminated_without_success_is_failure(fake_env):
     assert result.outcome is Outcome.FAILURE and result.steps == 3
 
 
+def test_episode_keeps_the_last_steps_info(fake_env):
+    # task facts in the step info (the emoji task's placed_card) reach the result: execution vs recognition
+    class Placing(fake_env.FakeEnv):
+        def step(self, action):
+            obs, r, _, trunc, info = super().step(action)
+            return obs, r, self.steps == 4, trunc, {**info, 'placed_card': self.steps - 2}
+
+    result = rollout(Placing(), fake_env.StillPolicy(), seed=0, max_steps=20)
+    assert result.outcome is Outcome.FAILURE and result.info == {'success': False, 'placed_card': 2}
+    assert rollout(fake_env.FakeEnv(), fake_env.StillPolicy(), seed=0, max_steps=2).info == {'success': False}
+
+
 @pytest.mark.parametrize('chunk, execute, expected_inferences', [(4, None, 3), (4, 2, 5), (4, 1, 10), (3, 8, 4)])
 def test_chunks_execute_open_loop(fake_env, chunk, execute, expected_inferences):
     env = fake_env.FakeEnv(fake_env.FakeEnvConfig(max_steps=100))

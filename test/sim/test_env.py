@@ -222,6 +222,28 @@ def test_emoji_cards_report_the_scene():
     env.close()
 
 
+@pytest.mark.parametrize('on_target', [True, False])
+def test_emoji_placement_on_a_card_decides_the_episode(on_target):
+    # execution (on any card) vs recognition (on the named one): a cube set down on another card ends the episode
+    # as a failure and names that card; on the named card it succeeds; in the air or on the table, neither
+    env = make_env(EnvConfig(task='emoji', render=False, **_SMALL))
+    env.reset(seed=1)
+    open_hand = np.zeros(env.action_spec.dim)
+    _, _, terminated, _, info = env.step(open_hand)
+    assert not terminated and info == {'success': False, 'placed_card': -1}
+    target = env.task.target_index
+    card = target if on_target else (target + 1) % env.task.num_cards
+    x, y = env.task.cards(env.physics)[card].position
+    shape = env.task.object_shape()
+    env.physics.set_free_body_pose('object', np.array([x, y, 0.004 + shape.half_height]), np.array([1.0, 0, 0, 0]))
+    for _ in range(5):
+        _, _, terminated, truncated, info = env.step(open_hand)
+        if terminated or truncated:
+            break
+    assert terminated and info == {'success': on_target, 'placed_card': card}
+    env.close()
+
+
 def test_missing_emoji_font_names_the_debian_package(tmp_path):
     with pytest.raises(FileNotFoundError, match='fonts-noto-color-emoji'):
         make_env(EnvConfig(task='emoji', emoji_font=tmp_path / 'NoEmoji.ttf'))

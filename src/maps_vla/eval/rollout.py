@@ -42,6 +42,7 @@ class EpisodeResult:
     infer_seconds: float  # total wall time inside policy.infer
     instruction: str  # env.instruction
     frames: np.ndarray | None = None  # uint8 (steps + 1, H, W, 3) of the video camera when recorded
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)  # the last step's info (e.g. placed_card)
 
     @property
     def success(self) -> bool:
@@ -103,7 +104,7 @@ def rollout(env: Any, policy: BasePolicy, seed: int, max_steps: int, *, execute_
             raise KeyError(f'record_video needs a camera observation; observation keys: {sorted(obs)}')
         video_key = _DEFAULT_VIDEO_KEY if _DEFAULT_VIDEO_KEY in cameras else cameras[0]
     frames = [np.asarray(obs[video_key]).copy()] if record_video else []
-    steps, reward, inferences, infer_seconds = 0, 0.0, 0, 0.0
+    steps, reward, inferences, infer_seconds, info = 0, 0.0, 0, 0.0, {}
     outcome = Outcome.TIMEOUT
     smoother = step_smoother(env, smoothing) if smoothing is not None else None
     infer_every = execute_steps or (1 if smoother is not None else None)
@@ -145,4 +146,4 @@ def rollout(env: Any, policy: BasePolicy, seed: int, max_steps: int, *, execute_
     logger.debug('seed %d: %s after %d steps, %d inferences', seed, outcome.value, steps, inferences)
     return EpisodeResult(seed=int(seed), outcome=outcome, steps=steps, reward=reward, inferences=inferences,
                          infer_seconds=infer_seconds, instruction=str(env.instruction),
-                         frames=np.stack(frames) if record_video else None)
+                         frames=np.stack(frames) if record_video else None, info=dict(info))

@@ -122,7 +122,8 @@ class FrankaEnv:
                 cfg.max_pos_step / max_rot_step; the gripper entry is clipped to [0, 1], 0 = open).
 
         Returns:
-            (obs, reward, terminated, truncated, info) with info['success'] a bool.
+            (obs, reward, terminated, truncated, info) with info['success'] a bool, plus the task's
+            `step_info` (e.g. the emoji task's 'placed_card').
 
         Raises:
             RuntimeError: if called before `reset` or after the episode ended.
@@ -154,7 +155,8 @@ class FrankaEnv:
         truncated = not terminated and self._steps >= self.cfg.max_steps
         if terminated or truncated:
             self._ready = False
-        return obs, self.task.get_reward(self.physics), bool(terminated), bool(truncated), {'success': bool(success)}
+        info = {'success': bool(success), **self.task.step_info(self.physics)}
+        return obs, self.task.get_reward(self.physics), bool(terminated), bool(truncated), info
 
     def close(self) -> None:
         """Release the rendering context."""

@@ -133,6 +133,10 @@ class Task(abc.ABC):
         """Whether the episode cannot succeed any more (the object fell off the table)."""
         return bool(physics.body_pos(self.object_body)[2] < _FELL_BELOW)
 
+    def step_info(self, physics: Physics) -> dict[str, Any]:
+        """Task-specific facts added to each step's info dict (none by default)."""
+        return {}
+
     def get_observation(self, physics: Physics) -> dict[str, Any]:
         """The observation dict (keys in `FrankaEnv.features`, plus 'task').
 

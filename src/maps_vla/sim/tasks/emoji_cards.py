@@ -3,7 +3,9 @@
 Several cards (`EnvConfig.num_cards`, default 4) lie in a row on the table, each with a different emoji drawn
 from the variant's set: `emoji.EMOJI_TRAIN` for 'train', `emoji.EMOJI_HELDOUT` for 'ood_emoji'. The instruction
 names the target by its Unicode name ("put the cube on the smiling face with sunglasses"). Success: the cube
-rests on the target card, released.
+rests on the target card, released. Resting on another card ends the episode as a failure; each step's info
+names the card the cube rests on (`placed_card`, -1 for none), which tells execution (placed on any card) from
+recognition (placed on the named one), GrinningFace's two success measures.
 
 Every emoji of the variant gets its texture and material when the model is built; an episode only switches the
 cards' materials (`model.geom_matid`), so nothing is re-uploaded to the renderer between episodes.
@@ -12,7 +14,7 @@ cards' materials (`model.geom_matid`), so nothing is re-uploaded to the renderer
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import mujoco
 import numpy as np
@@ -123,9 +125,23 @@ class EmojiCards(Task):
         card = physics.model.body_pos[self._card_bodies[self._target]]
         return np.array([card[0], card[1], 2 * CARD_HALF[2] + self._shape.half_height])
 
-    def is_success(self, physics: Physics) -> bool:
-        card = self._card_bodies[self._target]
+    def _rests_on_card(self, physics: Physics, index: int) -> bool:
+        card = self._card_bodies[index]
         rot = physics.body_rot(physics.model.body(card).name)
         local = rot.T @ (physics.body_pos(self.object_body) - physics.data.xpos[card])
         inside = bool(np.all(np.abs(local[:2]) < np.array(CARD_HALF[:2])))
         return self._resting_on(physics, 2 * CARD_HALF[2], inside)
+
+    def placed_card(self, physics: Physics) -> int:
+        """Index into `cards()` of the card the cube rests on, released; -1 when it rests on none."""
+        return next((c for c in range(self.num_cards) if self._rests_on_card(physics, c)), -1)
+
+    def is_success(self, physics: Physics) -> bool:
+        return self._rests_on_card(physics, self._target)
+
+    def is_failure(self, physics: Physics) -> bool:
+        """The cube fell off the table, or it rests on a card other than the named one (the choice is made)."""
+        return super().is_failure(physics) or self.placed_card(physics) not in (-1, self._target)
+
+    def step_info(self, physics: Physics) -> dict[str, Any]:
+        return {'placed_card': self.placed_card(physics)}
