@@ -20,6 +20,10 @@ def test_method_keys_and_labels():
     assert MethodRun('maps', 1.5).key == 'maps-linear-1.5' and MethodRun('maps', 1.5).label == 'MAPS linear λ=1.5'
     assert MethodRun('spd', 2.0).key == 'spd-2' and MethodRun('fft').label == 'FFT (AdamW)'
     assert MethodRun('freeze:vision').key == 'freeze-vision'
+    assert MethodRun('fft', lora=True).key == 'fft-lora' and MethodRun('fft', lora=True).label == 'LoRA (AdamW)'
+    cotrained = MethodRun('maps', 1.5, cotrain=True)
+    assert cotrained.key == 'maps-linear-1.5-cotrain' and cotrained.label == 'MAPS linear λ=1.5 + co-train'
+    assert MethodRun('spd', 2.0, lora=True).label == 'uniform SPD λ=2 + LoRA'
     with pytest.raises(ValueError, match='method'):
         MethodRun('adam')
 
@@ -27,6 +31,8 @@ def test_method_keys_and_labels():
 @pytest.mark.parametrize('kwargs, match', [
     ({'num_cards': 5}, 'num_cards'), ({'methods': ()}, 'methods'), ({'seeds': (0, 0)}, 'duplicates'),
     ({'methods': (MethodRun('fft'), MethodRun('fft'))}, 'duplicates'), ({'device': 'tpu'}, 'device'),
+    ({'prior': ''}, 'prior'), ({'norm_stats': 'prior'}, 'norm_stats'), ({'cotrain_ratio': 1.0}, 'cotrain_ratio'),
+    ({'rollout_smoothing': 'average'}, 'rollout_smoothing'), ({'lora_rank': 0}, 'lora_rank'),
 ])
 def test_config_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -38,13 +44,18 @@ def test_config_validation(kwargs, match):
 def test_config_yaml_round_trip_and_shipped_files():
     cfg = GrinningFaceConfig()
     assert from_dict(GrinningFaceConfig, to_dict(cfg)) == cfg
-    for name in ('cpu', 'gpu'):
+    for name in ('cpu', 'gpu', 'prior'):
         shipped = load_config(GrinningFaceConfig, f'config/experiment/grinningface_{name}.yaml')
         assert len(shipped.seeds) == 3 and len(shipped.methods) >= 8
         assert {m.method for m in shipped.methods} >= {'fft', 'freeze:vision', 'freeze:vlm', 'spd', 'maps'}
         assert {m.schedule for m in shipped.methods if m.method == 'maps'} == {'linear', 'cosine'}
         assert len({m.lambda_max for m in shipped.methods if m.method == 'spd'}) >= 2  # sweeps, not points
         assert len({m.lambda_max for m in shipped.methods if m.method == 'maps' and m.schedule == 'linear'}) >= 2
+    # issue 14's grid: from the shipped prior, LoRA and co-training beside the rest, >= 50 closed-loop episodes
+    grid = load_config(GrinningFaceConfig, 'config/experiment/grinningface_prior.yaml')
+    assert grid.prior == 'shipped' and grid.rollout_episodes >= 50 and grid.rollout_smoothing == 'temporal_ensemble'
+    assert {(m.method, m.lora, m.cotrain) for m in grid.methods} >= {('fft', True, False), ('fft', False, True),
+                                                                     ('maps', False, True)}
 
 
 def test_choose_card_picks_the_direction_of_motion():
@@ -116,6 +127,66 @@ def test_smallest_setting_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
     assert [c.split('/')[-3:] for c in calls] == [['fft', 'seed1', 'train']]
     with pytest.raises(ValueError, match='other settings'):
         run_experiment(dataclasses.replace(cfg, finetune_steps=11))
+
+
+def _prior_setting(out, **changes):
+    """The smallest setting on the shipped prior (its cameras, capture size and VL camera), rolled out."""
+    from maps_vla.sim.config_env import CameraView
+
+    fields = dict(out=str(out), prior='shipped', render_size=84,
+                  model=ModelSizeConfig(image_size=84, cameras=('third_person', 'wrist')),
+                  camera=CameraView(eye=(0.95, 0.0, 0.6), target=(0.5, 0.0, 0.0), fovy=45.0), vl_scenes=2, demos=2,
+                  finetune_steps=3, finetune_batch_size=4, norm_stats='checkpoint',
+                  methods=(MethodRun('maps', 1.5), MethodRun('fft', lora=True), MethodRun('fft', cotrain=True)),
+                  probe_scenes=2, grounding_episodes=1, grounding_frames=1, rollout_episodes=2, rollout_max_steps=12,
+                  rollout_smoothing='temporal_ensemble', progress=False, threads=1)
+    return GrinningFaceConfig(**{**fields, **changes})
+
+
+@pytest.mark.slow
+def test_shipped_prior_setting_runs_closed_loop(tmp_path):
+    # issue 14's chain: the shipped prior fine-tuned (MAPS, LoRA, co-training) and rolled out on both emoji splits
+    with pytest.raises(ValueError, match='render_size 64'):
+        run_experiment(_prior_setting(tmp_path / 'wrong', render_size=64))
+    files = run_experiment(_prior_setting(tmp_path / 'gf'))
+    summary = json.loads(files['results.json'].read_text())
+    assert [m['key'] for m in summary['methods']] == ['maps-linear-1.5', 'fft-lora', 'fft-cotrain']
+    assert summary['prior_label'] == 'the prior, not fine-tuned (shipped)'
+    for pooled in [summary['prior_pooled']] + [m['pooled'] for m in summary['methods']]:
+        for split in ('train', 'ood_emoji'):
+            counts = pooled[split]
+            assert counts['episodes'] == 2 and 0 <= counts['success'] <= counts['placed'] <= 2
+    assert not (tmp_path / 'gf' / 'pretrain').exists()  # nothing pre-trained: the prior is given
+    assert (tmp_path / 'gf' / 'vl_data' / 'vl.jsonl').is_file()  # written for the co-training run
+    text = files['results.md'].read_text()
+    assert 'execution ID' in text and 'recognition OOD' in text and 'LoRA (AdamW)' in text and '+ co-train' in text
+    for name in ('overall.png', 'execution.png', 'recognition.png'):
+        assert files[name].stat().st_size > 0
+
+
+def test_closed_loop_counts_pool_over_seeds(tmp_path):
+    from maps_vla.experiments.grinningface.report import summarize
+
+    cfg = GrinningFaceConfig(out=str(tmp_path), prior='shipped', methods=(MethodRun('fft'),), seeds=(0, 1))
+    drift = [{'kind': 'vision', 'absolute': 1.0, 'reference_norm': 10.0}]
+
+    def metrics(train, ood):
+        return {'drift': drift, 'rollout/train': dict(zip(('episodes', 'placed', 'success'), train)),
+                'rollout/ood_emoji': dict(zip(('episodes', 'placed', 'success'), ood))}
+
+    (tmp_path / 'prior_metrics.json').write_text(json.dumps(metrics((10, 0, 0), (10, 0, 0))))
+    for seed, (train, ood) in enumerate((((10, 8, 4), (10, 6, 1)), ((10, 6, 4), (10, 4, 1)))):
+        path = tmp_path / 'runs' / 'fft' / f'seed{seed}' / 'metrics.json'
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({**metrics(train, ood), 'seed': seed}))
+    summary = summarize(cfg, tmp_path)
+    fft = summary['methods'][0]
+    assert fft['pooled'] == {'train': {'episodes': 20, 'placed': 14, 'success': 8},
+                             'ood_emoji': {'episodes': 20, 'placed': 10, 'success': 2}}
+    assert fft['per_seed']['execution/train'] == [0.8, 0.6] and fft['per_seed']['recognition/train'] == [0.5, 4 / 6]
+    assert fft['mean']['overall/ood_emoji'] == pytest.approx(0.1)
+    assert 'recognition/train' not in summary['prior']  # nothing placed: no recognition rate
+    assert fft['mean']['drift'] == pytest.approx(0.1)
 
 
 def test_cli_takes_overrides_on_both_sides_of_the_config(tmp_path, monkeypatch, capsys):

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from maps_vla.control.smoothing import check_smoothing
 from maps_vla.maps.factory import FinetuneMethodConfig
+from maps_vla.train.configuration_train import NORM_STATS_SOURCES
 from maps_vla.sim.config_env import CameraView, EnvConfig
 
 __all__ = ['ModelSizeConfig', 'MethodRun', 'GrinningFaceConfig', 'DEFAULT_METHODS']
@@ -57,9 +59,14 @@ class MethodRun:
     method: str = 'maps'  # 'maps' | 'spd' | 'fft' | 'freeze:<presets>' | 'l2sp'
     lambda_max: float = 1.5  # maps / spd: λ_max (uniform λ for spd)
     schedule: str = 'linear'  # maps: 'linear' | 'linear-code' | 'cosine'
+    lora: bool = False  # train LoRA factors (rank: GrinningFaceConfig.lora_rank) instead of the full weights
+    # mix the experiment's VL data into fine-tuning (GrinningFaceConfig.cotrain_ratio of each batch): the
+    # GrinningFace paper's way of keeping the VLM's knowledge
+    cotrain: bool = False
 
     def __post_init__(self) -> None:
-        FinetuneMethodConfig(method=self.method, lambda_max=self.lambda_max, schedule=self.schedule)  # validates
+        FinetuneMethodConfig(method=self.method, lambda_max=self.lambda_max, schedule=self.schedule,
+                             lora=self.lora)  # validates
 
     @property
     def uses_lambda(self) -> bool:
@@ -67,23 +74,31 @@ class MethodRun:
 
     @property
     def key(self) -> str:
-        """Folder-safe unique name, e.g. 'maps-linear-1.5', 'spd-2', 'fft', 'freeze-vision'."""
+        """Folder-safe unique name, e.g. 'maps-linear-1.5', 'spd-2', 'fft', 'freeze-vision', 'fft-lora',
+        'maps-linear-1.5-cotrain'."""
         if self.method == 'maps':
-            return f'maps-{self.schedule}-{self.lambda_max:g}'
-        if self.method == 'spd':
-            return f'spd-{self.lambda_max:g}'
-        return self.method.replace(':', '-').replace(',', '+')
+            key = f'maps-{self.schedule}-{self.lambda_max:g}'
+        elif self.method == 'spd':
+            key = f'spd-{self.lambda_max:g}'
+        else:
+            key = self.method.replace(':', '-').replace(',', '+')
+        return key + '-lora' * self.lora + '-cotrain' * self.cotrain
 
     @property
     def label(self) -> str:
-        """Table label, e.g. 'MAPS linear λ=1.5', 'uniform SPD λ=2', 'FFT', 'freeze vision'."""
+        """Table label, e.g. 'MAPS linear λ=1.5', 'uniform SPD λ=2', 'FFT (AdamW)', 'freeze vision', 'LoRA (AdamW)',
+        'MAPS linear λ=1.5 + co-train'."""
         if self.method == 'maps':
-            return f'MAPS {self.schedule} λ={self.lambda_max:g}'
-        if self.method == 'spd':
-            return f'uniform SPD λ={self.lambda_max:g}'
-        if self.method == 'fft':
-            return 'FFT (AdamW)'
-        return self.method.replace(':', ' ').replace(',', '+')
+            label = f'MAPS {self.schedule} λ={self.lambda_max:g}'
+        elif self.method == 'spd':
+            label = f'uniform SPD λ={self.lambda_max:g}'
+        elif self.method == 'fft':
+            label = 'LoRA (AdamW)' if self.lora else 'FFT (AdamW)'
+        else:
+            label = self.method.replace(':', ' ').replace(',', '+')
+        if self.lora and self.method != 'fft':
+            label += ' + LoRA'
+        return label + ' + co-train' * self.cotrain
 
 
 DEFAULT_METHODS = (MethodRun('fft'), MethodRun('freeze:vision'), MethodRun('freeze:vlm'), MethodRun('spd', 0.5),
@@ -96,6 +111,10 @@ class GrinningFaceConfig:
     """The whole experiment: data, VLM pre-training, the fine-tuning comparison and its evaluation."""
 
     out: str = 'outputs/grinningface'  # results folder; a rerun resumes every stage that is not finished
+    # the model every method fine-tunes: 'pretrain' builds a VLM at `model`'s sizes and pre-trains it on the VL data
+    # alone (stage 3); 'shipped' is the package's prior (pick_place demos + VL about all 24 emojis, issue 13); or a
+    # policy folder. With a given prior `model` must name its image size and cameras, `render_size` its capture size.
+    prior: str = 'pretrain'
     model: ModelSizeConfig = dataclasses.field(default_factory=ModelSizeConfig)  # the VLM's sizes
     render_size: int = 64  # sim camera side in px (views are resized to model.image_size)
     num_cards: int = 4  # cards per scene (2..4); chance of the grounding metric is 1/num_cards
@@ -116,12 +135,19 @@ class GrinningFaceConfig:
     finetune_steps: int = 10  # optimizer steps per run
     finetune_lr: float = 3e-4  # learning rate of every method
     finetune_batch_size: int = 16  # samples per step
+    # the action q01/q99 fine-tuning normalizes with: 'dataset' (the demos') or 'checkpoint' (the prior's, so a
+    # prior that already acts keeps its outputs' meaning; see ModelSourceConfig.norm_stats)
+    norm_stats: str = 'dataset'
+    cotrain_ratio: float = 0.2  # VL share of each fine-tuning batch for methods with cotrain
+    lora_rank: int = 32  # LoRA rank of methods with lora
     # stage 4: evaluation
     probe_scenes: int = 8  # unseen scenes per emoji split for the VL probes
     grounding_episodes: int = 4  # expert episodes per split whose carry frames test the target choice
     grounding_frames: int = 3  # carry frames kept per episode
     rollout_episodes: int = 0  # closed-loop sim episodes per split (0: skip; they need a policy that can grasp)
     rollout_max_steps: int = 150  # env steps per closed-loop episode
+    # None: each chunk runs open-loop; 'temporal_ensemble': asked every step, covering chunks averaged (ACT)
+    rollout_smoothing: str | None = None
     mixed_precision: str = 'no'  # 'no' | 'bf16' (GPU)
     device: str = 'cpu'  # 'cpu' or 'cuda'
     threads: int | None = 2  # torch CPU threads (None: torch's default)
@@ -146,10 +172,25 @@ class GrinningFaceConfig:
             raise ValueError(f'GrinningFaceConfig.seeds has duplicates: {self.seeds}')
         if not (self.pretrain_lr > 0 and self.finetune_lr > 0):
             raise ValueError('GrinningFaceConfig.pretrain_lr and finetune_lr must be > 0')
+        if not self.prior:
+            raise ValueError("GrinningFaceConfig.prior must be 'pretrain', 'shipped' or a policy folder, got ''")
+        if self.norm_stats not in NORM_STATS_SOURCES:
+            raise ValueError(f'GrinningFaceConfig.norm_stats must be one of {NORM_STATS_SOURCES}, got '
+                             f'{self.norm_stats!r}')
+        if not 0.0 < self.cotrain_ratio < 1.0:
+            raise ValueError(f'GrinningFaceConfig.cotrain_ratio must be in (0, 1), got {self.cotrain_ratio}')
+        if self.lora_rank < 1:
+            raise ValueError(f'GrinningFaceConfig.lora_rank must be >= 1, got {self.lora_rank}')
+        check_smoothing(self.rollout_smoothing, 'GrinningFaceConfig.rollout_smoothing')
         if self.mixed_precision not in ('no', 'bf16'):
             raise ValueError(f"GrinningFaceConfig.mixed_precision must be 'no' or 'bf16', got {self.mixed_precision!r}")
         if self.device not in ('cpu', 'cuda') and not self.device.startswith('cuda:'):
             raise ValueError(f"GrinningFaceConfig.device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
+
+    @property
+    def pretrains(self) -> bool:
+        """Whether the experiment builds its own VLM (stage 3) instead of fine-tuning a given prior."""
+        return self.prior == 'pretrain'
 
     def env_config(self, split: str) -> EnvConfig:
         """The emoji task of one split ('train' or 'ood_emoji') as every stage renders it."""

@@ -1,13 +1,15 @@
 """`run_experiment`: the GrinningFace chain, stage by stage, each stage resumable.
 
-1. VL data: scenes with emoji cards from all 24 emojis, where-/what-questions (`scenes.write_vl_dataset`);
-2. robot demos: the scripted expert on the train emojis only (LeRobot dataset, third-person view + state);
-3. a random-init VLM of our architecture at `cfg.model`'s sizes, pre-trained on the VL data alone through
-   `maps_vla.train.train` (cotrain_ratio 1): the "pretrained prior";
+1. VL data: scenes with emoji cards from all 24 emojis, where-/what-questions (`scenes.write_vl_dataset`), for
+   pre-training the VLM and for the methods that co-train;
+2. robot demos: the scripted expert on the train emojis only (LeRobot dataset, the model's cameras + state);
+3. the prior: with `prior='pretrain'` a random-init VLM of our architecture at `cfg.model`'s sizes, pre-trained on
+   the VL data alone through `maps_vla.train.train` (cotrain_ratio 1); otherwise the shipped prior (pick_place and
+   VL about all 24 emojis, `maps-vla pretrain`) or a given policy folder;
 4. for every method and seed: fine-tune the prior on the demos (same data, steps and learning rate), then
-   measure VL retention (probes), target choice (grounding) on train and held-out emojis, closed-loop success
-   when asked, and drift from the prior; each run's metrics.json is written once it is complete, so a rerun
-   skips finished runs and `train` resumes an interrupted one from its last checkpoint;
+   measure VL retention (probes), target choice (grounding) on train and held-out emojis, closed-loop execution
+   and recognition when asked, and drift from the prior; each run's metrics.json is written once it is complete,
+   so a rerun skips finished runs and `train` resumes an interrupted one from its last checkpoint;
 5. the report (`report.write_report`).
 """
 
@@ -96,6 +98,29 @@ def _base_vlm(cfg: GrinningFaceConfig, demos: Path, directory: Path) -> Path:
     return directory
 
 
+def _given_prior(cfg: GrinningFaceConfig) -> Path:
+    """The prior folder of `cfg.prior` ('shipped' or a path), checked against the cameras the experiment renders."""
+    from maps_vla.eval import camera_side
+    from maps_vla.model.checkpoint import read_config
+
+    if cfg.prior == 'shipped':
+        from maps_vla.pretrain.shipped import shipped_prior
+        directory = shipped_prior()
+    else:
+        directory = Path(cfg.prior)
+        if not (directory / 'config.json').is_file():
+            raise FileNotFoundError(f"GrinningFaceConfig.prior {cfg.prior!r} is not a policy folder (no config.json); "
+                                    "use 'pretrain', 'shipped' or a folder written by maps-vla train")
+    config = read_config(directory)
+    wrong = [f'{key} {mine!r} (the prior: {theirs!r})' for key, mine, theirs in (
+        ('model.cameras', tuple(cfg.model.cameras), tuple(config.cameras)),
+        ('render_size', cfg.render_size, camera_side(config)))
+        if mine != theirs]
+    if wrong:
+        raise ValueError(f'GrinningFaceConfig does not fit the prior {str(directory)!r}: {"; ".join(wrong)}')
+    return directory
+
+
 def _train_config(cfg: GrinningFaceConfig, **fields: Any):
     from maps_vla.train.configuration_train import TrainConfig
 
@@ -139,9 +164,13 @@ def _evaluate(cfg: GrinningFaceConfig, policy, eval_sets: dict[str, Any], prior_
         variants = {s: cfg.env_config(s) for s in SPLITS}
         seeds = list(range(SEED_BASE['rollout'], SEED_BASE['rollout'] + cfg.rollout_episodes))
         report = evaluate(make_env, policy, variants, seeds, max_steps=cfg.rollout_max_steps, ood=['ood_emoji'],
-                          videos_per_variant=0, progress=cfg.progress)
+                          smoothing=cfg.rollout_smoothing, videos_per_variant=0, progress=cfg.progress)
         for variant in report.variants:
-            metrics[f'success/{variant.name}'] = sum(e.success for e in variant.episodes) / len(variant.episodes)
+            # placed: the cube rests on any card (execution); success: on the named one
+            metrics[f'rollout/{variant.name}'] = {
+                'episodes': len(variant.episodes),
+                'placed': sum(e.info.get('placed_card', -1) >= 0 for e in variant.episodes),
+                'success': sum(e.success for e in variant.episodes)}
     rows = drift_report(policy, prior_state)
     metrics['drift'] = [dataclasses.asdict(r) for r in rows]
     return metrics
@@ -176,16 +205,23 @@ def run_experiment(cfg: GrinningFaceConfig, *, announce: Callable[[str], None] |
 
     say = announce or (lambda text: logger.info('%s', text))
     out = Path(cfg.out)
+    given_prior = None if cfg.pretrains else _given_prior(cfg)
     _check_out(cfg, out)
     total = len(cfg.methods) * len(cfg.seeds)
     with cpu_or_cuda(cfg.device, cfg.threads):
-        say(f'[1/5] VL pre-training data: {cfg.vl_scenes} scenes per emoji split (16 train + 8 held-out emojis)')
-        vl = write_vl_dataset(out / 'vl_data', cfg)
+        vl = None
+        if cfg.pretrains or any(run.cotrain for run in cfg.methods):
+            say(f'[1/5] VL data: {cfg.vl_scenes} scenes per emoji split (16 train + 8 held-out emojis)')
+            vl = write_vl_dataset(out / 'vl_data', cfg)
         say(f'[2/5] robot demos: {cfg.demos} scripted-expert episodes with the train emojis only')
         demos = _collect_demos(cfg, out / 'demos')
-        say(f'[3/5] pre-training the VLM on VL data only: {cfg.pretrain_steps} steps')
-        base = _base_vlm(cfg, demos, out / 'base_vlm')
-        prior_dir = _pretrain(cfg, base, demos, vl, out / 'pretrain')
+        if given_prior is None:
+            say(f'[3/5] pre-training the VLM on VL data only: {cfg.pretrain_steps} steps')
+            base = _base_vlm(cfg, demos, out / 'base_vlm')
+            prior_dir = _pretrain(cfg, base, demos, vl, out / 'pretrain')
+        else:
+            say(f'[3/5] the prior: {given_prior}')
+            prior_dir = given_prior
         prior_state = load_file(str(prior_dir / 'model.safetensors'))
         eval_sets = {'probe': probe_scenes(cfg), 'grounding': grounding_frames(cfg)}
         prior_metrics = out / 'prior_metrics.json'
@@ -205,10 +241,12 @@ def run_experiment(cfg: GrinningFaceConfig, *, announce: Callable[[str], None] |
                 say(f'      run {done}/{total}: {run.label}, seed {seed}')
                 started = time.perf_counter()
                 run_dir = path.parent
+                data = (DataConfig(root=str(demos), cotrain_root=str(vl), cotrain_ratio=cfg.cotrain_ratio)
+                        if run.cotrain else DataConfig(root=str(demos)))
                 result = train(_train_config(
-                    cfg, model=ModelSourceConfig(checkpoint=str(prior_dir)), data=DataConfig(root=str(demos)),
+                    cfg, model=ModelSourceConfig(checkpoint=str(prior_dir), norm_stats=cfg.norm_stats), data=data,
                     method=FinetuneMethodConfig(method=run.method, lambda_max=run.lambda_max, schedule=run.schedule,
-                                                lr=cfg.finetune_lr),
+                                                lr=cfg.finetune_lr, lora=run.lora, lora_rank=cfg.lora_rank),
                     out_dir=str(run_dir / 'train'), steps=cfg.finetune_steps, batch_size=cfg.finetune_batch_size,
                     seed=seed))
                 train_seconds = time.perf_counter() - started

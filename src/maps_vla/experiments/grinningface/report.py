@@ -1,4 +1,5 @@
-"""The experiment's report: results.md (table of means ± std over seeds), results.json and plots."""
+"""The experiment's report: results.md (tables: closed-loop success with Wilson intervals pooled over seeds, probes
+as means ± std over seeds), results.json and plots."""
 
 from __future__ import annotations
 
@@ -9,12 +10,22 @@ from typing import Any
 
 import numpy as np
 
+from maps_vla.eval.wilson import wilson_interval
 from maps_vla.experiments.grinningface.configuration import GrinningFaceConfig
 from maps_vla.experiments.grinningface.pipeline import run_metrics_path
+from maps_vla.experiments.grinningface.scenes import SPLITS
 
-__all__ = ['write_report', 'COLUMNS', 'summarize']
+__all__ = ['write_report', 'COLUMNS', 'CLOSED_LOOP', 'summarize']
 
-# metric key -> column title; success/* columns are added when closed-loop rollouts ran
+# closed-loop metric -> (what it counts over what, title); from each run's rollout/<split> counts
+CLOSED_LOOP = {
+    'overall': ('success', 'episodes', 'overall success: the cube on the named card'),
+    'execution': ('placed', 'episodes', 'execution: the cube on any card'),
+    'recognition': ('success', 'placed', 'recognition: on the named card, of the placed'),
+}
+_SPLIT_TITLE = {'train': 'ID (train emojis)', 'ood_emoji': 'OOD (held-out emojis)'}
+
+# metric key -> column title of the means ± std table
 COLUMNS = {
     'grounding/train': 'target ID',
     'grounding/ood_emoji': 'target OOD',
@@ -22,8 +33,8 @@ COLUMNS = {
     'probe_where/ood_emoji': 'VL where OOD',
     'probe_what/train': 'VL what ID',
     'probe_what/ood_emoji': 'VL what OOD',
-    'success/train': 'success ID',
-    'success/ood_emoji': 'success OOD',
+    **{f'{metric}/{split}': f'{metric} {"ID" if split == "train" else "OOD"}'
+       for metric in CLOSED_LOOP for split in SPLITS},
     'drift': 'drift',
 }
 
@@ -40,13 +51,28 @@ def _drift(rows: list[dict[str, Any]]) -> float:
 
 def _values(metrics: dict[str, Any]) -> dict[str, float]:
     out = {k: float(v) for k, v in metrics.items() if k in COLUMNS and k != 'drift'}
+    for split in SPLITS:
+        counts = metrics.get(f'rollout/{split}')
+        for metric, (hits, over, _) in CLOSED_LOOP.items() if counts else ():
+            if counts[over]:  # recognition has no rate when nothing was placed
+                out[f'{metric}/{split}'] = counts[hits] / counts[over]
     out['drift'] = _drift(metrics['drift'])
     return out
 
 
+def _pooled(runs: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Rollout counts summed over seeds, per split (splits some run lacks are left out)."""
+    return {split: {k: sum(r[f'rollout/{split}'][k] for r in runs) for k in ('episodes', 'placed', 'success')}
+            for split in SPLITS if all(f'rollout/{split}' in r for r in runs)}
+
+
 def summarize(cfg: GrinningFaceConfig, out: Path) -> dict[str, Any]:
-    """{'prior': values, 'methods': [{key, label, method, lambda_max, schedule, seeds, mean, std}]} of finished runs."""
-    summary: dict[str, Any] = {'prior': _values(json.loads((out / 'prior_metrics.json').read_text())),
+    """{'prior': values, 'prior_pooled', 'prior_label', 'chance', 'methods': [{key, label, method, lambda_max, schedule,
+    seeds, mean, std, per_seed, pooled}]} of finished runs; pooled: rollout counts summed over seeds."""
+    prior = json.loads((out / 'prior_metrics.json').read_text())
+    summary: dict[str, Any] = {'prior': _values(prior), 'prior_pooled': _pooled([prior]),
+                               'prior_label': ('pretrained prior (action head untrained)' if cfg.pretrains
+                                               else f'the prior, not fine-tuned ({cfg.prior})'),
                                'chance': {'target': 1 / cfg.num_cards, 'where': 1 / cfg.num_cards, 'what': 1 / 24},
                                'methods': []}
     for run in cfg.methods:
@@ -57,20 +83,22 @@ def summarize(cfg: GrinningFaceConfig, out: Path) -> dict[str, Any]:
         keys = [k for k in COLUMNS if all(k in v for v in values)]
         summary['methods'].append({
             'key': run.key, 'label': run.label, 'method': run.method, 'lambda_max': run.lambda_max,
-            'schedule': run.schedule, 'seeds': [m['seed'] for m in runs],
+            'schedule': run.schedule, 'lora': run.lora, 'cotrain': run.cotrain, 'seeds': [m['seed'] for m in runs],
             'mean': {k: float(np.mean([v[k] for v in values])) for k in keys},
             'std': {k: float(np.std([v[k] for v in values])) for k in keys},
             'per_seed': {k: [v[k] for v in values] for k in keys},
+            'pooled': _pooled(runs),
         })
     return summary
 
 
 def _table(summary: dict[str, Any]) -> str:
-    keys = [k for k in COLUMNS if any(k in m['mean'] for m in summary['methods']) or k in summary['prior']]
+    keys = [k for k in COLUMNS if (any(k in m['mean'] for m in summary['methods']) or k in summary['prior'])
+            and k.split('/')[0] not in CLOSED_LOOP]  # closed-loop rates: their own table, with intervals
     lines = ['| method | seeds | ' + ' | '.join(COLUMNS[k] for k in keys) + ' |',
              '|---|---|' + '---|' * len(keys)]
     prior = summary['prior']
-    lines.append('| pretrained prior (action head untrained) | - | '
+    lines.append(f'| {summary["prior_label"]} | - | '
                  + ' | '.join(f'{prior[k]:.2f}' if k in prior else '-' for k in keys) + ' |')
     for m in summary['methods']:
         cells = [f'{m["mean"][k]:.2f} ± {m["std"][k]:.2f}' if k in m['mean'] else '-' for k in keys]
@@ -79,6 +107,70 @@ def _table(summary: dict[str, Any]) -> str:
     lines.append(f'\nChance: target choice and VL where {chance["target"]:.2f}, VL what {chance["what"]:.3f}. '
                  'Drift: ‖θ−θ₀‖/‖θ₀‖ over all pretrained tensors (θ₀ = the prior).')
     return '\n'.join(lines)
+
+
+def _cell(counts: dict[str, int], metric: str) -> str:
+    hits, over, _ = CLOSED_LOOP[metric]
+    if not counts[over]:
+        return '-'
+    low, high = wilson_interval(counts[hits], counts[over])
+    return f'{counts[hits]}/{counts[over]} [{low:.0%}, {high:.0%}]'
+
+
+def _closed_loop_table(summary: dict[str, Any]) -> str | None:
+    """Closed-loop counts pooled over seeds with Wilson 95 % intervals; None when no rollouts ran."""
+    rows = [(summary['prior_label'], summary['prior_pooled'])] + [(m['label'], m['pooled']) for m in summary['methods']]
+    splits = [s for s in SPLITS if any(s in pooled for _, pooled in rows)]
+    if not splits:
+        return None
+    cells = [(metric, split) for metric in CLOSED_LOOP for split in splits]
+    lines = ['| method | ' + ' | '.join(f'{metric} {"ID" if split == "train" else "OOD"}' for metric, split in cells)
+             + ' |', '|---|' + '---|' * len(cells)]
+    for label, pooled in rows:
+        lines.append(f'| {label} | ' + ' | '.join(_cell(pooled[split], metric) if split in pooled else '-'
+                                                  for metric, split in cells) + ' |')
+    lines.append('\nClosed loop, episodes pooled over seeds, Wilson 95 % intervals. Overall: the cube rests on the '
+                 'named card; execution: on any card; recognition: on the named card among the episodes that placed it '
+                 f'(chance {summary["chance"]["target"]:.2f}).')
+    return '\n'.join(lines)
+
+
+def _plot_closed_loop(summary: dict[str, Any], metric: str, path: Path) -> Path:
+    """One metric: a panel per emoji split, a bar per method with its pooled Wilson interval."""
+    from matplotlib.figure import Figure
+
+    rows = [(summary['prior_label'], summary['prior_pooled'], 'k')] + [
+        (m['label'], m['pooled'], 'tab:red' if m['method'] == 'maps' else 'tab:orange' if m['method'] == 'spd'
+         else 'tab:gray') for m in summary['methods']]
+    hits, over, title = CLOSED_LOOP[metric]
+    fig = Figure(figsize=(9, 0.42 * len(rows) + 1.6))
+    axes = fig.subplots(1, len(SPLITS), sharey=True, squeeze=False)[0]
+    y = np.arange(len(rows))
+    for ax, split in zip(axes, SPLITS):
+        rates, errors = [], [[], []]
+        for _, pooled, _ in rows:
+            counts = pooled.get(split)
+            if not counts or not counts[over]:
+                rates.append(np.nan)
+                errors[0].append(0.0)
+                errors[1].append(0.0)
+                continue
+            rate = counts[hits] / counts[over]
+            low, high = wilson_interval(counts[hits], counts[over])
+            rates.append(rate)
+            errors[0].append(rate - low)
+            errors[1].append(high - rate)
+        ax.barh(y, rates, xerr=errors, color=[c for *_, c in rows], capsize=3)
+        if metric == 'recognition':
+            ax.axvline(summary['chance']['target'], color='tab:blue', ls='--', lw=1, label='chance')
+            ax.legend(fontsize=7, loc='lower right')
+        ax.set_xlim(0, 1)
+        ax.set_title(f'{title}\n{_SPLIT_TITLE[split]}', fontsize=9)
+    axes[0].set_yticks(y, [label for label, *_ in rows], fontsize=8)
+    axes[0].invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return path
 
 
 def _plot_methods(summary: dict[str, Any], path: Path) -> Path:
@@ -113,8 +205,9 @@ def _plot_methods(summary: dict[str, Any], path: Path) -> Path:
 def _plot_lambda(summary: dict[str, Any], path: Path) -> Path | None:
     from matplotlib.figure import Figure
 
-    curves = {'uniform SPD': [m for m in summary['methods'] if m['method'] == 'spd'],
-              'MAPS linear': [m for m in summary['methods'] if m['method'] == 'maps' and m['schedule'] == 'linear']}
+    plain = [m for m in summary['methods'] if not (m['lora'] or m['cotrain'])]  # the sweep varies λ alone
+    curves = {'uniform SPD': [m for m in plain if m['method'] == 'spd'],
+              'MAPS linear': [m for m in plain if m['method'] == 'maps' and m['schedule'] == 'linear']}
     if not any(len(c) > 1 for c in curves.values()):
         return None
     fig = Figure(figsize=(9, 3.4))
@@ -155,6 +248,9 @@ def write_report(cfg: GrinningFaceConfig, out: Path) -> dict[str, Path]:
             drift[m['label']] = [DriftRow(**r) for r in json.loads(path.read_text())['drift']]
         files['drift.png'] = plot_drift(drift, out / 'drift.png', title='drift from the prior (first seed)',
                                         log=True)
+    if any(m['pooled'] for m in summary['methods']):
+        for metric in CLOSED_LOOP:
+            files[f'{metric}.png'] = _plot_closed_loop(summary, metric, out / f'{metric}.png')
     prior, chance = summary['prior'], summary['chance']
     weak = [f'{COLUMNS[k]} {prior[k]:.2f} (chance {chance[c]:.2f})'
             for k, c in (('probe_where/ood_emoji', 'where'), ('probe_what/ood_emoji', 'what'))
@@ -162,12 +258,16 @@ def write_report(cfg: GrinningFaceConfig, out: Path) -> dict[str, Path]:
     warning = ([f'**The prior knows little about the held-out emojis** ({", ".join(weak)}): there is little '
                 'pretrained knowledge to keep, so this comparison cannot test retention. Pre-train longer or '
                 'larger first.', ''] if weak else [])
+    origin = (f'VLM pre-trained {cfg.pretrain_steps} steps on {2 * cfg.vl_scenes} scenes of all 24 emojis'
+              if cfg.pretrains else f'prior: {cfg.prior}')
+    closed_loop = _closed_loop_table(summary)
     text = [f'# GrinningFace experiment: {out}', '', *warning,
             f'{len(summary["methods"])} of {len(cfg.methods)} methods with results; '
             f'{cfg.finetune_steps} fine-tuning steps, batch {cfg.finetune_batch_size}, lr {cfg.finetune_lr:g}, '
-            f'{cfg.demos} demos (train emojis only); VLM pre-trained {cfg.pretrain_steps} steps on '
-            f'{2 * cfg.vl_scenes} scenes of all 24 emojis.', '', _table(summary), '']
-    text += [f'![{name}]({name})' for name in ('methods.png', 'lambda_sweep.png', 'drift.png') if name in files]
+            f'{cfg.demos} demos (train emojis only); {origin}.', '',
+            *([closed_loop, ''] if closed_loop else []), _table(summary), '']
+    text += [f'![{name}]({name})' for name in ('overall.png', 'execution.png', 'recognition.png', 'methods.png',
+                                               'lambda_sweep.png', 'drift.png') if name in files]
     files['results.md'] = out / 'results.md'
     files['results.md'].write_text('\n'.join(text) + '\n')
     return files
