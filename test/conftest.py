@@ -11,6 +11,17 @@ os.environ.setdefault('MUJOCO_GL', 'egl')
 os.environ.setdefault('PYOPENGL_PLATFORM', 'egl')
 
 
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test: tiny models run far faster so, above all on a shared 2-core machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope='session')
 def fake_env():
     """The module test/mocks/fake_env.py (FakeEnv, FakeEnvConfig, make_fake_env, ReachExpert, ReachPolicy,

@@ -56,12 +56,8 @@ def robot_batch(cfg, batch_size: int = 2, seed: int = 0, image_hw=(32, 40)):
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run far faster single-threaded, above all on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread):
+    """Every model test runs single-threaded (test/conftest.py's `one_thread`)."""
 
 
 @pytest.fixture

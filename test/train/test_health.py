@@ -14,13 +14,7 @@ from maps_vla.train.configuration_train import DataConfig, ModelSourceConfig, Tr
 from maps_vla.train.health import HealthMonitor, HealthReport, measure_dependence
 from maps_vla.train.trainer import train
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 @pytest.fixture(scope='module')
