@@ -66,6 +66,12 @@ def test_demo_fine_tunes_a_checkpoint_folder_at_its_camera_size(tmp_path):
     assert f'**Starting policy**: `{tmp_path / "ckpt"}`' in result.summary
     with pytest.raises(FileNotFoundError, match='not a checkpoint folder'):
         run_demo(dataclasses.replace(cfg, start=str(tmp_path)), progress=False)
+    # the jobs ran in 2 worker processes (the default); one after another in this process they give the same run
+    assert cfg.workers == 2
+    serial = run_demo(dataclasses.replace(cfg, out=str(tmp_path / 'serial'), workers=1), progress=False)
+    assert serial.losses == result.losses
+    assert [[e.outcome for v in r.variants for e in v.episodes] for r in serial.reports.values()] == \
+        [[e.outcome for v in r.variants for e in v.episodes] for r in result.reports.values()]
 
 
 def test_demo_refuses_a_folder_it_did_not_write(tmp_path, capsys):

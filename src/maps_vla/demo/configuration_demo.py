@@ -52,6 +52,9 @@ class DemoConfig:
     eval_smoothing: str | None = 'temporal_ensemble'
     device: str = 'cpu'  # 'cpu' or 'cuda' (training and the trained policy's rollouts)
     threads: int | None = 1  # torch CPU threads (1: tiny matmuls gain nothing and a shared box stays fast)
+    # processes that fine-tune the methods and evaluate the rows side by side (one per CPU core: each job runs
+    # single-threaded); 1 runs every job in this process, one after another
+    workers: int = 2
     seed: int = 0  # seeds demos, weights, data order and the random baseline
 
     def __post_init__(self) -> None:
@@ -72,6 +75,8 @@ class DemoConfig:
             raise ValueError(f"DemoConfig.device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f'DemoConfig.threads must be >= 1 or None, got {self.threads!r}')
+        if self.workers < 1:
+            raise ValueError(f'DemoConfig.workers must be >= 1, got {self.workers!r}')
         if not 0.0 < self.crop_area <= 1.0:
             raise ValueError(f'DemoConfig.crop_area must be in (0, 1], got {self.crop_area!r}')
         if not self.lr > 0 or self.lambda_max < 0:
@@ -93,7 +98,7 @@ DEMO_SIZES.register('small')(dict(episodes=50, steps=2000, batch_size=16, eval_e
 # One GPU: a wider, deeper random-init model on 112 px views, 200 demos, 20k steps in bf16.
 DEMO_SIZES.register('gpu')(dict(start='random', episodes=200, image_size=128, model='small', policy_image_size=112,
                                 steps=20000, batch_size=32, mixed_precision='bf16', eval_episodes=50, device='cuda',
-                                threads=None))
+                                threads=None, workers=1))
 
 
 def demo_config(size: str = 'smallest', **overrides: Any) -> DemoConfig:

@@ -7,6 +7,7 @@
 3. fine-tune it with MAPS and plain AdamW (same data, steps, learning rate, seed) through `maps-vla train`'s code;
 4. evaluate every fine-tuned policy and the start policy on the new variant (ID), the start policy's own variant
    (retention) and a variant held out from everything (OOD), beside the scripted expert and random actions;
+   steps 3 and 4 run their jobs in `cfg.workers` processes (one per core: each job is single-threaded);
 5. write the report folder (see `maps_vla.demo.report`).
 """
 
@@ -14,9 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import multiprocessing
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +104,50 @@ def _random_policy(cfg: DemoConfig, dataset):
     return policy
 
 
+def _train_job(train_cfg: Any, device: str, threads: int | None) -> Any:
+    from maps_vla.train.device import cpu_or_cuda
+    from maps_vla.train.trainer import train
+
+    with cpu_or_cuda(device, threads):
+        return train(train_cfg)
+
+
+def _eval_job(kind: str, source: Any, variants: dict[str, Any], seeds: list[int], device: str, threads: int | None,
+              **kwargs: Any) -> Any:
+    """Evaluate one row: kind 'policy' (source: a checkpoint folder), 'expert' or 'random' (source: its ActionSpec
+    and seed). Everything is built here, so the job runs the same in this process or in a worker."""
+    from maps_vla.eval import BoundExpertPolicy, RandomPolicy, evaluate
+    from maps_vla.model.vla.modeling_vla import VLAPolicy
+    from maps_vla.sim import make_env, make_expert
+    from maps_vla.train.device import cpu_or_cuda
+
+    with cpu_or_cuda(device, threads):
+        if kind == 'policy':
+            candidate, env_factory = VLAPolicy.from_pretrained(source, device=device), make_env
+        elif kind == 'expert':
+            candidate = BoundExpertPolicy(make_env, make_expert)
+            env_factory = candidate.make_env
+        else:
+            candidate, env_factory = RandomPolicy(source[0], seed=source[1]), make_env
+        return evaluate(env_factory, candidate, variants, seeds, **kwargs)
+
+
+def _run_jobs(pool: ProcessPoolExecutor | None, jobs: Sequence[tuple[Callable[..., Any], tuple, dict]],
+              done: Callable[[int], None]) -> list[Any]:
+    """Each job's result, in order: in the pool's processes, or one after another here when there is no pool."""
+    if pool is None:
+        results = []
+        for i, (fn, args, kwargs) in enumerate(jobs):
+            results.append(fn(*args, **kwargs))
+            done(i)
+        return results
+    futures: list[Future] = [pool.submit(fn, *args, **kwargs) for fn, args, kwargs in jobs]
+    for i, future in enumerate(futures):
+        future.result()  # re-raises a worker's error here
+        done(i)
+    return [future.result() for future in futures]
+
+
 def _camera_size(cfg: DemoConfig, start: Path | None) -> int:
     """The demos' and eval envs' camera side: the configured one, else the one the start policy trained on."""
     if cfg.image_size is not None:
@@ -136,7 +183,6 @@ def run_demo(cfg: DemoConfig, *, announce: Callable[[str], None] | None = None,
     from maps_vla.data.dataset import Dataset
     from maps_vla.data.writer import DatasetWriter
     from maps_vla.demo import report as _report
-    from maps_vla.eval import BoundExpertPolicy, RandomPolicy, evaluate
     from maps_vla.maps.drift import drift_report
     from maps_vla.maps.factory import FinetuneMethodConfig
     from maps_vla.maps.param_groups import lambda_table
@@ -145,7 +191,6 @@ def run_demo(cfg: DemoConfig, *, announce: Callable[[str], None] | None = None,
     from maps_vla.train.augment import AugmentConfig
     from maps_vla.train.configuration_train import DataConfig, ModelSourceConfig, TrainConfig
     from maps_vla.train.device import cpu_or_cuda
-    from maps_vla.train.trainer import train
 
     say = announce or (lambda text: logger.info('%s', text))
     start_dir = _start_policy_dir(cfg)
@@ -187,50 +232,59 @@ def run_demo(cfg: DemoConfig, *, announce: Callable[[str], None] | None = None,
         del policy
         seconds['start policy'] = time.perf_counter() - start
 
-        # 3. fine-tune with each method on the same data, steps, learning rate and seed
-        trained = {}
-        for method in cfg.methods:
-            start = time.perf_counter()
-            name = METHOD_ROWS[method]
-            say(f'[3/5] {name}: {cfg.steps} steps, batch {cfg.batch_size}, lr {cfg.lr:g} on {cfg.device}')
-            train_cfg = TrainConfig(
-                model=ModelSourceConfig(checkpoint=str(out / 'start_policy'), norm_stats=cfg.norm_stats),
-                data=DataConfig(root=str(out / 'data'), augment=AugmentConfig(crop_area=cfg.crop_area)),
-                method=FinetuneMethodConfig(method=method, lambda_max=cfg.lambda_max, schedule=cfg.schedule,
-                                            lr=cfg.lr),
-                out_dir=str(out / 'train' / method), steps=cfg.steps, batch_size=cfg.batch_size,
-                mixed_precision=cfg.mixed_precision, seed=cfg.seed, save_every=cfg.steps, keep_checkpoints=1,
-                log_every=max(1, cfg.steps // 100), drift_every=max(1, cfg.steps // 10), resume=False,
-                progress=progress)
-            trained[name] = train(train_cfg)
-            seconds[f'train {method}'] = time.perf_counter() - start
-
-        # 4. evaluation: the fine-tuned policies, the start policy, the expert (ceiling) and random actions (floor)
+        # 3. fine-tune with each method on the same data, steps, learning rate and seed (one job per method)
         start = time.perf_counter()
-        names = [*trained, START_ROW, *BASELINE_ROWS]
-        variants = {cfg.finetune_variant: EnvConfig(task=cfg.task, variant=cfg.finetune_variant, image_size=size)}
-        for name in (cfg.retention_variant, cfg.ood_variant):
-            if name:
-                variants[name] = EnvConfig(task=cfg.task, variant=name, image_size=size)
-        say(f'[4/5] evaluating on {", ".join(variants)}, {cfg.eval_episodes} episodes each, for {", ".join(names)}')
-        policies = {name: VLAPolicy.from_pretrained(result.policy_dir, device=cfg.device)
-                    for name, result in trained.items()}
-        policies[START_ROW] = VLAPolicy.from_pretrained(out / 'start_policy', device=cfg.device)
-        expert = BoundExpertPolicy(make_env, make_expert)
-        candidates = {name: (policy, make_env, 1 if name == METHOD_ROWS[cfg.methods[0]] else 0)
-                      for name, policy in policies.items()}
-        candidates[BASELINE_ROWS[0]] = (expert, expert.make_env, 0)
-        candidates[BASELINE_ROWS[1]] = (RandomPolicy(policies[START_ROW].action_spec, seed=cfg.seed), make_env, 0)
-        seeds = list(range(_EVAL_SEED + cfg.seed, _EVAL_SEED + cfg.seed + cfg.eval_episodes))
-        reports, files = {}, {}
-        for name, (candidate, env_factory, videos) in candidates.items():
-            if progress:
-                say(f'      {name}')
-            report = evaluate(env_factory, candidate, variants, seeds, max_steps=cfg.eval_max_steps,
-                              ood=[v for v in variants if v != cfg.finetune_variant], smoothing=cfg.eval_smoothing,
-                              videos_per_variant=videos,
-                              title=f'{cfg.task}: {name}', progress=progress)
-            reports[name] = report
+        # spawn, not fork: the parent holds a rendering context and torch's thread pools
+        pool = (ProcessPoolExecutor(cfg.workers, mp_context=multiprocessing.get_context('spawn'))
+                if cfg.workers > 1 else None)
+        try:
+            jobs = []
+            for method in cfg.methods:
+                say(f'[3/5] {METHOD_ROWS[method]}: {cfg.steps} steps, batch {cfg.batch_size}, lr {cfg.lr:g} on '
+                    f'{cfg.device}')
+                train_cfg = TrainConfig(
+                    model=ModelSourceConfig(checkpoint=str(out / 'start_policy'), norm_stats=cfg.norm_stats),
+                    data=DataConfig(root=str(out / 'data'), augment=AugmentConfig(crop_area=cfg.crop_area)),
+                    method=FinetuneMethodConfig(method=method, lambda_max=cfg.lambda_max, schedule=cfg.schedule,
+                                                lr=cfg.lr),
+                    out_dir=str(out / 'train' / method), steps=cfg.steps, batch_size=cfg.batch_size,
+                    mixed_precision=cfg.mixed_precision, seed=cfg.seed, save_every=cfg.steps, keep_checkpoints=1,
+                    log_every=max(1, cfg.steps // 100), drift_every=max(1, cfg.steps // 10), resume=False,
+                    progress=progress and pool is None)  # bars of parallel jobs would overwrite each other
+                jobs.append((_train_job, (train_cfg, cfg.device, cfg.threads), {}))
+            runs = _run_jobs(pool, jobs, lambda i: say(f'      {METHOD_ROWS[cfg.methods[i]]}: done') if pool
+                             else None)
+            trained = {METHOD_ROWS[method]: run for method, run in zip(cfg.methods, runs)}
+            seconds['train'] = time.perf_counter() - start
+
+            # 4. evaluation: the fine-tuned policies, the start policy, the expert (ceiling) and random actions (floor)
+            start = time.perf_counter()
+            names = [*trained, START_ROW, *BASELINE_ROWS]
+            variants = {cfg.finetune_variant: EnvConfig(task=cfg.task, variant=cfg.finetune_variant, image_size=size)}
+            for name in (cfg.retention_variant, cfg.ood_variant):
+                if name:
+                    variants[name] = EnvConfig(task=cfg.task, variant=name, image_size=size)
+            say(f'[4/5] evaluating on {", ".join(variants)}, {cfg.eval_episodes} episodes each, for '
+                f'{", ".join(names)}')
+            policies = {name: VLAPolicy.from_pretrained(result.policy_dir, device=cfg.device)
+                        for name, result in trained.items()}
+            policies[START_ROW] = VLAPolicy.from_pretrained(out / 'start_policy', device=cfg.device)
+            sources = {name: ('policy', result.policy_dir) for name, result in trained.items()}
+            sources[START_ROW] = ('policy', out / 'start_policy')
+            sources[BASELINE_ROWS[0]] = ('expert', None)
+            sources[BASELINE_ROWS[1]] = ('random', (policies[START_ROW].action_spec, cfg.seed))
+            seeds = list(range(_EVAL_SEED + cfg.seed, _EVAL_SEED + cfg.seed + cfg.eval_episodes))
+            jobs = [(_eval_job, (kind, source, variants, seeds, cfg.device, cfg.threads),
+                     dict(max_steps=cfg.eval_max_steps, ood=[v for v in variants if v != cfg.finetune_variant],
+                          smoothing=cfg.eval_smoothing, title=f'{cfg.task}: {name}', progress=progress and pool is None,
+                          videos_per_variant=1 if name == METHOD_ROWS[cfg.methods[0]] else 0))
+                    for name, (kind, source) in sources.items()]
+            evaluated = _run_jobs(pool, jobs, lambda i: progress and say(f'      {list(sources)[i]}'))
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+        reports, files = dict(zip(sources, evaluated)), {}
+        for name, report in reports.items():
             saved = report.save(out / 'eval' / _report.slug(name))
             video = next((p for k, p in saved.items() if k.startswith(f'video:{cfg.finetune_variant}')), None)
             if video is not None:
