@@ -37,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--lr', type=float, default=None, help='learning rate (default 3e-5; --toy 1e-3)')
     parser.add_argument('--batch-size', type=int, default=None, help="batch size (default: the size's; --toy 16)")
     parser.add_argument('--seed', type=int, default=0, help='seed of demos, weights, batches and baselines')
+    parser.add_argument('--workers', type=int, default=None,
+                        help="processes that fine-tune and evaluate side by side (default: the size's, 2 on CPU)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = demo_config(args.size, start=args.start, out=args.out, steps=args.steps, episodes=args.episodes,
                           eval_episodes=args.eval_episodes, device=args.device, video=args.video or None,
                           lambda_max=args.lambda_max, schedule=args.schedule, lr=args.lr, batch_size=args.batch_size,
-                          seed=args.seed)
+                          seed=args.seed, workers=args.workers)
     except (ValueError, TypeError) as exc:
         print(f'maps-vla demo: error: {exc}', file=sys.stderr)
         return 2
