@@ -39,7 +39,7 @@ def test_smallest_demo_runs_the_loop_and_writes_its_report(tmp_path, capsys):
     expert_row = next(line for line in summary.splitlines() if line.startswith('| scripted expert |'))
     assert expert_row.count('/10 = ') == 3, expert_row
     # It fine-tunes the shipped prior, and something it fine-tuned succeeds on the new variant (measured when the
-    # prior shipped: MAPS 1/10, AdamW 2/10 on ood_shape; docs/results/prior.md)
+    # prior shipped: MAPS 6/10, AdamW 7/10 on ood_shape; docs/results/prior.md)
     assert 'the pretrained prior shipped in the package' in summary
     new_variant = [int(re.search(r'^\| [^|]+ \| (\d+)/10', line).group(1)) for line in summary.splitlines()
                    if line.startswith((f'| {METHOD_ROWS["maps"]} |', f'| {METHOD_ROWS["fft"]} |'))]

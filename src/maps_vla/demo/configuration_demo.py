@@ -90,8 +90,8 @@ class DemoConfig:
 
 
 DEMO_SIZES: Registry[dict[str, Any]] = Registry('demo size')
-# CI: the shipped prior, 20 demos, 300 steps per method, temporal-ensemble evaluation; about 7 minutes on 2 CPU
-# cores (measured: 6 min 48 s beside another job).
+# CI: the shipped prior, 20 demos, 300 steps per method, temporal-ensemble evaluation; 5 min 24 s on 2 CPU cores with
+# its 2 workers (8 min 43 s with workers=1; docs/results/prior.md, session 9).
 DEMO_SIZES.register('smallest')({})
 # A longer CPU run from the prior: more demos and steps, 50 evaluation episodes per variant (tight Wilson intervals).
 DEMO_SIZES.register('small')(dict(episodes=50, steps=2000, batch_size=16, eval_episodes=50))
