@@ -162,6 +162,11 @@ def test_shipped_prior_setting_runs_closed_loop(tmp_path):
     assert 'execution ID' in text and 'recognition OOD' in text and 'LoRA (AdamW)' in text and '+ co-train' in text
     for name in ('overall.png', 'execution.png', 'recognition.png'):
         assert files[name].stat().st_size > 0
+    # a folder keeps to the weights it started from: a newly shipped prior needs a new folder
+    record = tmp_path / 'gf' / 'prior_weights.json'
+    record.write_text(record.read_text().replace('"sha256": "', '"sha256": "0'))
+    with pytest.raises(ValueError, match='other prior weights'):
+        run_experiment(_prior_setting(tmp_path / 'gf'))
 
 
 def test_closed_loop_counts_pool_over_seeds(tmp_path):
