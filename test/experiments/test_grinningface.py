@@ -148,6 +148,8 @@ def test_shipped_prior_setting_runs_closed_loop(tmp_path):
     # issue 14's chain: the shipped prior fine-tuned (MAPS, LoRA, co-training) and rolled out on both emoji splits
     with pytest.raises(ValueError, match='render_size 64'):
         run_experiment(_prior_setting(tmp_path / 'wrong', render_size=64))
+    with pytest.raises(FileNotFoundError, match='GrinningFaceConfig.prior .* is not a checkpoint folder'):
+        run_experiment(_prior_setting(tmp_path / 'wrong', prior=str(tmp_path)))
     files = run_experiment(_prior_setting(tmp_path / 'gf'))
     summary = json.loads(files['results.json'].read_text())
     assert [m['key'] for m in summary['methods']] == ['maps-linear-1.5', 'fft-lora', 'fft-cotrain']

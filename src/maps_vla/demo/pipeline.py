@@ -81,11 +81,9 @@ def _start_policy_dir(cfg: DemoConfig) -> Path | None:
     if cfg.start == 'prior':
         from maps_vla.pretrain.shipped import shipped_prior
         return shipped_prior()
-    path = Path(cfg.start)
-    if not (path / 'config.json').is_file():
-        raise FileNotFoundError(f"DemoConfig.start {cfg.start!r} is not a checkpoint folder (no config.json); use "
-                                "'prior', 'random' or a folder written by maps-vla train")
-    return path
+    from maps_vla.model.checkpoint import checkpoint_folder
+
+    return checkpoint_folder(cfg.start, 'DemoConfig.start', "'prior', 'random'")
 
 
 def _random_policy(cfg: DemoConfig, dataset):

@@ -38,8 +38,8 @@ from maps_vla.model.vla.tokenization_vla import load_tokenizer
 from maps_vla.policy import ActionSpec
 
 __all__ = ['save_pretrained', 'load_pretrained', 'read_config', 'load_tensors_into', 'build_empty', 'finalize_loaded',
-           'require_file', 'file_sha256', 'CheckpointError', 'CONFIG_FILE', 'WEIGHTS_FILE', 'NORMALIZATION_FILE',
-           'ACTION_SPEC_FILE']
+           'require_file', 'checkpoint_folder', 'file_sha256', 'CheckpointError', 'CONFIG_FILE', 'WEIGHTS_FILE',
+           'NORMALIZATION_FILE', 'ACTION_SPEC_FILE']
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +88,16 @@ def _verify(directory: Path, payload: dict, name: str) -> None:
         raise CheckpointError(f'{str(path)!r} does not match the sha256 recorded in {CONFIG_FILE} (recorded '
                               f'{recorded.get("sha256")}, found {actual}): the file is corrupt or was changed after '
                               'saving; re-copy or re-save the checkpoint')
+
+
+def checkpoint_folder(value: str, option: str, keywords: str) -> Path:
+    """`value` as a checkpoint folder (one holding config.json), else FileNotFoundError naming the config `option`
+    and the `keywords` it takes besides a folder."""
+    path = Path(value)
+    if not (path / CONFIG_FILE).is_file():
+        raise FileNotFoundError(f'{option} {value!r} is not a checkpoint folder (no {CONFIG_FILE}); use {keywords} '
+                                'or a folder written by maps-vla train')
+    return path
 
 
 def require_file(path: Path, what: str = '') -> Path:

@@ -101,16 +101,13 @@ def _base_vlm(cfg: GrinningFaceConfig, demos: Path, directory: Path) -> Path:
 def _given_prior(cfg: GrinningFaceConfig) -> Path:
     """The prior folder of `cfg.prior` ('shipped' or a path), checked against the cameras the experiment renders."""
     from maps_vla.eval import camera_side
-    from maps_vla.model.checkpoint import read_config
+    from maps_vla.model.checkpoint import checkpoint_folder, read_config
 
     if cfg.prior == 'shipped':
         from maps_vla.pretrain.shipped import shipped_prior
         directory = shipped_prior()
     else:
-        directory = Path(cfg.prior)
-        if not (directory / 'config.json').is_file():
-            raise FileNotFoundError(f"GrinningFaceConfig.prior {cfg.prior!r} is not a policy folder (no config.json); "
-                                    "use 'pretrain', 'shipped' or a folder written by maps-vla train")
+        directory = checkpoint_folder(cfg.prior, 'GrinningFaceConfig.prior', "'pretrain', 'shipped'")
     config = read_config(directory)
     wrong = [f'{key} {mine!r} (the prior: {theirs!r})' for key, mine, theirs in (
         ('model.cameras', tuple(cfg.model.cameras), tuple(config.cameras)),
