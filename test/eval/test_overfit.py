@@ -12,15 +12,18 @@ from maps_vla.train.configuration_train import TrainConfig
 
 @pytest.mark.slow
 def test_overfit_runs_end_to_end_and_reports(tmp_path, capsys):
-    """The smallest setting: 1 demo, 2 steps. It must run and report, not succeed (threshold 0 passes any rate)."""
+    """The smallest setting: 1 demo, 2 steps, replayed as the prior is evaluated (temporal ensemble). It must run
+    and report, not succeed (threshold 0 passes any rate)."""
     out = tmp_path / 'of'
     rc = main(['overfit', '--episodes', '1', '--image-size', '32', '--steps', '2', '--max-steps', '120',
-               '--videos', '0', '--threshold', '0', '--out', str(out), 'batch_size=2', 'progress=false'])
+               '--smoothing', 'temporal_ensemble', '--videos', '0', '--threshold', '0', '--out', str(out),
+               'batch_size=2', 'progress=false'])
     assert rc == 0
     text = capsys.readouterr().out
     assert 'overfit-then-replay: ' in text and 'training seeds replayed' in text and 'health at step 2' in text
     summary = json.loads((out / 'overfit.json').read_text())
     assert summary['episodes'] == 1 and summary['train_steps'] == 2 and summary['camera_side'] == 32
+    assert summary['smoothing'] == 'temporal_ensemble'
     assert summary['successes'] in (0, 1) and summary['passed'] and summary['health']['step'] == 2
     assert (out / 'replay' / 'report.md').is_file() and (out / 'train' / 'policy' / 'config.json').is_file()
     # the demos are kept; running again into the same folder asks for --data and the seeds
@@ -80,5 +83,7 @@ def test_bad_arguments_exit_2(capsys):
     assert 'seeds' in capsys.readouterr().err
     assert main(['overfit', '--variant', 'nope']) == 2
     assert main(['overfit', '--threshold', '1.5']) == 2
+    with pytest.raises(ValueError, match='OverfitConfig.smoothing'):
+        OverfitConfig(smoothing='blend')
     with pytest.raises(SystemExit):
         main(['overfit', '--data', 'x', '--seeds', '1,a'])

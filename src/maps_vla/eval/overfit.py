@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from maps_vla.control.smoothing import check_smoothing
 from maps_vla.eval.report import EvalReport
 from maps_vla.eval.wilson import wilson_interval
 
@@ -40,6 +41,9 @@ class OverfitConfig:
     seeds: tuple[int, ...] = ()  # with `data`: the env seeds the demos were recorded from, in any order
     max_steps: int = 200  # env steps per episode at most, collection and replay alike
     execute_steps: int | None = None  # actions run per chunk before re-inferring (None: the whole chunk)
+    # None: chunks run open-loop; 'temporal_ensemble' re-infers every step and averages the chunks covering it, as
+    # the prior is evaluated (its card), so the gate judges the setting the way it will be run
+    smoothing: str | None = None
     threshold: float = 0.9  # replay success rate the setting must reach
     videos: int = 1  # replay videos saved
     out: str = 'outputs/overfit'  # data/, train/, replay/ and overfit.json go here
@@ -58,6 +62,7 @@ class OverfitConfig:
             raise ValueError(f'OverfitConfig.seeds must be distinct, got {self.seeds}')
         if self.execute_steps is not None and self.execute_steps < 1:
             raise ValueError(f'OverfitConfig.execute_steps must be >= 1 or None, got {self.execute_steps}')
+        check_smoothing(self.smoothing, 'OverfitConfig.smoothing')
 
 
 @dataclasses.dataclass
@@ -146,7 +151,7 @@ def run_overfit(cfg: OverfitConfig, train_cfg: TrainConfig, progress: bool = Tru
     side = camera_side(policy)
     variants = {cfg.variant: EnvConfig(task=cfg.task, variant=cfg.variant, image_size=(side, side))}
     report = evaluate(make_env, policy, variants, seeds, max_steps=cfg.max_steps, execute_steps=cfg.execute_steps,
-                      videos_per_variant=cfg.videos, title=f'overfit-then-replay: {cfg.task}/{cfg.variant}',
+                      smoothing=cfg.smoothing, videos_per_variant=cfg.videos, title=f'overfit-then-replay: {cfg.task}/{cfg.variant}',
                       progress=progress)
     report.save(out / 'replay')
     successes = sum(e.success for e in report.variants[0].episodes)
@@ -155,7 +160,7 @@ def run_overfit(cfg: OverfitConfig, train_cfg: TrainConfig, progress: bool = Tru
     (out / 'overfit.json').write_text(json.dumps({
         'task': cfg.task, 'variant': cfg.variant, 'data': str(root), 'seeds': seeds, 'successes': successes,
         'episodes': len(seeds), 'rate': result.rate, 'wilson_95': list(result.interval),
-        'threshold': cfg.threshold, 'passed': result.passed, 'train_steps': trained.steps,
+        'smoothing': cfg.smoothing, 'threshold': cfg.threshold, 'passed': result.passed, 'train_steps': trained.steps,
         'final_loss': trained.losses[-1] if trained.losses else None, 'camera_side': side,
         'health': dataclasses.asdict(health) if health is not None else None}, indent=2) + '\n')
     return result

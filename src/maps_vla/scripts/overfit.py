@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--steps', type=int, default=None, help='training steps (default: the config\'s)')
     parser.add_argument('--max-steps', type=int, default=200, help='env steps per episode at most (collect, replay)')
     parser.add_argument('--execute-steps', type=int, default=None, help='actions run per chunk before re-inferring')
+    parser.add_argument('--smoothing', default=None, choices=['temporal_ensemble', 'crossfade', 'none'],
+                        help='re-infer every step and blend the chunks covering it, as `maps-vla eval --smoothing` '
+                             '(default: each chunk runs open-loop)')
     parser.add_argument('--threshold', type=float, default=0.9, help='replay success rate to pass (exit 3 below)')
     parser.add_argument('--videos', type=int, default=1, help='replay videos saved')
     parser.add_argument('--out', default='outputs/overfit', help='folder for data/, train/, replay/, overfit.json')
@@ -55,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = OverfitConfig(task=args.task, variant=args.variant, episodes=args.episodes, seed=args.seed,
                             image_size=args.image_size, data=args.data, seeds=args.seeds, max_steps=args.max_steps,
-                            execute_steps=args.execute_steps, threshold=args.threshold, videos=args.videos,
+                            execute_steps=args.execute_steps, smoothing=args.smoothing, threshold=args.threshold, videos=args.videos,
                             out=args.out, device=args.device)
         train_cfg = load_config(TrainConfig, args.config, args.overrides)
         if args.steps is not None:
