@@ -62,6 +62,13 @@ def test_spread_and_thresholds_from_numbers():
     assert HealthReport(0, 0.06, 1.0, 0.5).vision_ignored  # < 10 % of the state dependence
     assert not HealthReport(0, 0.06, 0.5, 0.5).vision_ignored
     assert not HealthReport(0, 0.0, None, None).vision_ignored  # nothing to compare with
+    deaf = HealthReport(0, 0.3, None, 0.5, instruction_dependence=0.04)
+    assert deaf.instruction_ignored and not deaf.vision_ignored
+    assert deaf.warning().startswith('the instruction is ignored') and 'vision' not in deaf.warning()
+    assert not HealthReport(0, 0.3, None, 0.5, instruction_dependence=0.06).instruction_ignored
+    assert not HealthReport(0, 0.3, None, 0.5).instruction_ignored  # one instruction: nothing measured
+    both = HealthReport(0, 0.01, None, 0.5, instruction_dependence=0.0).warning().splitlines()
+    assert both[0].startswith('vision is ignored') and both[1].startswith('the instruction is ignored')
 
 
 def test_spread_ignores_padded_chunk_steps(policy_and_batch):
@@ -83,6 +90,39 @@ def test_modes_and_rng_are_left_as_they_were(policy_and_batch):
     torch.testing.assert_close(torch.rand(3), expected)
     assert policy.training and policy.projector.training and not policy.vision_backbone.featurizer.training
     policy.eval()
+
+
+def test_one_instruction_has_no_instruction_dependence(policy_and_batch):
+    policy, batch = policy_and_batch
+    report = measure_dependence(policy, batch)
+    assert report.instruction_dependence is None and 'instruction' not in report.summary()
+
+
+def test_instruction_dependence_counts_only_the_samples_whose_words_changed(policy_and_batch):
+    policy, batch = policy_and_batch
+    words = dict(batch, task=['put it on the cat', 'put it on the cat', 'put it on the dog', 'put it on the dog'])
+    report = measure_dependence(policy, words, seed=5)
+    # rolled by one: samples 0 and 2 get the other instruction, 1 and 3 keep theirs
+    rolled = dict(words, task=[words['task'][-1], *words['task'][:-1]])
+    policy.eval()
+    with torch.no_grad():
+        torch.manual_seed(5)
+        base = policy.predict_action_chunk(words, normalized=True)
+        torch.manual_seed(5)
+        moved = policy.predict_action_chunk(rolled, normalized=True)
+    expected = (moved - base).abs()[[0, 2]].mean()  # no padded steps in samples 0 and 2
+    assert report.instruction_dependence == pytest.approx(float(expected), rel=1e-5)
+    assert report.instruction_dependence > 0 and 'instruction dependence' in report.summary()
+
+
+def test_instruction_dependence_from_token_ids(policy_and_batch):
+    policy, batch = policy_and_batch
+    prompts = [policy.processor.build_prompt(t) for t in ['put it on the cat', 'put it on the dog'] * 2]
+    ids, mask = policy.processor.tokenize(prompts)
+    inputs = {k: v for k, v in batch.items() if k != 'task'}
+    report = measure_dependence(policy, dict(inputs, input_ids=ids, attention_mask=mask))
+    same = measure_dependence(policy, dict(inputs, input_ids=ids[[0, 0, 0, 0]], attention_mask=mask[[0, 0, 0, 0]]))
+    assert report.instruction_dependence > 0 and same.instruction_dependence is None
 
 
 def test_one_sample_cannot_be_swapped(policy_and_batch):
@@ -122,7 +162,7 @@ def test_trainer_logs_health_without_changing_training(tiny_dataset, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     events = EventAccumulator(str(tmp_path / 'on' / 'tensorboard'))
     events.Reload()
-    for tag in ('health/image_dependence', 'health/state_dependence', 'health/action_spread'):
+    for tag in ('health/image_dependence', 'health/state_dependence', 'health/action_spread'):  # one instruction
         assert [e.step for e in events.Scalars(tag)] == [2, 4]
 
 

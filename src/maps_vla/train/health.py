@@ -1,4 +1,4 @@
-"""Learning-health check: does the policy look at its images?
+"""Learning-health check: does the policy look at its images, and does it read its instruction?
 
 A collapsed vision path is the most common silent failure in robot learning: the loss falls (proprio alone can
 predict much of the next action) while the images are ignored, and the policy fails in closed loop. The check
@@ -9,6 +9,11 @@ predicted normalized actions move, then does the same with the proprio state:
 
 over the valid chunk steps and action dimensions, in normalized action units ([-1, 1] for q01/q99 dimensions).
 The scale to compare them with is the batch's own action spread, mean |a − mean(a)| of the targets.
+
+The instruction is swapped the same way. Samples whose instruction the swap leaves unchanged (a batch of one task)
+say nothing about it and are left out of that mean; a batch with a single instruction has no instruction dependence.
+A policy that must choose its target from the words (GrinningFace's named emoji card) and moves no more when they
+change than when nothing does cannot succeed above chance, whatever its execution.
 
 Vision is flagged as ignored when the image dependence is below `VISION_IGNORED_RATIO` (10 %) of the action spread
 or of the state dependence. The issue's measurements motivate the ratio: a collapsed tiny VLA moved 0.14 mm for
@@ -44,6 +49,8 @@ class HealthReport:
     image_dependence: float  # mean |Δaction| when the images are swapped between samples
     state_dependence: float | None  # mean |Δaction| when the proprio state is swapped (None: no state input)
     action_spread: float | None  # mean |a − mean(a)| of the batch's targets (None: the batch had no actions)
+    # mean |Δaction| over the samples whose instruction the swap changed (None: one instruction in the batch)
+    instruction_dependence: float | None = None
 
     @property
     def vision_ignored(self) -> bool:
@@ -51,22 +58,39 @@ class HealthReport:
         scales = [s for s in (self.action_spread, self.state_dependence) if s is not None and s > 0]
         return any(self.image_dependence < VISION_IGNORED_RATIO * s for s in scales)
 
+    @property
+    def instruction_ignored(self) -> bool:
+        """True when different instructions move the actions by less than VISION_IGNORED_RATIO of their spread."""
+        if self.instruction_dependence is None or not self.action_spread:
+            return False
+        return self.instruction_dependence < VISION_IGNORED_RATIO * self.action_spread
+
     def summary(self) -> str:
         """One line for logs and the CLI."""
         state = 'n/a' if self.state_dependence is None else f'{self.state_dependence:.4f}'
         spread = 'n/a' if self.action_spread is None else f'{self.action_spread:.4f}'
+        words = '' if self.instruction_dependence is None else (f', instruction dependence '
+                                                                 f'{self.instruction_dependence:.4f}')
         return (f'health at step {self.step}: image dependence {self.image_dependence:.4f}, state dependence '
-                f'{state}, action spread {spread} (mean |Δaction|, normalized units)')
+                f'{state}{words}, action spread {spread} (mean |Δaction|, normalized units)')
 
     def warning(self) -> str | None:
-        """The warning to show when vision is ignored, else None."""
-        if not self.vision_ignored:
-            return None
-        return (f'vision is ignored: swapping the images moves the predicted actions by {self.image_dependence:.4f}, '
-                f'under {VISION_IGNORED_RATIO:.0%} of the action spread or the state dependence ({self.summary()}). '
-                'The policy reads the proprio state (or nothing) instead of the cameras and will likely fail in '
-                'closed loop; try a lower learning rate, larger images (objects several patches wide) or '
-                'more steps, and check with `maps-vla overfit`')
+        """The warning to show when vision or the instruction is ignored, else None."""
+        lines = []
+        if self.vision_ignored:
+            lines.append(f'vision is ignored: swapping the images moves the predicted actions by '
+                         f'{self.image_dependence:.4f}, under {VISION_IGNORED_RATIO:.0%} of the action spread or the '
+                         f'state dependence ({self.summary()}). The policy reads the proprio state (or nothing) '
+                         'instead of the cameras and will likely fail in closed loop; try a lower learning rate, '
+                         'larger images (objects several patches wide) or more steps, and check with '
+                         '`maps-vla overfit`')
+        if self.instruction_ignored:
+            lines.append(f'the instruction is ignored: swapping it between samples moves the predicted actions by '
+                         f'{self.instruction_dependence:.4f}, under {VISION_IGNORED_RATIO:.0%} of the action spread '
+                         f'({self.action_spread:.4f}). Harmless when the words never decide the motion (paraphrases '
+                         'of one task); where they name the target (which object, which card) the policy will choose '
+                         'at chance: train on demos whose instruction is the only way to tell the target')
+        return '\n'.join(lines) or None
 
 
 def _valid_mean(values: torch.Tensor, mask: torch.Tensor | None) -> float:
@@ -77,13 +101,31 @@ def _valid_mean(values: torch.Tensor, mask: torch.Tensor | None) -> float:
     return float((values * weights).sum() / weights.sum().clamp_min(1))
 
 
+def _swapped_instructions(inputs: dict[str, Any]) -> tuple[dict[str, Any], torch.Tensor] | None:
+    """The prompts rolled by one along the batch, and which samples that changed (None: no sample changed)."""
+    if 'input_ids' in inputs:
+        ids = torch.as_tensor(inputs['input_ids'])
+        mask = torch.as_tensor(inputs['attention_mask']) if 'attention_mask' in inputs else torch.ones_like(ids)
+        swapped = {'input_ids': ids.roll(1, 0), 'attention_mask': mask.roll(1, 0)}
+        changed = ((ids * mask) != (swapped['input_ids'] * swapped['attention_mask'])).any(1)
+        changed |= (mask != swapped['attention_mask']).any(1)
+    elif isinstance(inputs.get('task'), (list, tuple)):
+        tasks = list(inputs['task'])
+        rolled = tasks[-1:] + tasks[:-1]
+        swapped = {'task': rolled}
+        changed = torch.tensor([a != b for a, b in zip(tasks, rolled)])
+    else:
+        return None
+    return (swapped, changed) if bool(changed.any()) else None
+
+
 def _training_modes(module: nn.Module) -> dict[nn.Module, bool]:
     return {m: m.training for m in module.modules()}
 
 
 @torch.no_grad()
 def measure_dependence(policy: nn.Module, batch: dict[str, Any], step: int = 0, seed: int = 0) -> HealthReport | None:
-    """Image and state dependence of `policy`'s normalized actions on one training batch.
+    """Image, state and instruction dependence of `policy`'s normalized actions on one training batch.
 
     Args:
         policy: has `predict_action_chunk(batch, normalized=True) -> (B, K, A)` (a VLAPolicy, any head).
@@ -120,6 +162,13 @@ def measure_dependence(policy: nn.Module, batch: dict[str, Any], step: int = 0, 
         if inputs.get('state') is not None:
             state = torch.as_tensor(inputs['state'])
             state_dep = _valid_mean((predict({'state': state.roll(1, 0)}) - base).abs(), mask)
+        words_dep = None
+        instructions = _swapped_instructions(inputs)
+        if instructions is not None:
+            swapped, changed = instructions
+            valid = changed.to(base.device)[:, None].expand(base.shape[:2])
+            valid = valid if mask is None else valid & mask.to(base.device)
+            words_dep = _valid_mean((predict(swapped) - base).abs(), valid)
     finally:
         for module, mode in modes.items():
             module.training = mode
@@ -130,7 +179,7 @@ def measure_dependence(policy: nn.Module, batch: dict[str, Any], step: int = 0, 
         w = weights[..., None].to(actions.dtype)
         mean = (actions * w).sum((0, 1), keepdim=True) / w.sum((0, 1), keepdim=True).clamp_min(1)
         spread = _valid_mean((actions - mean).abs(), weights)
-    return HealthReport(step, image_dep, state_dep, spread)
+    return HealthReport(step, image_dep, state_dep, spread, words_dep)
 
 
 class HealthMonitor:
@@ -169,6 +218,8 @@ class HealthMonitor:
                 self.writer.add_scalar('health/state_dependence', report.state_dependence, step)
             if report.action_spread is not None:
                 self.writer.add_scalar('health/action_spread', report.action_spread, step)
+            if report.instruction_dependence is not None:
+                self.writer.add_scalar('health/instruction_dependence', report.instruction_dependence, step)
         logger.debug('%s', report.summary())
         return report
 
