@@ -267,3 +267,34 @@ def test_layouts_place_the_object_and_the_plate_where_they_say():
     assert np.ptp(wide[:, 2:], axis=0).min() > 0.05 and np.ptp(wide[:, :2], axis=0).max() > 0.2
     with pytest.raises(ValueError, match='layout'):
         EnvConfig(layout='tiny')
+
+
+def test_choice_puts_two_cubes_where_only_the_colour_word_tells_them_apart():
+    env = make_env(EnvConfig(variant='choice', render=False))
+    sides = []
+    for seed in range(16):
+        obs = env.reset(seed=seed)
+        target, other = env.task.objects(env.physics)
+        assert target.shape == other.shape == 'cube' and target.color != other.color
+        assert obs['task'] == f'put the {target.color} cube on the plate'
+        for obj in (target, other):  # both in the compact object region
+            assert 0.44 - 1e-6 <= obj.xy[0] <= 0.56 + 1e-6 and -0.13 - 1e-6 <= obj.xy[1] <= -0.01 + 1e-6
+        assert np.hypot(target.xy[0] - other.xy[0], target.xy[1] - other.xy[1]) >= 0.06 - 1e-6
+        sides.append(target.xy[1] < other.xy[1])
+    assert 4 <= sum(sides) <= 12  # the named cube is as often left as right
+    env.close()
+
+
+@pytest.mark.parametrize('lifted', ['object', 'distractor_0'])
+def test_choice_ends_when_the_other_cube_is_picked_up(lifted):
+    env = make_env(EnvConfig(variant='choice', render=False, **_SMALL))
+    env.reset(seed=2)
+    still = np.zeros(env.action_spec.dim)
+    _, _, terminated, _, info = env.step(still)
+    assert not terminated and info == {'success': False, 'lifted_object': -1}
+    x, y, z = env.physics.body_pos(lifted)
+    env.physics.set_free_body_pose(lifted, np.array([x, y, z + 0.1]), np.array([1.0, 0, 0, 0]))
+    _, _, terminated, _, info = env.step(still)
+    assert info['lifted_object'] == (0 if lifted == 'object' else 1)
+    assert terminated == (lifted != 'object') and not info['success']  # the named cube in the air is no choice
+    env.close()

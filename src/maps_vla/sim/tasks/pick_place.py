@@ -5,6 +5,10 @@ Variants (`PickPlace.variants`):
     ood_color:       a cube in one of `HELDOUT_COLORS` (unseen colour words in the instruction too).
     ood_shape:       a cylinder or an elongated block (unseen shapes) in a training colour.
     ood_distractors: the training cube plus 3 distractor objects (cube/cylinder/block, other training colours).
+    choice:          two cubes in different training colours, both in the object region: only the instruction's
+                     colour word tells which to pick (in the other variants the target is the one object, or the
+                     one in the object region, so a policy can succeed without reading the words). Lifting the
+                     other cube ends the episode.
     ood_lighting:    the training scene under a random key-light colour, direction and ambient level.
     ood_camera:      the training scene with the third-person camera moved up to ~10 cm and re-aimed.
 """
@@ -12,7 +16,7 @@ Variants (`PickPlace.variants`):
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import mujoco
 import numpy as np
@@ -35,6 +39,7 @@ _PLATE_HALF_HEIGHT = 0.006
 _OBJECT_MASS = 0.05  # kg
 OBJECT_REGION = ((0.38, 0.62), (-0.22, 0.22))  # x, y ranges (m) of every object's centre
 _NUM_DISTRACTORS = 3
+_LIFTED = 0.03  # m above its resting height: an object this high has been picked up
 # 'compact' layout: the object in a 12 x 12 cm square in front of the robot, the plate fixed beside it
 _COMPACT_OBJECT_REGION = ((0.44, 0.56), (-0.13, -0.01))
 _COMPACT_PLATE_XY = (0.5, 0.15)
@@ -55,13 +60,15 @@ class PickPlace(Task):
     """Put the named object on the plate."""
 
     name = 'pick_place'
-    variants = ('train', 'ood_color', 'ood_shape', 'ood_distractors', 'ood_lighting', 'ood_camera')
+    variants = ('train', 'ood_color', 'ood_shape', 'ood_distractors', 'ood_lighting', 'ood_camera', 'choice')
 
     def __init__(self, cfg: EnvConfig) -> None:
         super().__init__(cfg)
         self._shapes = ('cylinder', 'block') if self.variant == 'ood_shape' else ('cube',)
         self._colors = HELDOUT_COLORS if self.variant == 'ood_color' else TRAIN_COLORS
-        self._n_distractors = _NUM_DISTRACTORS if self.variant == 'ood_distractors' else 0
+        self._n_distractors = {'ood_distractors': _NUM_DISTRACTORS, 'choice': 1}.get(self.variant, 0)
+        # the other cube of 'choice' shares the target's region, so where an object stands says nothing
+        self._distractor_shapes = ('cube',) if self.variant == 'choice' else tuple(SHAPES)
         self._shape = SHAPES[self._shapes[0]]
         self._labels: list[tuple[str, str, str]] = []  # (body, colour, shape) of each object this episode
 
@@ -88,7 +95,7 @@ class PickPlace(Task):
                        size=[_PLATE_RADIUS + 0.006, _PLATE_HALF_HEIGHT * 0.9, 0], rgba=[0.35, 0.45, 0.75, 1.0])
         self._add_object(spec, self.object_body, self._shapes)
         for i in range(self._n_distractors):
-            self._add_object(spec, f'distractor_{i}', tuple(SHAPES))
+            self._add_object(spec, f'distractor_{i}', self._distractor_shapes)
 
     def bind(self, physics: Physics) -> None:
         m = physics.model
@@ -118,12 +125,16 @@ class PickPlace(Task):
         color = list(self._colors)[random.integers(len(self._colors))]
         compact = self.cfg.layout == 'compact'
         clearance = [0.06, _PLATE_RADIUS + 0.06] + [0.06] * self._n_distractors
+        object_region = _COMPACT_OBJECT_REGION if compact else OBJECT_REGION
+        distractor_region = object_region if self.variant == 'choice' else OBJECT_REGION
         if compact:  # the plate's region is a point: the sampler keeps the others clear of it all the same
             plate_region = tuple((c, c) for c in _COMPACT_PLATE_XY)
-            regions = [_COMPACT_OBJECT_REGION, plate_region] + [OBJECT_REGION] * self._n_distractors
+            regions = [object_region, plate_region] + [distractor_region] * self._n_distractors
         else:
             regions = [OBJECT_REGION] * (2 + self._n_distractors)
         obj_xy, plate_xy, *others = sample_positions(random, regions, clearance)
+        if self.variant == 'choice' and random.integers(2):  # neither slot of the sampler marks the target
+            obj_xy, others[0] = others[0], obj_xy
         m.body_pos[self._plate_body] = [*plate_xy, _PLATE_HALF_HEIGHT]
         self._show(physics, self.object_body, self._shape.name, self._colors[color])
         max_yaw = _COMPACT_YAW if compact else np.pi / 2
@@ -132,7 +143,7 @@ class PickPlace(Task):
         self._labels = [(self.object_body, color, self._shape.name)]
         other_colors = [c for c in TRAIN_COLORS if c != color]
         for i, xy in enumerate(others):
-            shape = SHAPES[list(SHAPES)[random.integers(len(SHAPES))]]
+            shape = SHAPES[self._distractor_shapes[random.integers(len(self._distractor_shapes))]]
             other = other_colors[random.integers(len(other_colors))]
             rgb = TRAIN_COLORS[other]
             self._show(physics, f'distractor_{i}', shape.name, rgb)
@@ -179,6 +190,13 @@ class PickPlace(Task):
         return [SceneObject(color, shape, tuple(float(v) for v in physics.body_pos(body)[:2]))
                 for body, color, shape in self._labels]
 
+    def lifted_object(self, physics: Physics) -> int:
+        """Index into `objects()` of an object held above the table (0: the named one), -1 when none is."""
+        for i, (body, _, shape) in enumerate(self._labels):
+            if physics.body_pos(body)[2] > SHAPES[shape].half_height + _LIFTED:
+                return i
+        return -1
+
     # --- judging -----------------------------------------------------------------------------------------------
     def object_shape(self) -> ObjectShape:
         return self._shape
@@ -186,6 +204,13 @@ class PickPlace(Task):
     def goal_position(self, physics: Physics) -> np.ndarray:
         plate = physics.model.body_pos[self._plate_body]
         return np.array([plate[0], plate[1], 2 * _PLATE_HALF_HEIGHT + self._shape.half_height])
+
+    def is_failure(self, physics: Physics) -> bool:
+        """The object fell off the table, or another object was picked up (the choice is made)."""
+        return super().is_failure(physics) or self.lifted_object(physics) > 0
+
+    def step_info(self, physics: Physics) -> dict[str, Any]:
+        return {'lifted_object': self.lifted_object(physics)}
 
     def is_success(self, physics: Physics) -> bool:
         offset = physics.body_pos(self.object_body)[:2] - physics.model.body_pos[self._plate_body][:2]
