@@ -43,6 +43,7 @@ def test_always_succeeding_policy(fake_env, tmp_path):
     with open(paths['episodes_csv']) as f:
         episodes = list(csv.DictReader(f))
     assert len(episodes) == 18 and {e['outcome'] for e in episodes} == {'success'}
+    assert episodes[-1]['instruction'] == 'touch the red dot'
     image = imread(paths['plot'])
     assert image.ndim == 3 and image.shape[0] > 100
     videos = sorted(k for k in paths if k.startswith('video:'))
@@ -51,6 +52,24 @@ def test_always_succeeding_policy(fake_env, tmp_path):
     near = report.variants[0].episodes[0]
     assert len(read_video(paths['video:near_seed0_success.mp4'], 10)) == near.steps + 1
     assert report.variants[0].episodes[1].frames is None  # only the first seed is recorded
+
+
+def test_episode_rows_keep_the_tasks_last_facts(tmp_path):
+    from maps_vla.eval.report import EvalReport, VariantResult
+    from maps_vla.eval.rollout import EpisodeResult, Outcome
+
+    def episode(seed, outcome, info):
+        return EpisodeResult(seed, outcome, 30, 0.0, 30, 0.3, 'put the red cube on the plate', info=info)
+
+    report = EvalReport([
+        VariantResult('choice', Split.ID, [episode(0, Outcome.SUCCESS, {'success': True, 'lifted_object': -1}),
+                                           episode(1, Outcome.FAILURE, {'success': False, 'lifted_object': 1})]),
+        VariantResult('cards', Split.OOD, [episode(2, Outcome.FAILURE, {'success': False, 'placed_card': 3})])],
+        fps=10.0)
+    with open(report.save(tmp_path)['episodes_csv']) as f:
+        rows = list(csv.DictReader(f))
+    assert [(r['lifted_object'], r['placed_card']) for r in rows] == [('-1', ''), ('1', ''), ('', '3')]
+    assert 'success' not in rows[0] and rows[0]['instruction'] == 'put the red cube on the plate'
 
 
 def test_never_succeeding_policy(fake_env, tmp_path):

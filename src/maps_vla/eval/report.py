@@ -109,14 +109,17 @@ class EvalReport:
             for s in self.summaries():
                 writer.writerow([s.name, s.split.value, s.episodes, s.successes, f'{s.rate:.6f}', f'{s.low:.6f}',
                                  f'{s.high:.6f}'])
+        # the task's facts of each episode's last step (which card or object it ended on), blank where absent
+        facts = sorted({k for v in self.variants for e in v.episodes for k in e.info} - {'success'})
         with open(paths['episodes_csv'], 'w', newline='') as f:
             writer = csv.writer(f)
             writer.writerow(['variant', 'split', 'seed', 'outcome', 'steps', 'reward', 'inferences',
-                             'infer_ms_mean'])
+                             'infer_ms_mean', 'instruction', *facts])
             for v in self.variants:
                 for e in v.episodes:
                     writer.writerow([v.name, v.split.value, e.seed, e.outcome.value, e.steps, f'{e.reward:.6g}',
-                                     e.inferences, f'{1000 * e.infer_seconds / max(e.inferences, 1):.3f}'])
+                                     e.inferences, f'{1000 * e.infer_seconds / max(e.inferences, 1):.3f}',
+                                     e.instruction, *(e.info.get(k, '') for k in facts)])
         self._plot(paths['plot'])
         for v in self.variants:
             for e in v.episodes:
