@@ -167,7 +167,7 @@ def test_shipped_prior_setting_runs_closed_loop(tmp_path):
     # a folder keeps to the weights it started from: a newly shipped prior needs a new folder
     record = tmp_path / 'gf' / 'prior_weights.json'
     record.write_text(record.read_text().replace('"sha256": "', '"sha256": "0'))
-    with pytest.raises(ValueError, match='other prior weights'):
+    with pytest.raises(ValueError, match='started from other weights'):
         run_experiment(_prior_setting(tmp_path / 'gf'))
 
 

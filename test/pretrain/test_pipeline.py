@@ -1,6 +1,8 @@
 """`maps-vla pretrain` at its smallest: every stage runs, resumes, and refuses a folder of another run."""
 
+import dataclasses
 import json
+import shutil
 
 import pytest
 
@@ -65,3 +67,24 @@ def test_smallest_run_resumes_and_protects_its_folder(tmp_path, capsys):
     assert main(['pretrain', f'out={out}', 'demos_per_variant=3']) == 2
     err = capsys.readouterr().err
     assert 'holds a pre-training run with other settings (' in err and 'demos_per_variant' in err
+
+
+def test_continued_pretraining_starts_from_the_pinned_init(tmp_path):
+    small = dict(image_size=28, model_image_size=28, vl_scenes=1, steps=2, batch_size=2, save_every=1, eval_episodes=1,
+                 eval_max_steps=3, threads=1, progress=False, use_state=False, probe_scenes=0, demos_per_variant=1)
+    first = run_pretrain(PretrainConfig(out=str(tmp_path / 'first'), variants=('train',), **small))['policy']
+    init = tmp_path / 'init'
+    shutil.copytree(first, init)
+    cfg = PretrainConfig(out=str(tmp_path / 'more'), variants=('train', 'choice'), init=str(init), **small)
+    files = run_pretrain(cfg)
+    assert not (tmp_path / 'more' / 'initial').exists()  # no random preset: the run continued `init`
+    assert (files['policy'] / 'tokenizer.json').read_text() == (init / 'tokenizer.json').read_text()
+    digest = json.loads((tmp_path / 'more' / 'init_weights.json').read_text())['sha256']
+    assert f'- Continued from: `{init}` (model.safetensors sha256 {digest})' in \
+        (files['policy'] / 'MODEL_CARD.md').read_text()
+    assert [s['name'] for s in json.loads(files['metrics'].read_text())['summaries']][:2] == ['train', 'choice']
+    shutil.copy(files['policy'] / 'model.safetensors', init / 'model.safetensors')  # other weights, same path
+    with pytest.raises(ValueError, match='started from other weights'):
+        run_pretrain(cfg)
+    with pytest.raises(FileNotFoundError, match='PretrainConfig.init'):
+        run_pretrain(dataclasses.replace(cfg, out=str(tmp_path / 'none'), init=str(tmp_path / 'missing')))

@@ -38,7 +38,7 @@ from maps_vla.model.vla.tokenization_vla import load_tokenizer
 from maps_vla.policy import ActionSpec
 
 __all__ = ['save_pretrained', 'load_pretrained', 'read_config', 'load_tensors_into', 'build_empty', 'finalize_loaded',
-           'require_file', 'checkpoint_folder', 'file_sha256', 'CheckpointError', 'CONFIG_FILE', 'WEIGHTS_FILE',
+           'require_file', 'checkpoint_folder', 'file_sha256', 'pin_weights', 'CheckpointError', 'CONFIG_FILE', 'WEIGHTS_FILE',
            'NORMALIZATION_FILE', 'ACTION_SPEC_FILE']
 
 logger = logging.getLogger(__name__)
@@ -98,6 +98,24 @@ def checkpoint_folder(value: str, option: str, keywords: str) -> Path:
         raise FileNotFoundError(f'{option} {value!r} is not a checkpoint folder (no {CONFIG_FILE}); use {keywords} '
                                 'or a folder written by maps-vla train')
     return path
+
+
+def pin_weights(record: Path, folder: Path) -> str:
+    """The sha256 of `folder`'s weights, written to the JSON file `record` on first use; a later call with other
+    weights raises ValueError naming `record`'s folder, so a resumed run never mixes two starting points."""
+    digest = file_sha256(folder / WEIGHTS_FILE)
+    if record.is_file():
+        old = json.loads(record.read_text())
+        if old['sha256'] != digest:
+            raise ValueError(f'{str(record.parent)!r} holds runs started from other weights ({old["path"]}, sha256 '
+                             f'{old["sha256"][:12]}; now {str(folder)!r}, {digest[:12]}); choose another out folder '
+                             'or delete it')
+        return digest
+    record.parent.mkdir(parents=True, exist_ok=True)
+    tmp = record.with_suffix('.tmp')
+    tmp.write_text(json.dumps({'path': str(folder), 'sha256': digest}, indent=1))
+    tmp.replace(record)
+    return digest
 
 
 def require_file(path: Path, what: str = '') -> Path:

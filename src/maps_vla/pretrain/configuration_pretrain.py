@@ -34,6 +34,10 @@ class PretrainConfig:
     # and shapes: 2 questions per object, maps_vla/pretrain/scene_vl.py); 0: none
     cotrain_ratio: float = 0.2  # fraction of steps on a VL batch
     preset: str = 'prior'  # model preset (VLA_PRESETS), shaped to the data; its tokenizer becomes a word tokenizer
+    # a policy folder to continue from instead of the preset's random weights (continued pre-training on a new
+    # mixture): its architecture, tokenizer and action statistics are kept, so preset, model_image_size, use_state
+    # and regression_loss do not apply
+    init: str | None = None
     model_image_size: int | None = None  # override the preset's view size (None: the preset's)
     use_state: bool = True  # a proprio token from observation.state (False: the images alone)
     regression_loss: str = 'l1'  # the action head's loss: 'l1' (OFT) or 'l2' (see model/heads/base.py)

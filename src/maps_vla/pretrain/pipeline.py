@@ -34,6 +34,9 @@ _VOLATILE = ('out', 'progress', 'threads', 'eval_episodes', 'eval_max_steps', 'h
              'save_every', 'health_every', 'probe_scenes', 'eval_smoothing')
 
 
+_INIT_WEIGHTS = 'init_weights.json'  # the sha256 of `init`'s weights, pinned at the first run
+
+
 def _check_out(cfg: PretrainConfig, out: Path) -> None:
     saved = out / 'config.yaml'
     if saved.is_file():
@@ -116,11 +119,16 @@ def vocabulary_texts(prompt_template: str, vl_prompt_template: str, *, scene_vl:
 
 def _initial_policy(cfg: PretrainConfig, demos: Path, directory: Path) -> Path:
     from maps_vla.data.dataset import Dataset
+    from maps_vla.model.checkpoint import checkpoint_folder, pin_weights
     from maps_vla.model.factory import make_policy
     from maps_vla.model.vla.tokenization_vla import build_word_tokenizer
     from maps_vla.train.configuration_train import ModelSourceConfig
     from maps_vla.train.trainer import build_policy
 
+    if cfg.init:
+        init = checkpoint_folder(cfg.init, 'PretrainConfig.init', 'null (the preset, from random weights)')
+        pin_weights(Path(cfg.out) / _INIT_WEIGHTS, init)  # a resumed run continues the weights it started from
+        return init
     if (directory / 'config.json').is_file():
         return directory
     shaped = build_policy(ModelSourceConfig(preset=cfg.preset, image_size=cfg.model_image_size,
@@ -148,7 +156,8 @@ def _train(cfg: PretrainConfig, initial: Path, demos: Path, vl: Path | None, out
             and (out / 'policy' / 'config.json').is_file()):
         return out / 'policy'
     result = train(TrainConfig(
-        model=ModelSourceConfig(checkpoint=str(initial)),
+        # a continued prior keeps the action statistics its head was trained with (same robot and action space)
+        model=ModelSourceConfig(checkpoint=str(initial), norm_stats='checkpoint' if cfg.init else 'dataset'),
         data=DataConfig(root=str(demos), cotrain_root=str(vl) if vl else None, cotrain_ratio=cfg.cotrain_ratio,
                         augment=AugmentConfig(crop_area=cfg.crop_area, state_dropout=cfg.state_dropout)),
         method=FinetuneMethodConfig(method='fft', lr=cfg.lr), out_dir=str(out), steps=cfg.steps,
@@ -193,11 +202,12 @@ def _vl_probe(cfg: PretrainConfig, policy: Any) -> dict[str, float]:
 def _probe_section(cfg: PretrainConfig, probe: dict[str, float] | None) -> list[str]:
     from maps_vla.experiments.grinningface.scenes import ALL_NAMES
 
+    if not probe:
+        return ['## VL probe', '', 'not run (probe_scenes=0)', '']
     chance = f'where {1 / _probe_config(cfg).num_cards:.0%}, what {1 / len(ALL_NAMES):.1%}'
-    rows = [f'| {key} | {value:.1%} |' for key, value in (probe or {}).items()]
-    table = '\n'.join(['| question / emoji split | accuracy |', '|---|---|', *rows]) if probe else \
-        'not run (probe_scenes=0)'
-    return [f'## VL probe ({cfg.probe_scenes} unseen emoji scenes per split; chance: {chance})', '', table, '']
+    rows = [f'| {key} | {value:.1%} |' for key, value in probe.items()]
+    return [f'## VL probe ({cfg.probe_scenes} unseen emoji scenes per split; chance: {chance})', '',
+            '\n'.join(['| question / emoji split | accuracy |', '|---|---|', *rows]), '']
 
 
 def _model_card(cfg: PretrainConfig, policy_dir: Path, policy: Any, metrics: dict[str, Any], minutes: float) -> Path:
@@ -208,6 +218,9 @@ def _model_card(cfg: PretrainConfig, policy_dir: Path, policy: Any, metrics: dic
         '# maps_vla prior (pick_place + emoji VL co-training, CPU-sized)', '',
         f'- Built by: `maps-vla pretrain --config <this run\'s config.yaml>` (config below), {minutes:.0f} min of '
         'wall time for this invocation on the machine that ran it.',
+        *([f'- Continued from: `{cfg.init}` (model.safetensors sha256 '
+           f'{json.loads((Path(cfg.out) / _INIT_WEIGHTS).read_text())["sha256"]}), its architecture, tokenizer '
+           'and action statistics kept.'] if cfg.init else []),
         f'- Architecture: preset `{cfg.preset}`, {params / 1e6:.2f} M parameters; views {c.cameras} at '
         f'{c.vision.image_size} px (patch {c.vision.patch_size}), ViTs {c.vision.dino.hidden_size} wide x '
         f'{c.vision.dino.num_layers}, {c.llm.arch} {c.llm.hidden_size} x {c.llm.num_layers}, head `{c.head.type}`; '
@@ -251,7 +264,7 @@ def run_pretrain(cfg: PretrainConfig, *, announce: Callable[[str], None] | None 
     say(f'[2/5] vision-language data: {cfg.vl_scenes} emoji scenes per split, {cfg.scene_vl} pick_place scenes '
         'per variant')
     vl = _vl_data(cfg, out)
-    say(f'[3/5] initial policy: preset {cfg.preset}')
+    say(f'[3/5] initial policy: {cfg.init or "preset " + cfg.preset}')
     initial = _initial_policy(cfg, demos, out / 'initial')
     say(f'[4/5] training: {cfg.steps} steps')
     policy_dir = _train(cfg, initial, demos, vl, out / 'train')

@@ -118,21 +118,6 @@ def _given_prior(cfg: GrinningFaceConfig) -> Path:
     return directory
 
 
-def _check_prior_weights(out: Path, prior_dir: Path) -> None:
-    """Every run of an experiment folder fine-tunes the same weights: 'shipped' changes when a new prior ships."""
-    from maps_vla.model.checkpoint import file_sha256
-
-    record = out / 'prior_weights.json'
-    digest = file_sha256(prior_dir / 'model.safetensors')
-    if record.is_file():
-        old = json.loads(record.read_text())
-        if old['sha256'] != digest:
-            raise ValueError(f'{str(out)!r} holds runs fine-tuned from other prior weights ({old["path"]}, sha256 '
-                             f'{old["sha256"][:12]}; now {digest[:12]}); choose another out folder or delete it')
-        return
-    _write_json(record, {'path': str(prior_dir), 'sha256': digest})
-
-
 def _train_config(cfg: GrinningFaceConfig, **fields: Any):
     from maps_vla.train.configuration_train import TrainConfig
 
@@ -210,6 +195,7 @@ def run_experiment(cfg: GrinningFaceConfig, *, announce: Callable[[str], None] |
     from maps_vla.experiments.grinningface import report as _report
     from maps_vla.experiments.grinningface.scenes import grounding_frames, probe_scenes, write_vl_dataset
     from maps_vla.maps.factory import FinetuneMethodConfig
+    from maps_vla.model.checkpoint import pin_weights
     from maps_vla.model.vla.modeling_vla import VLAPolicy
     from maps_vla.train.configuration_train import DataConfig, ModelSourceConfig
     from maps_vla.train.device import cpu_or_cuda
@@ -234,7 +220,7 @@ def run_experiment(cfg: GrinningFaceConfig, *, announce: Callable[[str], None] |
         else:
             say(f'[3/5] the prior: {given_prior}')
             prior_dir = given_prior
-        _check_prior_weights(out, prior_dir)
+        pin_weights(out / 'prior_weights.json', prior_dir)  # 'shipped' changes when a new prior ships
         prior_state = load_file(str(prior_dir / 'model.safetensors'))
         eval_sets = {'probe': probe_scenes(cfg), 'grounding': grounding_frames(cfg)}
         prior_metrics = out / 'prior_metrics.json'
