@@ -224,8 +224,28 @@ def test_action_expert_reads_images_instruction_and_state(make_tiny, make_batch,
     assert not torch.allclose(base[0, 0], base[0, 1])  # distinct learned queries: chunk steps differ from the start
 
 
+@pytest.mark.parametrize('attention', ['causal', 'bidirectional'])
+def test_action_expert_attention_decides_whether_patch_states_see_the_words(attention, make_tiny, make_batch,
+                                                                             build_policy):
+    """Causal: the LLM's patch states are the same whatever the instruction (only the prompt's own states carry it);
+    bidirectional (π0's prefix): they change with it, so the expert can read where the named object is."""
+    cfg = make_tiny('action_expert', expert_width=32, expert_heads=2, expert_attention=attention)
+    policy = build_policy(cfg).eval()
+    batch = {k: v[:1] for k, v in make_batch(cfg).items()}
+    patches = []
+    for task in (['pick up the red cube'], ['stack blocks']):
+        inputs = policy.prepare_robot_inputs(dict(batch, task=task), with_targets=False)
+        sequence = policy.build_sequence(inputs.prefix, inputs.prompt_ids, inputs.prompt_mask)
+        hidden = policy.run_llm(sequence, bidirectional=policy.action_head.bidirectional)
+        patches.append(hidden[:, 1:1 + inputs.prefix.shape[1]])  # token 0, then the prefix
+    moved = (patches[0] - patches[1]).abs().max().item()
+    assert (moved > 1e-4) == (attention == 'bidirectional'), moved
+
+
 def test_action_expert_config_is_validated():
     from maps_vla.model.vla.configuration_vla import ActionHeadConfig
+    with pytest.raises(ValueError, match='expert_attention must be one of'):
+        ActionHeadConfig(type='action_expert', expert_attention='sideways')
     with pytest.raises(ValueError, match='expert_width 30 is not divisible by expert_heads 4'):
         ActionHeadConfig(type='action_expert', expert_width=30)
     with pytest.raises(ValueError, match='expert_layers must be > 0'):

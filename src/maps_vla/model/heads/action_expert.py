@@ -8,9 +8,12 @@ instead (π0, SmolVLA, GR00T): a small transformer over action queries that atte
 
 Here the expert's context is, per row, every valid token of the LLM's final hidden states (patches, proprio and the
 instruction after the LLM mixed them: the instruction reaches the actions) plus the projected patch and proprio
-tokens before the LLM (direct access to the visual features). Each expert layer: self-attention among the K
-queries, cross-attention to the context, GELU MLP, all pre-norm and residual. A LayerNorm and a Linear map each
-query to one A-dim action; loss L1 to the normalized actions over valid steps, as the OFT head.
+tokens before the LLM (direct access to the visual features). With the LLM causal over [patches, instruction]
+(`expert_attention: causal`, the default) no patch state depends on the words, and a small prior learned to read
+the patches alone and ignore its instruction; 'bidirectional' lets the patch states see the words, as π0's prefix
+does. Each expert layer: self-attention among the K queries, cross-attention to the context, GELU MLP, all
+pre-norm and residual. A LayerNorm and a Linear map each query to one A-dim action; loss L1 to the normalized
+actions over valid steps, as the OFT head.
 
 MAPS treats the head as a new module (λ = 0, `maps.stacks.DEFAULT_NEW_MODULES`), like OFT's head.
 """
@@ -78,6 +81,7 @@ class ActionExpertHead(ActionHead):
         d, width = config.llm.hidden_size, head.expert_width
         self.chunk, self.dim = config.chunk_size, config.action_dim
         self.regression_loss = head.regression_loss
+        self.bidirectional = head.expert_attention == 'bidirectional'
         self.queries = nn.Parameter(torch.randn(config.chunk_size, width) * 0.02)
         self.context_norm = nn.LayerNorm(d)
         self.context_proj = nn.Linear(d, width)
@@ -89,7 +93,7 @@ class ActionExpertHead(ActionHead):
 
     def _predict(self, vla: VLABackbone, inputs: RobotInputs) -> torch.Tensor:
         sequence = vla.build_sequence(inputs.prefix, inputs.prompt_ids, inputs.prompt_mask)
-        hidden = vla.run_llm(sequence)  # (B, T, d), causal: the instruction tokens see the patches
+        hidden = vla.run_llm(sequence, bidirectional=self.bidirectional)  # (B, T, d)
         prefix = inputs.prefix.to(hidden.dtype)
         context = torch.cat([hidden, prefix], 1)
         valid = torch.cat([sequence.attention_mask.bool(), prefix.new_ones(prefix.shape[:2], dtype=torch.bool)], 1)

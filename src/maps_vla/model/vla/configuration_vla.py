@@ -172,11 +172,17 @@ class ActionHeadConfig:
     expert_width: int = 128  # action_expert: width of the expert transformer
     expert_layers: int = 2  # action_expert: layers (self-attention, cross-attention to the VLM features, MLP)
     expert_heads: int = 4  # action_expert: attention heads (expert_width must divide evenly)
+    # action_expert: the LLM's attention over [patches, instruction] before the expert reads its states. 'causal':
+    # the instruction sees the patches but no patch state depends on the words; 'bidirectional' (π0's prefix):
+    # each sees the other, so the patch states can say where the named object is (docs/results/grinningface.md)
+    expert_attention: str = 'causal'
     regression_loss: str = 'l1'  # l1_regression / action_expert: 'l1' (OFT) or 'l2' (leaves a dimension's median)
 
     def __post_init__(self) -> None:
-        if self.attention not in _ATTENTION_MODES:
-            raise ValueError(f'ActionHeadConfig.attention must be one of {_ATTENTION_MODES}, got {self.attention!r}')
+        for name in ('attention', 'expert_attention'):
+            if getattr(self, name) not in _ATTENTION_MODES:
+                raise ValueError(f'ActionHeadConfig.{name} must be one of {_ATTENTION_MODES}, got '
+                                 f'{getattr(self, name)!r}')
         _positive('ActionHeadConfig', mlp_blocks=self.mlp_blocks, n_bins=self.n_bins, expert_width=self.expert_width,
                   expert_layers=self.expert_layers, expert_heads=self.expert_heads)
         if self.expert_width % self.expert_heads:
