@@ -75,3 +75,20 @@ def test_collect_with_action_noise_records_clean_expert_labels_off_its_path(fake
     with pytest.raises(ValueError, match='action_noise'):
         collect_episodes(env, expert, DatasetWriter.create(tmp_path / 'bad', 10, env.features, video=False), n=1,
                          seeds=[0], action_noise=-1.0)
+
+
+def test_collect_all_targets_records_each_scene_once_per_named_object(tmp_path):
+    """The choice variant: each seed twice, the same first picture, the two instructions."""
+    from maps_vla.sim import EnvConfig, make_env, make_expert
+
+    with make_env(EnvConfig(variant='choice', image_size=(32, 32))) as env:
+        with DatasetWriter.create(tmp_path / 'ds', int(env.control_hz), env.features, video=False) as writer:
+            results = collect_episodes(env, make_expert(env), writer, n=4, seeds=range(100), max_steps=150,
+                                       all_targets=True, progress=False)
+    assert [(r.seed, r.target) for r in results] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert all(r.success for r in results)
+    ds = Dataset(tmp_path / 'ds')
+    first = [ds.get_episode(i) for i in range(4)]
+    for a, b in (first[:2], first[2:]):
+        np.testing.assert_array_equal(a['observation.images.third_person'][0], b['observation.images.third_person'][0])
+        assert a['task'][0] != b['task'][0]  # the same picture, two instructions

@@ -298,3 +298,32 @@ def test_choice_ends_when_the_other_cube_is_picked_up(lifted):
     assert info['lifted_object'] == (0 if lifted == 'object' else 1)
     assert terminated == (lifted != 'object') and not info['success']  # the named cube in the air is no choice
     env.close()
+
+
+@pytest.mark.parametrize('task, variant, candidates', [('pick_place', 'choice', 2), ('emoji', 'train', 4)])
+def test_a_requested_target_renames_the_same_scene(task, variant, candidates):
+    env = make_env(EnvConfig(task=task, variant=variant, **_SMALL))
+    assert env.task.num_targets == candidates
+    drawn = env.reset(seed=5)
+    pictures, instructions = [], set()
+    for target in range(candidates):
+        obs = env.reset(seed=5, target=target)
+        pictures.append(obs['observation.images.third_person'])
+        instructions.add(obs['task'])
+    assert all(np.array_equal(p, pictures[0]) for p in pictures) and len(instructions) == candidates
+    assert drawn['task'] in instructions and np.array_equal(drawn['observation.images.third_person'], pictures[0])
+    if task == 'emoji':
+        assert env.task.target_index == candidates - 1
+    else:  # the named cube is the one the task judges
+        assert obs['task'] == f'put the {env.task.objects(env.physics)[0].color} cube on the plate'
+    with pytest.raises(ValueError, match=f'target {candidates} is not one of the {candidates} candidates'):
+        env.reset(seed=5, target=candidates)
+    env.close()
+
+
+def test_one_object_variants_have_one_target():
+    env = make_env(EnvConfig(render=False))
+    assert env.task.num_targets == 1 and env.reset(seed=0, target=0)['task'].startswith('put the ')
+    with pytest.raises(ValueError, match='target 1 is not one of the 1 candidates of pick_place/train'):
+        env.reset(seed=0, target=1)
+    env.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -54,11 +54,22 @@ class CollectResult:
     success: bool  # info['success'] at the last step
     steps: int  # frames recorded
     episode_index: int | None  # index in the dataset, None when discarded
+    target: int | None = None  # the candidate the instruction named (all_targets), None: drawn with the scene
+
+
+def _attempts(env: Any, seeds: Iterable[int], all_targets: bool) -> Iterator[tuple[int, int | None]]:
+    """(seed, target) pairs: each seed with target None, or once per candidate of the env's task."""
+    for seed in seeds:
+        if all_targets:
+            yield from ((seed, t) for t in range(env.task.num_targets))
+        else:
+            yield seed, None
 
 
 def collect_episodes(env: Any, expert: Expert, writer: DatasetWriter, n: int, seeds: Iterable[int], *,
                      max_steps: int = 300, keep_failures: bool = False,
                      stop_on_success: bool = True, progress: bool = True, action_noise: float = 0.0,
+                     all_targets: bool = False,
                      on_saved: Callable[[int], None] | None = None) -> list[CollectResult]:
     """Roll out `expert` in `env` seed after seed until `n` episodes are saved.
 
@@ -80,6 +91,9 @@ def collect_episodes(env: Any, expert: Expert, writer: DatasetWriter, n: int, se
             components, in action units: metres per step for 'ee_delta') while the clean expert action is recorded
             (DART, Laskey et al. 2017). Demos then visit states off the expert's path with corrective labels, the
             states a cloned policy drifts into; 0 records the expert's own path. Seeded by the episode seed.
+        all_targets: record each seed once per candidate the instruction can name (`env.task.num_targets`: the
+            emoji cards, the `choice` cubes): the same picture with each instruction, so only the words tell the
+            target apart and a policy cannot fit the demos by remembering scenes. Each counts towards `n`.
         on_saved: called with the episode index after each saved episode.
 
     Each used-up seed is recorded in `SEEDS_PATH` of the dataset before its episode is committed (so a resumed run
@@ -99,9 +113,9 @@ def collect_episodes(env: Any, expert: Expert, writer: DatasetWriter, n: int, se
     results: list[CollectResult] = []
     saved = 0
     with tqdm(total=n, desc='collect', unit='episode', disable=not progress) as bar:
-        for seed in seeds:
+        for seed, target in _attempts(env, seeds, all_targets):
             expert.reset()
-            obs = env.reset(seed)
+            obs = env.reset(seed) if target is None else env.reset(seed, target=target)
             missing = [k for k in keys if k not in obs]
             if missing:
                 raise ValueError(f'the env observation lacks the dataset feature(s) {missing}; it has {sorted(obs)}')
@@ -133,8 +147,8 @@ def collect_episodes(env: Any, expert: Expert, writer: DatasetWriter, n: int, se
                 writer.discard_episode()
                 _record_seed(writer, seed)
                 index = None
-            results.append(CollectResult(int(seed), success, steps, index))
-            logger.debug('seed %d: success=%s steps=%d saved as %s', seed, success, steps, index)
+            results.append(CollectResult(int(seed), success, steps, index, target))
+            logger.debug('seed %d target %s: success=%s steps=%d saved as %s', seed, target, success, steps, index)
             if saved == n:
                 break
     if saved < n:

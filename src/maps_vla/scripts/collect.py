@@ -29,6 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--action-noise', type=float, default=0.0,
                         help='std of noise on the executed translation (m/step) while the clean expert action is '
                              'recorded (DART): demos that show how to recover from drift')
+    parser.add_argument('--all-targets', action='store_true',
+                        help='record each scene once per object the instruction can name (emoji cards, the choice '
+                             "variant's cubes): the same picture with each instruction, so only the words tell the "
+                             'target; each counts towards --episodes')
 
 
 def _error(message: str, code: int = 1) -> int:
@@ -84,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
         with writer:
             seeds = range(first_seed, first_seed + 10 * args.episodes)  # failures use up a seed
             results = collect_episodes(env, make_expert(env), writer, args.episodes, seeds, max_steps=args.max_steps,
-                                       action_noise=args.action_noise, on_saved=moved_into_place)
+                                       action_noise=args.action_noise, all_targets=args.all_targets,
+                                       on_saved=moved_into_place)
     except (FileExistsError, FileNotFoundError, ValueError, RuntimeError) as exc:
         return _error(str(exc))
     finally:

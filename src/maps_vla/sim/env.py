@@ -89,16 +89,26 @@ class FrankaEnv:
         feats['action'] = {'dtype': 'float32', 'shape': (self.action_spec.dim,), 'names': self.action_spec.names}
         return feats
 
-    def reset(self, seed: int | None = None) -> dict[str, Any]:
+    def reset(self, seed: int | None = None, target: int | None = None) -> dict[str, Any]:
         """Start an episode.
 
         Args:
             seed: reseeds the episode RNG (same seed -> identical episode); None continues the RNG stream, which
                 starts from `cfg.seed`.
+            target: which of the scene's `task.num_targets` candidates the instruction names (the emoji card, the
+                `choice` cube), None: drawn with the scene. The same seed with another target gives the same
+                picture and another instruction: demos where only the words tell the target.
 
         Returns:
             The first observation.
+
+        Raises:
+            ValueError: `target` is not a candidate of this task and variant.
         """
+        if target is not None and not 0 <= target < self.task.num_targets:
+            raise ValueError(f'target {target} is not one of the {self.task.num_targets} candidates of '
+                             f'{self.task.name}/{self.task.variant}')
+        self.task.requested_target = target
         if seed is not None:
             self._random = np.random.default_rng(seed)
         elif self._random is None:

@@ -94,6 +94,18 @@ class Task(abc.ABC):
         self.cfg = cfg
         self.variant = cfg.variant
         self._instruction: str | None = None
+        self.requested_target: int | None = None  # set by env.reset(target=...) for the next episode
+
+    @property
+    def num_targets(self) -> int:
+        """How many objects the instruction can name in one scene (1: the target is the only candidate)."""
+        return 1
+
+    def draw_target(self, random: np.random.Generator) -> int:
+        """The named candidate of this episode: drawn from `random` (always, so the rest of the scene is the same
+        whichever is named), unless `requested_target` (checked by the env) asks for one."""
+        drawn = int(random.integers(self.num_targets))
+        return drawn if self.requested_target is None else self.requested_target
 
     @abc.abstractmethod
     def build(self, spec: mujoco.MjSpec) -> None:

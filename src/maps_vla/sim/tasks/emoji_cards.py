@@ -99,7 +99,7 @@ class EmojiCards(Task):
             m.body_quat[self._card_bodies[c]] = yaw_quat(random.uniform(-_CARD_YAW_JITTER, _CARD_YAW_JITTER))
             m.geom_matid[self._card_geoms[c]] = self._materials[e]
         self._cards = [(int(e), int(s)) for e, s in zip(chosen, slots)]
-        self._target = int(random.integers(self.num_cards))
+        self._target = self.draw_target(random)
         self.target_emoji = self.emojis[chosen[self._target]]
         colors = list(TRAIN_COLORS.values())
         m.geom_rgba[self._cube_geom] = (*colors[random.integers(len(colors))], 1.0)
@@ -107,6 +107,10 @@ class EmojiCards(Task):
         physics.set_free_body_pose(self.object_body, [*xy, self._shape.half_height],
                                    yaw_quat(random.uniform(-np.pi / 4, np.pi / 4)))
         self._instruction = INSTRUCTION.format(name=_emoji.emoji_name(self.target_emoji))
+
+    @property
+    def num_targets(self) -> int:
+        return self.num_cards
 
     @property
     def target_index(self) -> int:

@@ -34,6 +34,7 @@ TRAIN_COLORS = {'red': (0.85, 0.1, 0.1), 'green': (0.1, 0.65, 0.2), 'blue': (0.1
                 'yellow': (0.95, 0.8, 0.1)}
 HELDOUT_COLORS = {'purple': (0.55, 0.2, 0.75), 'orange': (1.0, 0.5, 0.0), 'cyan': (0.0, 0.8, 0.85),
                   'pink': (1.0, 0.5, 0.72)}
+_ALL_COLORS = {**TRAIN_COLORS, **HELDOUT_COLORS}
 _PLATE_RADIUS = 0.075
 _PLATE_HALF_HEIGHT = 0.006
 _OBJECT_MASS = 0.05  # kg
@@ -71,6 +72,10 @@ class PickPlace(Task):
         self._distractor_shapes = ('cube',) if self.variant == 'choice' else tuple(SHAPES)
         self._shape = SHAPES[self._shapes[0]]
         self._labels: list[tuple[str, str, str]] = []  # (body, colour, shape) of each object this episode
+
+    @property
+    def num_targets(self) -> int:
+        return 2 if self.variant == 'choice' else 1
 
     # --- scene -------------------------------------------------------------------------------------------------
     def _add_object(self, spec: mujoco.MjSpec, name: str, shapes: tuple[str, ...]) -> None:
@@ -133,23 +138,25 @@ class PickPlace(Task):
         else:
             regions = [OBJECT_REGION] * (2 + self._n_distractors)
         obj_xy, plate_xy, *others = sample_positions(random, regions, clearance)
-        if self.variant == 'choice' and random.integers(2):  # neither slot of the sampler marks the target
-            obj_xy, others[0] = others[0], obj_xy
+        named = self.draw_target(random) if self.variant == 'choice' else 0
         m.body_pos[self._plate_body] = [*plate_xy, _PLATE_HALF_HEIGHT]
-        self._show(physics, self.object_body, self._shape.name, self._colors[color])
         max_yaw = _COMPACT_YAW if compact else np.pi / 2
-        yaw = random.uniform(-max_yaw, max_yaw)
-        physics.set_free_body_pose(self.object_body, [*obj_xy, self._shape.half_height], yaw_quat(yaw))
-        self._labels = [(self.object_body, color, self._shape.name)]
+        # (colour, shape, xy, yaw) of the named object's slot, then of each distractor, in a fixed drawing order
+        slots = [(color, self._shape, obj_xy, random.uniform(-max_yaw, max_yaw))]
         other_colors = [c for c in TRAIN_COLORS if c != color]
-        for i, xy in enumerate(others):
+        for xy in others:
             shape = SHAPES[self._distractor_shapes[random.integers(len(self._distractor_shapes))]]
             other = other_colors[random.integers(len(other_colors))]
-            rgb = TRAIN_COLORS[other]
-            self._show(physics, f'distractor_{i}', shape.name, rgb)
-            self._labels.append((f'distractor_{i}', other, shape.name))
-            physics.set_free_body_pose(f'distractor_{i}', [*xy, shape.half_height],
-                                       yaw_quat(random.uniform(-np.pi, np.pi)))
+            slots.append((other, shape, xy, random.uniform(-np.pi, np.pi)))
+        # 'choice' names slot `named`: the picture is the same whichever cube the instruction names
+        slots.insert(0, slots.pop(named))
+        bodies = [self.object_body, *(f'distractor_{i}' for i in range(len(others)))]
+        self._labels = []
+        for body, (name, shape, xy, yaw) in zip(bodies, slots):
+            self._show(physics, body, shape.name, _ALL_COLORS[name])
+            physics.set_free_body_pose(body, [*xy, shape.half_height], yaw_quat(yaw))
+            self._labels.append((body, name, shape.name))
+        color, self._shape = slots[0][0], slots[0][1]
         self._sample_lighting(physics, random)
         self._sample_camera(physics, random)
         self._instruction = f'put the {color} {self._shape.name} on the plate'
