@@ -25,6 +25,8 @@ def test_config_is_validated():
         PretrainConfig(regression_loss='huber')
     with pytest.raises(ValueError, match='demo_noise'):
         PretrainConfig(demo_noise=-0.01)
+    with pytest.raises(ValueError, match='expert_attention'):
+        PretrainConfig(expert_attention='prefix')
     with pytest.raises(ValueError, match="eval_smoothing must be None or one of .*'temporal_ensemble'"):
         PretrainConfig(eval_smoothing='ensemble')
     PretrainConfig(vl_scenes=0, scene_vl=1, cotrain_ratio=0.2)  # scene questions alone are co-training data too
@@ -75,9 +77,13 @@ def test_continued_pretraining_starts_from_the_pinned_init(tmp_path):
     first = run_pretrain(PretrainConfig(out=str(tmp_path / 'first'), variants=('train',), **small))['policy']
     init = tmp_path / 'init'
     shutil.copytree(first, init)
-    cfg = PretrainConfig(out=str(tmp_path / 'more'), variants=('train', 'choice'), init=str(init), **small)
+    cfg = PretrainConfig(out=str(tmp_path / 'more'), variants=('train', 'choice'), init=str(init),
+                         expert_attention='bidirectional', **small)
     files = run_pretrain(cfg)
-    assert not (tmp_path / 'more' / 'initial').exists()  # no random preset: the run continued `init`
+    # the run continued `init`'s weights, under its own head settings
+    initial = tmp_path / 'more' / 'initial'
+    assert json.loads((initial / 'config.json').read_text())['config']['head']['expert_attention'] == 'bidirectional'
+    assert (initial / 'model.safetensors').read_bytes() == (init / 'model.safetensors').read_bytes()
     assert (files['policy'] / 'tokenizer.json').read_text() == (init / 'tokenizer.json').read_text()
     digest = json.loads((tmp_path / 'more' / 'init_weights.json').read_text())['sha256']
     assert f'- Continued from: `{init}` (model.safetensors sha256 {digest})' in \

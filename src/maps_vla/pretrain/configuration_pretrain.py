@@ -35,9 +35,12 @@ class PretrainConfig:
     cotrain_ratio: float = 0.2  # fraction of steps on a VL batch
     preset: str = 'prior'  # model preset (VLA_PRESETS), shaped to the data; its tokenizer becomes a word tokenizer
     # a policy folder to continue from instead of the preset's random weights (continued pre-training on a new
-    # mixture): its architecture, tokenizer and action statistics are kept, so preset, model_image_size, use_state
-    # and regression_loss do not apply
+    # mixture): its weights, tokenizer and action statistics are kept, so preset, model_image_size, use_state and
+    # regression_loss do not apply
     init: str | None = None
+    # the action expert's LLM attention over [patches, instruction], for the preset and `init` alike: 'causal' or
+    # 'bidirectional' (the patch states see the words; model/heads/action_expert.py)
+    expert_attention: str = 'causal'
     model_image_size: int | None = None  # override the preset's view size (None: the preset's)
     use_state: bool = True  # a proprio token from observation.state (False: the images alone)
     regression_loss: str = 'l1'  # the action head's loss: 'l1' (OFT) or 'l2' (see model/heads/base.py)
@@ -86,5 +89,8 @@ class PretrainConfig:
         if self.regression_loss not in REGRESSION_LOSSES:  # checked here too: before minutes of data collection
             raise ValueError(f'PretrainConfig.regression_loss must be one of {REGRESSION_LOSSES}, got '
                              f'{self.regression_loss!r}')
+        if self.expert_attention not in ('causal', 'bidirectional'):
+            raise ValueError(f"PretrainConfig.expert_attention must be 'causal' or 'bidirectional', got "
+                             f'{self.expert_attention!r}')
         if self.threads is not None and self.threads < 1:
             raise ValueError(f'PretrainConfig.threads must be >= 1 or None, got {self.threads}')

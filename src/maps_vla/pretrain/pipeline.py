@@ -121,6 +121,7 @@ def _initial_policy(cfg: PretrainConfig, demos: Path, directory: Path) -> Path:
     from maps_vla.data.dataset import Dataset
     from maps_vla.model.checkpoint import checkpoint_folder, pin_weights
     from maps_vla.model.factory import make_policy
+    from maps_vla.model.vla.modeling_vla import VLAPolicy
     from maps_vla.model.vla.tokenization_vla import build_word_tokenizer
     from maps_vla.train.configuration_train import ModelSourceConfig
     from maps_vla.train.trainer import build_policy
@@ -128,12 +129,21 @@ def _initial_policy(cfg: PretrainConfig, demos: Path, directory: Path) -> Path:
     if cfg.init:
         init = checkpoint_folder(cfg.init, 'PretrainConfig.init', 'null (the preset, from random weights)')
         pin_weights(Path(cfg.out) / _INIT_WEIGHTS, init)  # a resumed run continues the weights it started from
-        return init
     if (directory / 'config.json').is_file():
+        return directory
+    if cfg.init:  # the same weights under this run's head settings
+        start = VLAPolicy.from_pretrained(init)
+        config = start.config.replace(head=dataclasses.replace(start.config.head,
+                                                               expert_attention=cfg.expert_attention))
+        policy = make_policy(config, tokenizer=start.tokenizer, norm_stats=start.processor.norm_stats,
+                             action_spec=start.action_spec)
+        policy.load_state_dict(start.state_dict())
+        policy.save_pretrained(directory)
         return directory
     shaped = build_policy(ModelSourceConfig(preset=cfg.preset, image_size=cfg.model_image_size,
                                             use_state=cfg.use_state), Dataset(demos), cfg.seed)
-    config = shaped.config.replace(head=dataclasses.replace(shaped.config.head, regression_loss=cfg.regression_loss))
+    config = shaped.config.replace(head=dataclasses.replace(shaped.config.head, regression_loss=cfg.regression_loss,
+                                                            expert_attention=cfg.expert_attention))
     tokenizer = build_word_tokenizer(vocabulary_texts(config.prompt_template, config.vl_prompt_template,
                                                       scene_vl=cfg.scene_vl > 0))
     vocab = -(-len(tokenizer) // 64) * 64
