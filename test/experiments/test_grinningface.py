@@ -275,3 +275,18 @@ def test_vl_memorization_benchmark_runs_and_sees_a_collapse(tmp_path, monkeypatc
     module.main()
     out = capsys.readouterr().out
     assert '4 examples' in out and 'image share after training' in out
+
+
+def test_demos_can_name_every_card_of_each_scene(tmp_path):
+    """demo_all_targets: each scene once per card, the same first picture, a different emoji named each time."""
+    from maps_vla.data.dataset import Dataset
+    from maps_vla.experiments.grinningface.pipeline import _collect_demos
+
+    cfg = GrinningFaceConfig(out=str(tmp_path), render_size=32, num_cards=2, demos=4, demo_all_targets=True,
+                             progress=False)
+    ds = Dataset(_collect_demos(cfg, tmp_path / 'demos'))
+    episodes = [ds.get_episode(i) for i in range(ds.num_episodes)]
+    assert len(episodes) == 4
+    for a, b in (episodes[:2], episodes[2:]):
+        np.testing.assert_array_equal(a['observation.images.third_person'][0], b['observation.images.third_person'][0])
+        assert a['task'][0] != b['task'][0]

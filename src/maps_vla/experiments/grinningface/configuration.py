@@ -128,6 +128,9 @@ class GrinningFaceConfig:
     pretrain_batch_size: int = 16  # samples per pre-training step
     # stage 2: scripted-expert robot demos with the 16 train emojis only
     demos: int = 4  # episodes
+    # record each demo scene once per card, the same picture with each emoji named (`demos` counts every episode):
+    # one instruction per scene lets a policy fit the demos by remembering scenes (docs/results/grinningface.md)
+    demo_all_targets: bool = False
     demo_max_steps: int = 200  # frames per demo at most
     # stage 3: the comparison
     methods: tuple[MethodRun, ...] = (MethodRun('fft'), MethodRun('maps', 1.5))  # methods compared
