@@ -151,8 +151,8 @@ def run_overfit(cfg: OverfitConfig, train_cfg: TrainConfig, progress: bool = Tru
     side = camera_side(policy)
     variants = {cfg.variant: EnvConfig(task=cfg.task, variant=cfg.variant, image_size=(side, side))}
     report = evaluate(make_env, policy, variants, seeds, max_steps=cfg.max_steps, execute_steps=cfg.execute_steps,
-                      smoothing=cfg.smoothing, videos_per_variant=cfg.videos, title=f'overfit-then-replay: {cfg.task}/{cfg.variant}',
-                      progress=progress)
+                      smoothing=cfg.smoothing, videos_per_variant=cfg.videos,
+                      title=f'overfit-then-replay: {cfg.task}/{cfg.variant}', progress=progress)
     report.save(out / 'replay')
     successes = sum(e.success for e in report.variants[0].episodes)
     result = OverfitResult(seeds, successes, wilson_interval(successes, len(seeds)), cfg.threshold, trained, report)

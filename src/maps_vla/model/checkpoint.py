@@ -38,8 +38,8 @@ from maps_vla.model.vla.tokenization_vla import load_tokenizer
 from maps_vla.policy import ActionSpec
 
 __all__ = ['save_pretrained', 'load_pretrained', 'read_config', 'load_tensors_into', 'build_empty', 'finalize_loaded',
-           'require_file', 'checkpoint_folder', 'file_sha256', 'pin_weights', 'CheckpointError', 'CONFIG_FILE', 'WEIGHTS_FILE',
-           'NORMALIZATION_FILE', 'ACTION_SPEC_FILE']
+           'require_file', 'checkpoint_folder', 'file_sha256', 'pin_weights', 'CheckpointError', 'CONFIG_FILE',
+           'WEIGHTS_FILE', 'NORMALIZATION_FILE', 'ACTION_SPEC_FILE']
 
 logger = logging.getLogger(__name__)
 

@@ -229,8 +229,8 @@ def _model_card(cfg: PretrainConfig, policy_dir: Path, policy: Any, metrics: dic
         f'- Built by: `maps-vla pretrain --config <this run\'s config.yaml>` (config below), {minutes:.0f} min of '
         'wall time for this invocation on the machine that ran it.',
         *([f'- Continued from: `{cfg.init}` (model.safetensors sha256 '
-           f'{json.loads((Path(cfg.out) / _INIT_WEIGHTS).read_text())["sha256"]}), its architecture, tokenizer '
-           'and action statistics kept.'] if cfg.init else []),
+           f'{json.loads((Path(cfg.out) / _INIT_WEIGHTS).read_text())["sha256"]}), its weights, tokenizer and '
+           'action statistics kept.'] if cfg.init else []),
         f'- Architecture: preset `{cfg.preset}`, {params / 1e6:.2f} M parameters; views {c.cameras} at '
         f'{c.vision.image_size} px (patch {c.vision.patch_size}), ViTs {c.vision.dino.hidden_size} wide x '
         f'{c.vision.dino.num_layers}, {c.llm.arch} {c.llm.hidden_size} x {c.llm.num_layers}, head `{c.head.type}`; '

@@ -58,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = OverfitConfig(task=args.task, variant=args.variant, episodes=args.episodes, seed=args.seed,
                             image_size=args.image_size, data=args.data, seeds=args.seeds, max_steps=args.max_steps,
-                            execute_steps=args.execute_steps, smoothing=args.smoothing, threshold=args.threshold, videos=args.videos,
-                            out=args.out, device=args.device)
+                            execute_steps=args.execute_steps, smoothing=args.smoothing, threshold=args.threshold,
+                            videos=args.videos, out=args.out, device=args.device)
         train_cfg = load_config(TrainConfig, args.config, args.overrides)
         if args.steps is not None:
             train_cfg = dataclasses.replace(train_cfg, steps=args.steps)

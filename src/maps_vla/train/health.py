@@ -89,7 +89,8 @@ class HealthReport:
                          f'{self.instruction_dependence:.4f}, under {VISION_IGNORED_RATIO:.0%} of the action spread '
                          f'({self.action_spread:.4f}). Harmless when the words never decide the motion (paraphrases '
                          'of one task); where they name the target (which object, which card) the policy will choose '
-                         'at chance: train on demos whose instruction is the only way to tell the target')
+                         'at chance. Demos that show each scene with each instruction (`maps-vla collect '
+                         '--all-targets`) take away the shortcut of remembering which target each scene wants')
         return '\n'.join(lines) or None
 
 
