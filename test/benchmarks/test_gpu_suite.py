@@ -110,3 +110,11 @@ def test_out_is_required(suite, monkeypatch, capsys):
     with pytest.raises(SystemExit):
         suite.main(['--dry-run'])
     assert '--out' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('budget', ['nope=30', 'correctness', 'correctness=soon'])
+def test_a_bad_section_budget_is_refused_before_anything_runs(suite, tmp_path, budget, capsys):
+    with pytest.raises(SystemExit) as exc:
+        suite.main(['--dry-run', '--out', str(tmp_path), '--budget', budget])
+    assert exc.value.code == 2 and '--budget' in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
