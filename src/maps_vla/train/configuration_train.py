@@ -50,6 +50,11 @@ class DataConfig:
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)  # image augmentation
     cotrain_root: str | None = None  # vision-language data folder with vl.jsonl (arXiv 2509.11417 co-training)
     cotrain_ratio: float = 0.0  # fraction of steps taking a VL batch instead of a robot one (1.0: VL only, VLM pre-training)
+    # Draw the first `early_frames` frames of every episode `early_frames_repeat` times per epoch. Where the target
+    # is chosen (which of two cubes) only the first frames need the instruction; later ones show it in the arm's
+    # path, so without this the words get the gradient of a small share of frames (docs/results/grinningface.md).
+    early_frames: int = 0
+    early_frames_repeat: int = 1
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.cotrain_ratio <= 1.0:
@@ -58,6 +63,9 @@ class DataConfig:
             raise ValueError('DataConfig.cotrain_ratio > 0 needs DataConfig.cotrain_root (a folder with vl.jsonl)')
         if self.num_workers < 0:
             raise ValueError(f'DataConfig.num_workers must be >= 0, got {self.num_workers}')
+        if self.early_frames < 0 or self.early_frames_repeat < 1:
+            raise ValueError(f'DataConfig.early_frames must be >= 0 and early_frames_repeat >= 1, got '
+                             f'{self.early_frames} and {self.early_frames_repeat}')
 
 
 @dataclasses.dataclass

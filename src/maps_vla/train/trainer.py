@@ -76,29 +76,48 @@ class _Counters:
 
 
 class _BatchSampler:
-    """Endless shuffled batches of indices; batch b is a pure function of (seed, b), sharded across ranks."""
+    """Endless shuffled batches of indices; batch b is a pure function of (seed, b), sharded across ranks.
 
-    def __init__(self, n: int, batch_size: int, seed: int, start: int, rank: int, world: int) -> None:
+    An epoch is a permutation of `pool` (default: every index once; `early_frame_pool` repeats some).
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, start: int, rank: int, world: int,
+                 pool: list[int] | None = None) -> None:
         global_batch = batch_size * world
         if n < global_batch:
             raise ValueError(f'The dataset has {n} samples, fewer than one global batch ({global_batch})')
-        self.n, self.global_batch, self.seed, self.start, self.rank, self.world = n, global_batch, seed, start, rank, world
+        self.pool = None if pool is None else torch.as_tensor(pool, dtype=torch.long)
+        self.n = n if pool is None else len(pool)
+        self.global_batch, self.seed, self.start, self.rank, self.world = global_batch, seed, start, rank, world
 
     def __iter__(self) -> Iterator[list[int]]:
         per_epoch = self.n // self.global_batch
         epoch, offset = divmod(self.start, per_epoch)
         while True:
             order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
+            if self.pool is not None:
+                order = self.pool[order]
             for b in range(offset, per_epoch):
                 batch = order[b * self.global_batch:(b + 1) * self.global_batch]
                 yield batch[self.rank::self.world].tolist()
             epoch, offset = epoch + 1, 0
 
 
+def early_frame_pool(dataset: Dataset, early_frames: int, repeat: int) -> list[int] | None:
+    """Every frame index once, and those of frame_index < `early_frames` `repeat` times (None: no repeats)."""
+    if early_frames == 0 or repeat == 1:
+        return None
+    pool = list(range(len(dataset)))
+    for episode in dataset.episodes:
+        pool.extend(i for i in range(episode.from_index, min(episode.from_index + early_frames, episode.to_index))
+                    for _ in range(repeat - 1))
+    return pool
+
+
 def _loader(dataset: torch.utils.data.Dataset, cfg: TrainConfig, collate, start: int, seed: int,
-            accelerator: Accelerator) -> Iterator[dict[str, Any]]:
+            accelerator: Accelerator, pool: list[int] | None = None) -> Iterator[dict[str, Any]]:
     sampler = _BatchSampler(len(dataset), cfg.batch_size, seed, start, accelerator.process_index,
-                            accelerator.num_processes)
+                            accelerator.num_processes, pool)
     return iter(torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
                                             num_workers=cfg.data.num_workers))
 
@@ -206,8 +225,9 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     chunk = policy.config.chunk_size
     robot_steps_done = sum(not is_cotrain_step(s, cfg.data.cotrain_ratio) for s in range(counters.step))
+    pool = early_frame_pool(dataset, cfg.data.early_frames, cfg.data.early_frames_repeat)
     robot = _loader(TorchDataset(dataset, chunk), cfg, collate_robot, robot_steps_done * cfg.grad_accum, cfg.seed,
-                    accelerator)
+                    accelerator, pool)
     vl = None
     if cfg.data.cotrain_ratio > 0:
         vl_done = counters.step - robot_steps_done
