@@ -242,8 +242,32 @@ def test_action_expert_attention_decides_whether_patch_states_see_the_words(atte
     assert (moved > 1e-4) == (attention == 'bidirectional'), moved
 
 
+def test_action_expert_without_the_prefix_reads_the_llm_states_only(make_tiny, make_batch, build_policy):
+    """expert_context 'llm': the context is the LLM's states alone, so the raw patch tokens (the path around the
+    LLM) no longer reach the expert; the loss still trains every part, and the weights load either way."""
+    both = build_policy(make_tiny('action_expert', expert_width=32, expert_heads=2)).eval()
+    cfg = make_tiny('action_expert', expert_width=32, expert_heads=2, expert_context='llm')
+    llm_only = build_policy(cfg).eval()
+    llm_only.load_state_dict(both.state_dict())  # the same parameters: a checkpoint can switch context
+    batch = make_batch(cfg)
+    seen = []
+    hook = llm_only.action_head.context_proj.register_forward_hook(lambda m, args, out: seen.append(args[0].shape))
+    inputs = llm_only.prepare_robot_inputs(batch, with_targets=False)
+    sequence = llm_only.build_sequence(inputs.prefix, inputs.prompt_ids, inputs.prompt_mask)
+    out = llm_only.predict_action_chunk(batch, normalized=True)
+    hook.remove()
+    assert seen[0][1] == sequence.attention_mask.shape[1]  # no prefix tokens appended after the LLM's states
+    assert not torch.allclose(out, both.predict_action_chunk(batch, normalized=True))
+    llm_only.train()
+    llm_only.action_head.loss(llm_only, llm_only.prepare_robot_inputs(batch, with_targets=True))['loss'].backward()
+    assert llm_only.action_head.source_embedding.grad[1].abs().sum() == 0  # the prefix's source row is unused
+    assert llm_only.action_head.queries.grad.abs().sum() > 0
+
+
 def test_action_expert_config_is_validated():
     from maps_vla.model.vla.configuration_vla import ActionHeadConfig
+    with pytest.raises(ValueError, match='expert_context must be one of'):
+        ActionHeadConfig(type='action_expert', expert_context='patches')
     with pytest.raises(ValueError, match='expert_attention must be one of'):
         ActionHeadConfig(type='action_expert', expert_attention='sideways')
     with pytest.raises(ValueError, match='expert_width 30 is not divisible by expert_heads 4'):

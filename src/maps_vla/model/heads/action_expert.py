@@ -7,8 +7,9 @@ a head reading the patch tokens directly reached 0.007). Current VLAs read actio
 instead (π0, SmolVLA, GR00T): a small transformer over action queries that attends to the VLM's features.
 
 Here the expert's context is, per row, every valid token of the LLM's final hidden states (patches, proprio and the
-instruction after the LLM mixed them: the instruction reaches the actions) plus the projected patch and proprio
-tokens before the LLM (direct access to the visual features). With the LLM causal over [patches, instruction]
+instruction after the LLM mixed them: the instruction reaches the actions) plus, with `expert_context:
+llm_and_prefix` (the default), the projected patch and proprio tokens before the LLM (direct access to the visual
+features; `llm` leaves them out, so no instruction-blind path goes around the LLM). With the LLM causal over [patches, instruction]
 (`expert_attention: causal`, the default) no patch state depends on the words, and a small prior learned to read
 the patches alone and ignore its instruction; 'bidirectional' lets the patch states see the words, as π0's prefix
 does. Each expert layer: self-attention among the K queries, cross-attention to the context, GELU MLP, all
@@ -82,6 +83,7 @@ class ActionExpertHead(ActionHead):
         self.chunk, self.dim = config.chunk_size, config.action_dim
         self.regression_loss = head.regression_loss
         self.bidirectional = head.expert_attention == 'bidirectional'
+        self.with_prefix = head.expert_context == 'llm_and_prefix'
         self.queries = nn.Parameter(torch.randn(config.chunk_size, width) * 0.02)
         self.context_norm = nn.LayerNorm(d)
         self.context_proj = nn.Linear(d, width)
@@ -94,14 +96,17 @@ class ActionExpertHead(ActionHead):
     def _predict(self, vla: VLABackbone, inputs: RobotInputs) -> torch.Tensor:
         sequence = vla.build_sequence(inputs.prefix, inputs.prompt_ids, inputs.prompt_mask)
         hidden = vla.run_llm(sequence, bidirectional=self.bidirectional)  # (B, T, d)
-        prefix = inputs.prefix.to(hidden.dtype)
-        context = torch.cat([hidden, prefix], 1)
-        valid = torch.cat([sequence.attention_mask.bool(), prefix.new_ones(prefix.shape[:2], dtype=torch.bool)], 1)
+        context, valid = hidden, sequence.attention_mask.bool()
+        if self.with_prefix:
+            prefix = inputs.prefix.to(hidden.dtype)
+            context = torch.cat([hidden, prefix], 1)
+            valid = torch.cat([valid, prefix.new_ones(prefix.shape[:2], dtype=torch.bool)], 1)
         dtype = self.context_proj.weight.dtype
         context = self.context_proj(self.context_norm(context.to(dtype)))
-        source = torch.cat([self.source_embedding[0].expand(hidden.shape[1], -1),
-                            self.source_embedding[1].expand(prefix.shape[1], -1)], 0)
-        context = context + source
+        sources = [self.source_embedding[0].expand(hidden.shape[1], -1)]
+        if self.with_prefix:
+            sources.append(self.source_embedding[1].expand(context.shape[1] - hidden.shape[1], -1))
+        context = context + torch.cat(sources, 0)
         x = self.queries.expand(context.shape[0], -1, -1)
         for layer in self.layers:
             x = layer(x, context, valid)

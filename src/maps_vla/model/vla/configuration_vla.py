@@ -41,6 +41,7 @@ SIGLIP_STD = (0.5, 0.5, 0.5)
 _LLM_ARCHS = ('qwen2', 'llama')
 _ATTENTION_MODES = ('bidirectional', 'causal')
 REGRESSION_LOSSES = ('l1', 'l2')  # losses of the regression heads (l1_regression, action_expert)
+EXPERT_CONTEXTS = ('llm_and_prefix', 'llm')  # what the action expert attends to
 
 
 def _positive(owner: str, **values: float) -> None:
@@ -176,6 +177,10 @@ class ActionHeadConfig:
     # the instruction sees the patches but no patch state depends on the words; 'bidirectional' (π0's prefix):
     # each sees the other, so the patch states can say where the named object is (docs/results/grinningface.md)
     expert_attention: str = 'causal'
+    # action_expert: what the expert attends to. 'llm_and_prefix': the LLM's states and the projected patch tokens
+    # before the LLM (direct visual access, what made the prior pick); 'llm': the LLM's states alone, so everything
+    # the actions use has passed the LLM, where the words are (no instruction-blind shortcut around it)
+    expert_context: str = 'llm_and_prefix'
     regression_loss: str = 'l1'  # l1_regression / action_expert: 'l1' (OFT) or 'l2' (leaves a dimension's median)
 
     def __post_init__(self) -> None:
@@ -183,6 +188,9 @@ class ActionHeadConfig:
             if getattr(self, name) not in _ATTENTION_MODES:
                 raise ValueError(f'ActionHeadConfig.{name} must be one of {_ATTENTION_MODES}, got '
                                  f'{getattr(self, name)!r}')
+        if self.expert_context not in EXPERT_CONTEXTS:
+            raise ValueError(f'ActionHeadConfig.expert_context must be one of {EXPERT_CONTEXTS}, got '
+                             f'{self.expert_context!r}')
         _positive('ActionHeadConfig', mlp_blocks=self.mlp_blocks, n_bins=self.n_bins, expert_width=self.expert_width,
                   expert_layers=self.expert_layers, expert_heads=self.expert_heads)
         if self.expert_width % self.expert_heads:
