@@ -136,7 +136,8 @@ def _prior_setting(out, **changes):
     fields = dict(out=str(out), prior='shipped', render_size=84,
                   model=ModelSizeConfig(image_size=84, cameras=('third_person', 'wrist')),
                   camera=CameraView(eye=(0.95, 0.0, 0.6), target=(0.5, 0.0, 0.0), fovy=45.0), vl_scenes=2, demos=2,
-                  finetune_steps=3, finetune_batch_size=4, norm_stats='checkpoint',
+                  finetune_steps=3, finetune_batch_size=4, norm_stats='checkpoint', finetune_early_frames=2,
+                  finetune_early_frames_repeat=3,
                   methods=(MethodRun('maps', 1.5), MethodRun('fft', lora=True), MethodRun('fft', cotrain=True)),
                   probe_scenes=2, grounding_episodes=1, grounding_frames=1, rollout_episodes=2, rollout_max_steps=12,
                   rollout_smoothing='temporal_ensemble', progress=False, threads=1)
@@ -159,6 +160,9 @@ def test_shipped_prior_setting_runs_closed_loop(tmp_path):
             counts = pooled[split]
             assert counts['episodes'] == 2 and 0 <= counts['success'] <= counts['placed'] <= 2
     assert not (tmp_path / 'gf' / 'pretrain').exists()  # nothing pre-trained: the prior is given
+    train_configs = sorted((tmp_path / 'gf').rglob('train_config.yaml'))
+    assert len(train_configs) == 3
+    assert all('early_frames: 2' in p.read_text() and 'early_frames_repeat: 3' in p.read_text() for p in train_configs)
     assert (tmp_path / 'gf' / 'vl_data' / 'vl.jsonl').is_file()  # written for the co-training run
     text = files['results.md'].read_text()
     assert 'execution ID' in text and 'recognition OOD' in text and 'LoRA (AdamW)' in text and '+ co-train' in text

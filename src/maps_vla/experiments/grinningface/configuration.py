@@ -142,6 +142,10 @@ class GrinningFaceConfig:
     # prior that already acts keeps its outputs' meaning; see ModelSourceConfig.norm_stats)
     norm_stats: str = 'dataset'
     cotrain_ratio: float = 0.2  # VL share of each fine-tuning batch for methods with cotrain
+    # draw each demo's first N frames R times per epoch (DataConfig.early_frames / early_frames_repeat): with paired
+    # demos only the first frames need the emoji's name, later ones show the chosen card in the arm's path
+    finetune_early_frames: int = 0
+    finetune_early_frames_repeat: int = 1
     lora_rank: int = 32  # LoRA rank of methods with lora
     # stage 4: evaluation
     probe_scenes: int = 8  # unseen scenes per emoji split for the VL probes

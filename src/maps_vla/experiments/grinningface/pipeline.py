@@ -240,8 +240,10 @@ def run_experiment(cfg: GrinningFaceConfig, *, announce: Callable[[str], None] |
                 say(f'      run {done}/{total}: {run.label}, seed {seed}')
                 started = time.perf_counter()
                 run_dir = path.parent
-                data = (DataConfig(root=str(demos), cotrain_root=str(vl), cotrain_ratio=cfg.cotrain_ratio)
-                        if run.cotrain else DataConfig(root=str(demos)))
+                early = dict(early_frames=cfg.finetune_early_frames,
+                             early_frames_repeat=cfg.finetune_early_frames_repeat)
+                data = (DataConfig(root=str(demos), cotrain_root=str(vl), cotrain_ratio=cfg.cotrain_ratio, **early)
+                        if run.cotrain else DataConfig(root=str(demos), **early))
                 result = train(_train_config(
                     cfg, model=ModelSourceConfig(checkpoint=str(prior_dir), norm_stats=cfg.norm_stats), data=data,
                     method=FinetuneMethodConfig(method=run.method, lambda_max=run.lambda_max, schedule=run.schedule,
