@@ -4,8 +4,10 @@ import dataclasses
 import json
 import shutil
 
+import numpy as np
 import pytest
 
+from maps_vla.data.dataset import Dataset
 from maps_vla.pretrain import PretrainConfig, run_pretrain
 from maps_vla.pretrain.pipeline import vocabulary_texts
 from maps_vla.cli import main
@@ -29,6 +31,10 @@ def test_config_is_validated():
         PretrainConfig(expert_attention='prefix')
     with pytest.raises(ValueError, match="eval_smoothing must be None or one of .*'temporal_ensemble'"):
         PretrainConfig(eval_smoothing='ensemble')
+    with pytest.raises(ValueError, match='paired_variants must be among variants'):
+        PretrainConfig(variants=('train',), paired_variants=('choice',))
+    with pytest.raises(ValueError, match='early_frames'):
+        PretrainConfig(early_frames=-2)
     PretrainConfig(vl_scenes=0, scene_vl=1, cotrain_ratio=0.2)  # scene questions alone are co-training data too
 
 
@@ -78,8 +84,17 @@ def test_continued_pretraining_starts_from_the_pinned_init(tmp_path):
     init = tmp_path / 'init'
     shutil.copytree(first, init)
     cfg = PretrainConfig(out=str(tmp_path / 'more'), variants=('train', 'choice'), init=str(init),
-                         expert_attention='bidirectional', **small)
+                         expert_attention='bidirectional', paired_variants=('choice',), early_frames=2,
+                         early_frames_repeat=3, **{**small, 'demos_per_variant': 2})
     files = run_pretrain(cfg)
+    # the choice scene is recorded once per cube: the same first picture, each colour named
+    demos = Dataset(tmp_path / 'more' / 'demos')
+    first = [demos.sample(demos.episodes[i].from_index) for i in (2, 3)]
+    assert all(np.array_equal(first[0][k], first[1][k]) for k in demos.image_keys)
+    assert first[0]['task'] != first[1]['task']
+    card = (files['policy'] / 'MODEL_CARD.md').read_text()
+    assert "['choice'] recorded once per target" in card and "first 2 frames drawn 3x per epoch" in card
+    assert 'early_frames_repeat: 3' in (tmp_path / 'more' / 'train' / 'train_config.yaml').read_text()
     # the run continued `init`'s weights, under its own head settings
     initial = tmp_path / 'more' / 'initial'
     assert json.loads((initial / 'config.json').read_text())['config']['head']['expert_attention'] == 'bidirectional'

@@ -25,6 +25,12 @@ class PretrainConfig:
     out: str = 'outputs/pretrain'  # data, checkpoints, the policy, its evaluation and model card; a rerun resumes
     variants: tuple[str, ...] = ('train', 'ood_color', 'ood_distractors')  # pick_place variants in the robot data
     demos_per_variant: int = 2  # scripted-expert episodes per variant
+    # variants (of `variants`) recorded once per target, the same picture with each instruction (`collect
+    # --all-targets`; each episode counts towards demos_per_variant): e.g. 'choice', where only the colour word says
+    # which cube. With early_frames they make the prior read its instruction (docs/results/grinningface.md)
+    paired_variants: tuple[str, ...] = ()
+    early_frames: int = 0  # draw each demo's first N frames early_frames_repeat times per epoch (DataConfig)
+    early_frames_repeat: int = 1
     image_size: int = 84  # camera side (px) of the demos; the policy's view size unless model_image_size is set
     demo_max_steps: int = 150  # frames per demo at most
     demo_noise: float = 0.0  # m/step std of noise on the demos' executed translation, clean labels kept (DART)
@@ -69,6 +75,12 @@ class PretrainConfig:
         if unknown or not self.variants:
             raise ValueError(f'PretrainConfig.variants / heldout_variants must be pick_place variants '
                              f'{PickPlace.variants}, got {unknown or "none"}')
+        if set(self.paired_variants) - set(self.variants):
+            raise ValueError(f'PretrainConfig.paired_variants must be among variants {list(self.variants)}, got '
+                             f'{sorted(set(self.paired_variants) - set(self.variants))}')
+        if self.early_frames < 0 or self.early_frames_repeat < 1:
+            raise ValueError(f'PretrainConfig.early_frames must be >= 0 and early_frames_repeat >= 1, got '
+                             f'{self.early_frames} and {self.early_frames_repeat}')
         if set(self.variants) & set(self.heldout_variants):
             raise ValueError(f'PretrainConfig: a held-out variant is also trained on: '
                              f'{sorted(set(self.variants) & set(self.heldout_variants))}')

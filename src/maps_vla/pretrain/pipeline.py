@@ -72,7 +72,8 @@ def _collect(cfg: PretrainConfig, root: Path) -> Path:
                 first = cfg.seed + 100_000 * i  # each variant its own seed range
                 collect_episodes(env, make_expert(env), writer, cfg.demos_per_variant,
                                  range(first, first + 10 * cfg.demos_per_variant), max_steps=cfg.demo_max_steps,
-                                 action_noise=cfg.demo_noise, progress=cfg.progress)
+                                 action_noise=cfg.demo_noise, all_targets=variant in cfg.paired_variants,
+                                 progress=cfg.progress)
     staging.rename(root)
     return root
 
@@ -169,7 +170,8 @@ def _train(cfg: PretrainConfig, initial: Path, demos: Path, vl: Path | None, out
         # a continued prior keeps the action statistics its head was trained with (same robot and action space)
         model=ModelSourceConfig(checkpoint=str(initial), norm_stats='checkpoint' if cfg.init else 'dataset'),
         data=DataConfig(root=str(demos), cotrain_root=str(vl) if vl else None, cotrain_ratio=cfg.cotrain_ratio,
-                        augment=AugmentConfig(crop_area=cfg.crop_area, state_dropout=cfg.state_dropout)),
+                        augment=AugmentConfig(crop_area=cfg.crop_area, state_dropout=cfg.state_dropout),
+                        early_frames=cfg.early_frames, early_frames_repeat=cfg.early_frames_repeat),
         method=FinetuneMethodConfig(method='fft', lr=cfg.lr), out_dir=str(out), steps=cfg.steps,
         batch_size=cfg.batch_size, lr_schedule='cosine', warmup_steps=max(1, cfg.steps // 20),
         grad_clip=cfg.grad_clip, save_every=cfg.save_every, keep_checkpoints=1, log_every=max(1, cfg.steps // 200),
@@ -238,6 +240,10 @@ def _model_card(cfg: PretrainConfig, policy_dir: Path, policy: Any, metrics: dic
         f'- Robot data: scripted-expert pick_place demos, {cfg.demos_per_variant} per variant of {list(cfg.variants)} '
         f'(seed ranges start at {cfg.seed} + 100000·i), {cfg.image_size} px cameras'
         + (f', executed with DART noise σ = {cfg.demo_noise} m/step' if cfg.demo_noise else '')
+        + (f'; {list(cfg.paired_variants)} recorded once per target (same picture, each instruction)'
+           if cfg.paired_variants else '')
+        + (f'; each demo\'s first {cfg.early_frames} frames drawn {cfg.early_frames_repeat}x per epoch'
+           if cfg.early_frames and cfg.early_frames_repeat > 1 else '')
         + '; no emoji-task demos.',
         f'- VL co-training: {cfg.vl_scenes} emoji scenes per split (all 24 emojis)'
         + (f', {cfg.scene_vl} pick_place scenes per variant (object positions)' if cfg.scene_vl else '')
