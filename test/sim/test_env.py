@@ -291,7 +291,10 @@ def test_choice_ends_when_the_other_cube_is_picked_up(lifted):
     env.reset(seed=2)
     still = np.zeros(env.action_spec.dim)
     _, _, terminated, _, info = env.step(still)
-    assert not terminated and info == {'success': False, 'lifted_object': -1}
+    assert not terminated and (info['success'], info['lifted_object']) == (False, -1)
+    tcp = env.physics.tcp_pos[:2]
+    for key, body in (('target_distance', 'object'), ('other_distance', 'distractor_0')):
+        assert info[key] == pytest.approx(np.linalg.norm(env.physics.body_pos(body)[:2] - tcp), abs=1e-4)
     x, y, z = env.physics.body_pos(lifted)
     env.physics.set_free_body_pose(lifted, np.array([x, y, z + 0.1]), np.array([1.0, 0, 0, 0]))
     _, _, terminated, _, info = env.step(still)

@@ -217,7 +217,12 @@ class PickPlace(Task):
         return super().is_failure(physics) or self.lifted_object(physics) > 0
 
     def step_info(self, physics: Physics) -> dict[str, Any]:
-        return {'lifted_object': self.lifted_object(physics)}
+        """Which object is held, and the gripper's xy distance (m) to the named object and to the nearest other one
+        (-1 without one): an episode that times out beside the named cube failed to grasp, not to choose."""
+        tcp = physics.tcp_pos[:2]
+        distances = [round(float(np.linalg.norm(physics.body_pos(body)[:2] - tcp)), 4) for body, _, _ in self._labels]
+        return {'lifted_object': self.lifted_object(physics), 'target_distance': distances[0],
+                'other_distance': min(distances[1:], default=-1.0)}
 
     def is_success(self, physics: Physics) -> bool:
         offset = physics.body_pos(self.object_body)[:2] - physics.model.body_pos[self._plate_body][:2]
