@@ -46,13 +46,13 @@ def find_pairs(dataset, limit: int) -> list[tuple[int, int]]:
 
 
 def counterfactual(policy, dataset, pairs: list[tuple[int, int]], frame: int, chunk: int) -> list[dict[str, float]]:
-    from maps_vla.policy import ACTIONS, OBS_IMAGE_PREFIX
+    from maps_vla.policy import ACTIONS
 
     rows = []
     for ep_a, ep_b in pairs:
         a = dataset.sample(dataset.episodes[ep_a].from_index + frame, chunk)
         b = dataset.sample(dataset.episodes[ep_b].from_index + frame, chunk)
-        obs = {OBS_IMAGE_PREFIX + k.removeprefix(OBS_IMAGE_PREFIX): a[k] for k in dataset.image_keys}
+        obs = {k: a[k] for k in dataset.image_keys}  # the dataset's camera keys are the policy's observation keys
         as_a = policy.infer({**obs, 'task': a['task']})[ACTIONS][:chunk]
         as_b = policy.infer({**obs, 'task': b['task']})[ACTIONS][:chunk]
         expert_gap = float(np.abs(a['action'] - b['action']).mean())

@@ -1,0 +1,75 @@
+"""benchmarks/instruction_counterfactual.py: pairs are found in paired demos, and the ratio is 0 for a policy that
+ignores the words and the expert's own gap for one that copies the demo of the instruction it is given."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from maps_vla.data import Dataset, DatasetWriter, collect_episodes
+
+SCRIPT = Path(__file__).resolve().parents[2] / 'benchmarks' / 'instruction_counterfactual.py'
+
+
+@pytest.fixture(scope='module')
+def script():
+    spec = importlib.util.spec_from_file_location('instruction_counterfactual', SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def paired(tmp_path_factory):
+    from maps_vla.sim import EnvConfig, make_env, make_expert
+
+    root = tmp_path_factory.mktemp('paired') / 'ds'
+    with make_env(EnvConfig(variant='choice', image_size=(32, 32))) as env:
+        with DatasetWriter.create(root, int(env.control_hz), env.features, video=False) as writer:
+            collect_episodes(env, make_expert(env), writer, n=4, seeds=range(100), max_steps=150, all_targets=True,
+                             progress=False)
+            # an unpaired episode after the pairs: a scene of its own
+            collect_episodes(env, make_expert(env), writer, n=1, seeds=[50], max_steps=150, progress=False)
+    return Dataset(root)
+
+
+class _DemoCopier:
+    """Returns, for the instruction it is given, the chunk of the demo with that instruction at the same frame."""
+
+    def __init__(self, dataset, chunk):
+        self.chunks = {}
+        for episode in dataset.episodes:
+            sample = dataset.sample(episode.from_index, chunk)
+            self.chunks.setdefault(sample['task'], sample['action'])
+
+    def infer(self, obs):
+        return {'actions': self.chunks[obs['task']]}
+
+
+class _Blind:
+    def infer(self, obs):
+        return {'actions': np.zeros((4, 7), dtype=np.float32)}
+
+
+def test_pairs_are_consecutive_episodes_with_one_picture_and_two_instructions(script, paired):
+    assert script.find_pairs(paired, limit=10) == [(0, 1), (2, 3)]
+    assert script.find_pairs(paired, limit=1) == [(0, 1)]
+
+
+def test_the_ratio_separates_a_policy_that_reads_from_one_that_ignores(script, paired):
+    pairs = script.find_pairs(paired, limit=10)
+    blind = script.counterfactual(_Blind(), paired, pairs, frame=0, chunk=4)
+    assert all(row['ratio'] == 0 and row['expert_gap'] > 0 for row in blind)
+    reader = script.counterfactual(_DemoCopier(paired, 4), paired, pairs, frame=0, chunk=4)
+    assert all(row['ratio'] == pytest.approx(1.0) and row['error_to_demo'] == 0 for row in reader)
+
+
+def test_unpaired_data_is_refused_in_one_line(script, tmp_path, capsys):
+    from maps_vla.sim import EnvConfig, make_env, make_expert
+
+    with make_env(EnvConfig(variant='train', image_size=(32, 32))) as env:
+        with DatasetWriter.create(tmp_path / 'ds', int(env.control_hz), env.features, video=False) as writer:
+            collect_episodes(env, make_expert(env), writer, n=2, seeds=range(10), max_steps=150, progress=False)
+    assert script.main(['--policy', str(tmp_path / 'none'), '--data', str(tmp_path / 'ds')]) == 1
+    assert 'no pairs' in capsys.readouterr().err
