@@ -55,9 +55,9 @@ def counterfactual(policy, dataset, pairs: list[tuple[int, int]], frame: int, ch
         obs = {k: a[k] for k in dataset.image_keys}  # the dataset's camera keys are the policy's observation keys
         as_a = policy.infer({**obs, 'task': a['task']})[ACTIONS][:chunk]
         as_b = policy.infer({**obs, 'task': b['task']})[ACTIONS][:chunk]
-        expert_gap = float(np.abs(a['action'] - b['action']).mean())
-        rows.append({'episodes': (ep_a, ep_b), 'policy_gap': float(np.abs(as_a - as_b).mean()),
-                     'expert_gap': expert_gap, 'ratio': float(np.abs(as_a - as_b).mean()) / max(expert_gap, 1e-9),
+        policy_gap, expert_gap = float(np.abs(as_a - as_b).mean()), float(np.abs(a['action'] - b['action']).mean())
+        rows.append({'episodes': (ep_a, ep_b), 'policy_gap': policy_gap, 'expert_gap': expert_gap,
+                     'ratio': policy_gap / max(expert_gap, 1e-9),
                      'error_to_demo': float(np.abs(as_a - a['action']).mean())})
     return rows
 

@@ -70,6 +70,7 @@ class PretrainConfig:
 
     def __post_init__(self) -> None:
         from maps_vla.sim.tasks.pick_place import PickPlace
+        from maps_vla.train.configuration_train import DataConfig
 
         unknown = [v for v in (*self.variants, *self.heldout_variants) if v not in PickPlace.variants]
         if unknown or not self.variants:
@@ -78,9 +79,8 @@ class PretrainConfig:
         if set(self.paired_variants) - set(self.variants):
             raise ValueError(f'PretrainConfig.paired_variants must be among variants {list(self.variants)}, got '
                              f'{sorted(set(self.paired_variants) - set(self.variants))}')
-        if self.early_frames < 0 or self.early_frames_repeat < 1:
-            raise ValueError(f'PretrainConfig.early_frames must be >= 0 and early_frames_repeat >= 1, got '
-                             f'{self.early_frames} and {self.early_frames_repeat}')
+        # DataConfig's own check, here before minutes of data collection
+        DataConfig(early_frames=self.early_frames, early_frames_repeat=self.early_frames_repeat)
         if set(self.variants) & set(self.heldout_variants):
             raise ValueError(f'PretrainConfig: a held-out variant is also trained on: '
                              f'{sorted(set(self.variants) & set(self.heldout_variants))}')

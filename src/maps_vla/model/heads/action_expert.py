@@ -9,8 +9,9 @@ instead (π0, SmolVLA, GR00T): a small transformer over action queries that atte
 Here the expert's context is, per row, every valid token of the LLM's final hidden states (patches, proprio and the
 instruction after the LLM mixed them: the instruction reaches the actions) plus, with `expert_context:
 llm_and_prefix` (the default), the projected patch and proprio tokens before the LLM (direct access to the visual
-features; `llm` leaves them out, so no instruction-blind path goes around the LLM). With the LLM causal over [patches, instruction]
-(`expert_attention: causal`, the default) no patch state depends on the words, and a small prior learned to read
+features; `llm` leaves them out, so no instruction-blind path goes around the LLM). With the LLM causal over
+[patches, instruction] (`expert_attention: causal`, the default) no patch state depends on the words, and a small
+prior learned to read
 the patches alone and ignore its instruction; 'bidirectional' lets the patch states see the words, as π0's prefix
 does. Each expert layer: self-attention among the K queries, cross-attention to the context, GELU MLP, all
 pre-norm and residual. A LayerNorm and a Linear map each query to one A-dim action; loss L1 to the normalized
@@ -97,16 +98,14 @@ class ActionExpertHead(ActionHead):
         sequence = vla.build_sequence(inputs.prefix, inputs.prompt_ids, inputs.prompt_mask)
         hidden = vla.run_llm(sequence, bidirectional=self.bidirectional)  # (B, T, d)
         context, valid = hidden, sequence.attention_mask.bool()
+        source = self.source_embedding[0].expand(hidden.shape[1], -1)
         if self.with_prefix:
             prefix = inputs.prefix.to(hidden.dtype)
             context = torch.cat([hidden, prefix], 1)
             valid = torch.cat([valid, prefix.new_ones(prefix.shape[:2], dtype=torch.bool)], 1)
+            source = torch.cat([source, self.source_embedding[1].expand(prefix.shape[1], -1)], 0)
         dtype = self.context_proj.weight.dtype
-        context = self.context_proj(self.context_norm(context.to(dtype)))
-        sources = [self.source_embedding[0].expand(hidden.shape[1], -1)]
-        if self.with_prefix:
-            sources.append(self.source_embedding[1].expand(context.shape[1] - hidden.shape[1], -1))
-        context = context + torch.cat(sources, 0)
+        context = self.context_proj(self.context_norm(context.to(dtype))) + source
         x = self.queries.expand(context.shape[0], -1, -1)
         for layer in self.layers:
             x = layer(x, context, valid)
