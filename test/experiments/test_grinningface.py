@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 
 from maps_vla.config import from_dict, load_config, to_dict
 from maps_vla.experiments.grinningface import GrinningFaceConfig, MethodRun, ModelSizeConfig, run_experiment
@@ -33,6 +34,8 @@ def test_method_keys_and_labels():
     ({'methods': (MethodRun('fft'), MethodRun('fft'))}, 'duplicates'), ({'device': 'tpu'}, 'device'),
     ({'prior': ''}, 'prior'), ({'norm_stats': 'prior'}, 'norm_stats'), ({'cotrain_ratio': 1.0}, 'cotrain_ratio'),
     ({'rollout_smoothing': 'average'}, 'rollout_smoothing'), ({'lora_rank': 0}, 'lora_rank'),
+    ({'finetune_lr_schedule': 'step'}, 'finetune_lr_schedule'), ({'finetune_warmup_steps': 10}, 'warmup'),
+    ({'finetune_grad_clip': 0.0}, 'finetune_grad_clip'), ({'finetune_crop_area': 0.0}, 'finetune_crop_area'),
 ])
 def test_config_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -137,7 +140,8 @@ def _prior_setting(out, **changes):
                   model=ModelSizeConfig(image_size=84, cameras=('third_person', 'wrist')),
                   camera=CameraView(eye=(0.95, 0.0, 0.6), target=(0.5, 0.0, 0.0), fovy=45.0), vl_scenes=2, demos=2,
                   finetune_steps=3, finetune_batch_size=4, norm_stats='checkpoint', finetune_early_frames=2,
-                  finetune_early_frames_repeat=3,
+                  finetune_early_frames_repeat=3, finetune_lr_schedule='cosine', finetune_warmup_steps=1,
+                  finetune_grad_clip=1.0, finetune_crop_area=1.0,
                   methods=(MethodRun('maps', 1.5), MethodRun('fft', lora=True), MethodRun('fft', cotrain=True)),
                   probe_scenes=2, grounding_episodes=1, grounding_frames=1, rollout_episodes=2, rollout_max_steps=12,
                   rollout_smoothing='temporal_ensemble', progress=False, threads=1)
@@ -162,7 +166,11 @@ def test_shipped_prior_setting_runs_closed_loop(tmp_path):
     assert not (tmp_path / 'gf' / 'pretrain').exists()  # nothing pre-trained: the prior is given
     train_configs = sorted((tmp_path / 'gf').rglob('train_config.yaml'))
     assert len(train_configs) == 3
-    assert all('early_frames: 2' in p.read_text() and 'early_frames_repeat: 3' in p.read_text() for p in train_configs)
+    for path in train_configs:  # every method gets the same recipe
+        saved = yaml.safe_load(path.read_text())
+        assert saved['data']['early_frames'] == 2 and saved['data']['early_frames_repeat'] == 3
+        assert saved['data']['augment']['crop_area'] == 1.0
+        assert (saved['lr_schedule'], saved['warmup_steps'], saved['grad_clip']) == ('cosine', 1, 1.0)
     assert (tmp_path / 'gf' / 'vl_data' / 'vl.jsonl').is_file()  # written for the co-training run
     text = files['results.md'].read_text()
     assert 'execution ID' in text and 'recognition OOD' in text and 'LoRA (AdamW)' in text and '+ co-train' in text

@@ -138,6 +138,13 @@ class GrinningFaceConfig:
     finetune_steps: int = 10  # optimizer steps per run
     finetune_lr: float = 3e-4  # learning rate of every method
     finetune_batch_size: int = 16  # samples per step
+    # the rest of the fine-tuning recipe, the same for every method (TrainConfig's defaults: the MAPS scripts')
+    finetune_lr_schedule: str = 'constant'  # 'constant' | 'cosine' (TrainConfig.lr_schedule)
+    finetune_warmup_steps: int = 0  # linear LR warm-up steps
+    finetune_grad_clip: float | None = None  # max global grad norm (None: off)
+    # random-crop area of the fine-tuning images (AugmentConfig.crop_area); a prior trained without crops (the
+    # shipped one: 1.0) sees shifted, rescaled views at 0.9 and loses execution
+    finetune_crop_area: float = 0.9
     # the action q01/q99 fine-tuning normalizes with: 'dataset' (the demos') or 'checkpoint' (the prior's, so a
     # prior that already acts keeps its outputs' meaning; see ModelSourceConfig.norm_stats)
     norm_stats: str = 'dataset'
@@ -179,6 +186,16 @@ class GrinningFaceConfig:
             raise ValueError(f'GrinningFaceConfig.seeds has duplicates: {self.seeds}')
         if not (self.pretrain_lr > 0 and self.finetune_lr > 0):
             raise ValueError('GrinningFaceConfig.pretrain_lr and finetune_lr must be > 0')
+        if self.finetune_lr_schedule not in ('constant', 'cosine'):  # 'step' needs a decay step
+            raise ValueError(f'GrinningFaceConfig.finetune_lr_schedule must be one of constant, cosine, got '
+                             f'{self.finetune_lr_schedule!r}')
+        if not 0 <= self.finetune_warmup_steps < self.finetune_steps:
+            raise ValueError(f'GrinningFaceConfig.finetune_warmup_steps must be in [0, finetune_steps), got '
+                             f'{self.finetune_warmup_steps}')
+        if self.finetune_grad_clip is not None and self.finetune_grad_clip <= 0:
+            raise ValueError(f'GrinningFaceConfig.finetune_grad_clip must be > 0 or None, got {self.finetune_grad_clip}')
+        if not 0.0 < self.finetune_crop_area <= 1.0:
+            raise ValueError(f'GrinningFaceConfig.finetune_crop_area must be in (0, 1], got {self.finetune_crop_area}')
         if not self.prior:
             raise ValueError("GrinningFaceConfig.prior must be 'pretrain', 'shipped' or a policy folder, got ''")
         if self.norm_stats not in NORM_STATS_SOURCES:

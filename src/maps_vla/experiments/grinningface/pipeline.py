@@ -197,6 +197,7 @@ def run_experiment(cfg: GrinningFaceConfig, *, announce: Callable[[str], None] |
     from maps_vla.maps.factory import FinetuneMethodConfig
     from maps_vla.model.checkpoint import pin_weights
     from maps_vla.model.vla.modeling_vla import VLAPolicy
+    from maps_vla.train.augment import AugmentConfig
     from maps_vla.train.configuration_train import DataConfig, ModelSourceConfig
     from maps_vla.train.device import cpu_or_cuda
     from maps_vla.train.trainer import train
@@ -240,16 +241,18 @@ def run_experiment(cfg: GrinningFaceConfig, *, announce: Callable[[str], None] |
                 say(f'      run {done}/{total}: {run.label}, seed {seed}')
                 started = time.perf_counter()
                 run_dir = path.parent
-                early = dict(early_frames=cfg.finetune_early_frames,
-                             early_frames_repeat=cfg.finetune_early_frames_repeat)
-                data = (DataConfig(root=str(demos), cotrain_root=str(vl), cotrain_ratio=cfg.cotrain_ratio, **early)
-                        if run.cotrain else DataConfig(root=str(demos), **early))
+                data_fields = dict(early_frames=cfg.finetune_early_frames,
+                                   early_frames_repeat=cfg.finetune_early_frames_repeat,
+                                   augment=AugmentConfig(crop_area=cfg.finetune_crop_area))
+                data = (DataConfig(root=str(demos), cotrain_root=str(vl), cotrain_ratio=cfg.cotrain_ratio,
+                                   **data_fields) if run.cotrain else DataConfig(root=str(demos), **data_fields))
                 result = train(_train_config(
                     cfg, model=ModelSourceConfig(checkpoint=str(prior_dir), norm_stats=cfg.norm_stats), data=data,
                     method=FinetuneMethodConfig(method=run.method, lambda_max=run.lambda_max, schedule=run.schedule,
                                                 lr=cfg.finetune_lr, lora=run.lora, lora_rank=cfg.lora_rank),
                     out_dir=str(run_dir / 'train'), steps=cfg.finetune_steps, batch_size=cfg.finetune_batch_size,
-                    seed=seed))
+                    lr_schedule=cfg.finetune_lr_schedule, warmup_steps=cfg.finetune_warmup_steps,
+                    grad_clip=cfg.finetune_grad_clip, seed=seed))
                 train_seconds = time.perf_counter() - started
                 policy = VLAPolicy.from_pretrained(result.policy_dir, device=cfg.device)
                 metrics = _evaluate(cfg, policy, eval_sets, prior_state)
