@@ -36,6 +36,7 @@ def test_method_keys_and_labels():
     ({'rollout_smoothing': 'average'}, 'rollout_smoothing'), ({'lora_rank': 0}, 'lora_rank'),
     ({'finetune_lr_schedule': 'step'}, 'finetune_lr_schedule'), ({'finetune_warmup_steps': 10}, 'warmup'),
     ({'finetune_grad_clip': 0.0}, 'finetune_grad_clip'), ({'finetune_crop_area': 0.0}, 'finetune_crop_area'),
+    ({'finetune_expert_attention': 'full'}, 'expert_attention'),
 ])
 def test_config_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -141,7 +142,7 @@ def _prior_setting(out, **changes):
                   camera=CameraView(eye=(0.95, 0.0, 0.6), target=(0.5, 0.0, 0.0), fovy=45.0), vl_scenes=2, demos=2,
                   finetune_steps=3, finetune_batch_size=4, norm_stats='checkpoint', finetune_early_frames=2,
                   finetune_early_frames_repeat=3, finetune_lr_schedule='cosine', finetune_warmup_steps=1,
-                  finetune_grad_clip=1.0, finetune_crop_area=1.0,
+                  finetune_grad_clip=1.0, finetune_crop_area=1.0, finetune_expert_attention='bidirectional',
                   methods=(MethodRun('maps', 1.5), MethodRun('fft', lora=True), MethodRun('fft', cotrain=True)),
                   probe_scenes=2, grounding_episodes=1, grounding_frames=1, rollout_episodes=2, rollout_max_steps=12,
                   rollout_smoothing='temporal_ensemble', progress=False, threads=1)
@@ -171,6 +172,9 @@ def test_shipped_prior_setting_runs_closed_loop(tmp_path):
         assert saved['data']['early_frames'] == 2 and saved['data']['early_frames_repeat'] == 3
         assert saved['data']['augment']['crop_area'] == 1.0
         assert (saved['lr_schedule'], saved['warmup_steps'], saved['grad_clip']) == ('cosine', 1, 1.0)
+        assert saved['model']['expert_attention'] == 'bidirectional'
+        exported = json.loads((path.parent / 'policy' / 'config.json').read_text())
+        assert exported['config']['head']['expert_attention'] == 'bidirectional'  # the shipped prior's is causal
     assert (tmp_path / 'gf' / 'vl_data' / 'vl.jsonl').is_file()  # written for the co-training run
     text = files['results.md'].read_text()
     assert 'execution ID' in text and 'recognition OOD' in text and 'LoRA (AdamW)' in text and '+ co-train' in text

@@ -34,11 +34,18 @@ class ModelSourceConfig:
     # data (another robot or action range); 'checkpoint': kept, so the pretrained head's outputs keep their meaning
     # (the same robot and action space, e.g. the shipped prior on a new sim variant: docs/results/prior.md)
     norm_stats: str = 'dataset'
+    # checkpoints with an action expert only: fine-tune with this attention over [patches, instruction] ('causal' |
+    # 'bidirectional'; None keeps the checkpoint's). It is a mask, not a weight, so every tensor carries over; a
+    # causal prior fine-tuned bidirectionally learns to read its instruction (docs/results/grinningface.md)
+    expert_attention: str | None = None
 
     def __post_init__(self) -> None:
         if self.norm_stats not in NORM_STATS_SOURCES:
             raise ValueError(f'ModelSourceConfig.norm_stats must be one of {NORM_STATS_SOURCES}, got '
                              f'{self.norm_stats!r}')
+        if self.expert_attention not in (None, 'causal', 'bidirectional'):
+            raise ValueError(f"ModelSourceConfig.expert_attention must be None, 'causal' or 'bidirectional', got "
+                             f'{self.expert_attention!r}')
 
 
 @dataclasses.dataclass

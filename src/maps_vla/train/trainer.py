@@ -142,9 +142,11 @@ def build_policy(source: ModelSourceConfig, dataset: Dataset, seed: int) -> VLAP
         if tuple(cfg.cameras) != cameras or cfg.action_dim != spec.dim:
             raise ValueError(f'Checkpoint {source.checkpoint!r} expects cameras {cfg.cameras} and {cfg.action_dim}-D '
                              f'actions; the dataset has cameras {cameras} and {spec.dim}-D actions')
+        if source.expert_attention:
+            policy = _with_expert_attention(policy, source.expert_attention, source.checkpoint)
         if source.norm_stats == 'dataset':
             stats = norm_stats_from_dataset(dataset, gripper_index=spec.gripper_index, use_state=bool(cfg.proprio_dim))
-            policy.processor = VLAProcessor(cfg, policy.tokenizer, stats)
+            policy.processor = VLAProcessor(policy.config, policy.tokenizer, stats)
         policy.train()
         return policy
     cfg = make_policy_config(source.preset)
@@ -156,6 +158,21 @@ def build_policy(source: ModelSourceConfig, dataset: Dataset, seed: int) -> VLAP
     stats = norm_stats_from_dataset(dataset, gripper_index=spec.gripper_index, use_state=bool(cfg.proprio_dim))
     torch.manual_seed(seed)
     return make_policy(cfg, norm_stats=stats, action_spec=spec)
+
+
+def _with_expert_attention(policy: VLAPolicy, mode: str, origin: str) -> VLAPolicy:
+    """`policy` rebuilt with its action expert's attention `mode` and the same tensors (the mode has no weights)."""
+    head = policy.config.head
+    if head.type != 'action_expert':
+        raise ValueError(f'ModelSourceConfig.expert_attention needs an action_expert head; the checkpoint {origin!r} '
+                         f'has {head.type!r}')
+    if head.expert_attention == mode:
+        return policy
+    config = policy.config.replace(head=dataclasses.replace(head, expert_attention=mode))
+    rebuilt = make_policy(config, tokenizer=policy.tokenizer, norm_stats=policy.processor.norm_stats,
+                          action_spec=policy.action_spec)
+    rebuilt.load_state_dict(policy.state_dict())
+    return rebuilt
 
 
 def _lr_lambda(cfg: TrainConfig):

@@ -10,7 +10,7 @@ import dataclasses
 
 from maps_vla.control.smoothing import check_smoothing
 from maps_vla.maps.factory import FinetuneMethodConfig
-from maps_vla.train.configuration_train import NORM_STATS_SOURCES
+from maps_vla.train.configuration_train import NORM_STATS_SOURCES, ModelSourceConfig
 from maps_vla.sim.config_env import CameraView, EnvConfig
 
 __all__ = ['ModelSizeConfig', 'MethodRun', 'GrinningFaceConfig', 'DEFAULT_METHODS']
@@ -145,6 +145,9 @@ class GrinningFaceConfig:
     # random-crop area of the fine-tuning images (AugmentConfig.crop_area); a prior trained without crops (the
     # shipped one: 1.0) sees shifted, rescaled views at 0.9 and loses execution
     finetune_crop_area: float = 0.9
+    # the prior's action-expert attention while fine-tuning (ModelSourceConfig.expert_attention; None: the prior's
+    # own). 'bidirectional' lets the patch states depend on the words: the choice recipe's (grinningface.md)
+    finetune_expert_attention: str | None = None
     # the action q01/q99 fine-tuning normalizes with: 'dataset' (the demos') or 'checkpoint' (the prior's, so a
     # prior that already acts keeps its outputs' meaning; see ModelSourceConfig.norm_stats)
     norm_stats: str = 'dataset'
@@ -194,6 +197,7 @@ class GrinningFaceConfig:
                              f'{self.finetune_warmup_steps}')
         if self.finetune_grad_clip is not None and self.finetune_grad_clip <= 0:
             raise ValueError(f'GrinningFaceConfig.finetune_grad_clip must be > 0 or None, got {self.finetune_grad_clip}')
+        ModelSourceConfig(expert_attention=self.finetune_expert_attention)  # its check, its message
         if not 0.0 < self.finetune_crop_area <= 1.0:
             raise ValueError(f'GrinningFaceConfig.finetune_crop_area must be in (0, 1], got {self.finetune_crop_area}')
         if not self.prior:

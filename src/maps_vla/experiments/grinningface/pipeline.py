@@ -247,7 +247,8 @@ def run_experiment(cfg: GrinningFaceConfig, *, announce: Callable[[str], None] |
                 data = (DataConfig(root=str(demos), cotrain_root=str(vl), cotrain_ratio=cfg.cotrain_ratio,
                                    **data_fields) if run.cotrain else DataConfig(root=str(demos), **data_fields))
                 result = train(_train_config(
-                    cfg, model=ModelSourceConfig(checkpoint=str(prior_dir), norm_stats=cfg.norm_stats), data=data,
+                    cfg, model=ModelSourceConfig(checkpoint=str(prior_dir), norm_stats=cfg.norm_stats,
+                                                 expert_attention=cfg.finetune_expert_attention), data=data,
                     method=FinetuneMethodConfig(method=run.method, lambda_max=run.lambda_max, schedule=run.schedule,
                                                 lr=cfg.finetune_lr, lora=run.lora, lora_rank=cfg.lora_rank),
                     out_dir=str(run_dir / 'train'), steps=cfg.finetune_steps, batch_size=cfg.finetune_batch_size,

@@ -1,11 +1,12 @@
-"""Fine-tuning a checkpoint keeps its action statistics on request (`ModelSourceConfig.norm_stats='checkpoint'`).
+"""Options of fine-tuning from a checkpoint (`ModelSourceConfig`).
 
-Recomputed from a narrow new dataset they rescale what the pretrained head outputs: the shipped prior's yaw range
+It keeps its action statistics on request (`norm_stats='checkpoint'`): recomputed from a narrow new dataset they rescale what the pretrained head outputs: the shipped prior's yaw range
 shrank 50x on a few ood_shape demos, and its fine-tuning loss started at 0.34 instead of 0.07 (docs/results/prior.md).
 """
 
 import numpy as np
 import pytest
+import torch
 
 from maps_vla.data.dataset import Dataset
 from maps_vla.data.writer import DatasetWriter
@@ -50,3 +51,24 @@ def test_checkpoint_keeps_its_statistics_or_takes_the_datasets(checkpoint, tmp_p
 def test_unknown_source_is_an_error():
     with pytest.raises(ValueError, match="norm_stats must be one of \\('dataset', 'checkpoint'\\), got 'prior'"):
         ModelSourceConfig(norm_stats='prior')
+
+
+def test_expert_attention_is_switched_on_the_same_weights(tmp_path):
+    data = _dataset(tmp_path / 'data', 1.0)
+    causal = build_policy(ModelSourceConfig(preset='tiny', head='action_expert', use_state=False), data, 0)
+    causal.save_pretrained(tmp_path / 'expert')
+    source = ModelSourceConfig(checkpoint=str(tmp_path / 'expert'), expert_attention='bidirectional')
+    switched = build_policy(source, data, 0)
+    assert switched.config.head.expert_attention == 'bidirectional'
+    assert switched.action_head.bidirectional and not causal.action_head.bidirectional
+    before, after = causal.state_dict(), switched.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert switched.norm_stats == causal.norm_stats
+
+    build_policy(ModelSourceConfig(preset='tiny', head='l1_regression', use_state=False), data, 0).save_pretrained(
+        tmp_path / 'l1')
+    with pytest.raises(ValueError, match="needs an action_expert head; the checkpoint .* has 'l1_regression'"):
+        build_policy(ModelSourceConfig(checkpoint=str(tmp_path / 'l1'), expert_attention='bidirectional'), data, 0)
+    with pytest.raises(ValueError, match="expert_attention must be None, 'causal' or 'bidirectional'"):
+        ModelSourceConfig(expert_attention='full')
+
