@@ -92,3 +92,31 @@ def test_collect_all_targets_records_each_scene_once_per_named_object(tmp_path):
     for a, b in (first[:2], first[2:]):
         np.testing.assert_array_equal(a['observation.images.third_person'][0], b['observation.images.third_person'][0])
         assert a['task'][0] != b['task'][0]  # the same picture, two instructions
+
+
+def _closes(actions: np.ndarray) -> int:
+    grip = actions[:, 6] > 0.5
+    return int((grip[1:] & ~grip[:-1]).sum())
+
+
+def test_regrasp_demos_miss_the_first_grasp_and_recover(tmp_path):
+    """With regrasp_fraction the expert closes beside the cube, lifts an empty gripper, opens and grasps again."""
+    from maps_vla.sim import EnvConfig, make_env, make_expert
+
+    def collect(name, fraction):
+        with make_env(EnvConfig(image_size=(32, 32))) as env:
+            with DatasetWriter.create(tmp_path / name, int(env.control_hz), env.features, video=False) as writer:
+                results = collect_episodes(env, make_expert(env), writer, n=3, seeds=range(100), max_steps=150,
+                                           regrasp_fraction=fraction, progress=False)
+        assert all(r.success for r in results)
+        ds = Dataset(tmp_path / name)
+        return [ds.get_episode(i)['action'] for i in range(3)]
+
+    plain, regrasp = collect('plain', 0.0), collect('regrasp', 1.0)
+    assert [_closes(a) for a in plain] == [1, 1, 1]
+    assert [_closes(a) for a in regrasp] == [2, 2, 2]
+    assert all(len(r) > len(p) for p, r in zip(plain, regrasp))  # the recovery takes extra steps
+    with pytest.raises(ValueError, match='regrasp_fraction must be in'):
+        collect_episodes(None, _StuckExpert(), None, n=1, seeds=[0], regrasp_fraction=1.5)
+    with pytest.raises(ValueError, match='needs a scripted expert that can miss a grasp; got _StuckExpert'):
+        collect_episodes(None, _StuckExpert(), None, n=1, seeds=[0], regrasp_fraction=0.5)

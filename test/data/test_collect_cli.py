@@ -52,9 +52,12 @@ def test_existing_dataset_error_names_resume(fake_sim, tmp_path, capsys):
     assert '--resume' in capsys.readouterr().err
 
 
-@pytest.mark.parametrize('argv, code', [(['--max-steps', '0'], 2), (['--max-steps', '1'], 1)])
+@pytest.mark.parametrize('argv, code', [(['--max-steps', '0'], 2), (['--max-steps', '1'], 1),
+                                        (['--regrasp-fraction', '2'], 2),
+                                        (['--regrasp-fraction', '0.5'], 1)])  # the fake expert cannot miss
 def test_a_run_that_saves_nothing_leaves_nothing(fake_sim, tmp_path, capsys, argv, code):
-    """--max-steps 0 is refused before anything is written; 1 step never reaches the target: 0 episodes."""
+    """--max-steps 0 is refused before anything is written; 1 step never reaches the target: 0 episodes; a
+    --regrasp-fraction out of range, or with an expert that cannot miss a grasp, is an error."""
     out = tmp_path / 'demos'
     assert main(['collect', '--out', str(out), '--episodes', '1'] + argv) == code
     assert not out.exists() and not (tmp_path / '.demos.partial').exists()

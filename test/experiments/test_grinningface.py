@@ -36,7 +36,7 @@ def test_method_keys_and_labels():
     ({'rollout_smoothing': 'average'}, 'rollout_smoothing'), ({'lora_rank': 0}, 'lora_rank'),
     ({'finetune_lr_schedule': 'step'}, 'finetune_lr_schedule'), ({'finetune_warmup_steps': 10}, 'warmup'),
     ({'finetune_grad_clip': 0.0}, 'finetune_grad_clip'), ({'finetune_crop_area': 0.0}, 'finetune_crop_area'),
-    ({'finetune_expert_attention': 'full'}, 'expert_attention'),
+    ({'finetune_expert_attention': 'full'}, 'expert_attention'), ({'demo_regrasp_fraction': -0.1}, 'regrasp'),
 ])
 def test_config_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):

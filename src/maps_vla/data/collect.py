@@ -69,7 +69,7 @@ def _attempts(env: Any, seeds: Iterable[int], all_targets: bool) -> Iterator[tup
 def collect_episodes(env: Any, expert: Expert, writer: DatasetWriter, n: int, seeds: Iterable[int], *,
                      max_steps: int = 300, keep_failures: bool = False,
                      stop_on_success: bool = True, progress: bool = True, action_noise: float = 0.0,
-                     all_targets: bool = False,
+                     all_targets: bool = False, regrasp_fraction: float = 0.0,
                      on_saved: Callable[[int], None] | None = None) -> list[CollectResult]:
     """Roll out `expert` in `env` seed after seed until `n` episodes are saved.
 
@@ -94,6 +94,9 @@ def collect_episodes(env: Any, expert: Expert, writer: DatasetWriter, n: int, se
         all_targets: record each seed once per candidate the instruction can name (`env.task.num_targets`: the
             emoji cards, the `choice` cubes): the same picture with each instruction, so only the words tell the
             target apart and a policy cannot fit the demos by remembering scenes. Each counts towards `n`.
+        regrasp_fraction: share of episodes whose first grasp the scripted expert closes 4-5 cm beside the object
+            on purpose (`PickPlaceExpert.miss_next_grasp`): it lifts an empty gripper, opens and grasps again, the
+            recovery a cloned policy needs after a missed grasp. Drawn per seed; 0 records no misses.
         on_saved: called with the episode index after each saved episode.
 
     Each used-up seed is recorded in `SEEDS_PATH` of the dataset before its episode is committed (so a resumed run
@@ -109,6 +112,10 @@ def collect_episodes(env: Any, expert: Expert, writer: DatasetWriter, n: int, se
         raise ValueError(f'n and max_steps must be >= 1, got n={n}, max_steps={max_steps}')
     if not action_noise >= 0:
         raise ValueError(f'action_noise must be >= 0, got {action_noise}')
+    if not 0.0 <= regrasp_fraction <= 1.0:
+        raise ValueError(f'regrasp_fraction must be in [0, 1], got {regrasp_fraction}')
+    if regrasp_fraction and not hasattr(expert, 'miss_next_grasp'):
+        raise ValueError(f'regrasp_fraction needs a scripted expert that can miss a grasp; got {type(expert).__name__}')
     keys = [k for k in writer.frame_keys if k != ACTION]
     results: list[CollectResult] = []
     saved = 0
@@ -120,6 +127,10 @@ def collect_episodes(env: Any, expert: Expert, writer: DatasetWriter, n: int, se
             if missing:
                 raise ValueError(f'the env observation lacks the dataset feature(s) {missing}; it has {sorted(obs)}')
             success, steps = False, 0
+            if regrasp_fraction:
+                draw = np.random.default_rng([seed, 1])  # apart from the noise stream, which stays as without it
+                if draw.random() < regrasp_fraction:
+                    expert.miss_next_grasp(draw.choice([-1.0, 1.0]) * draw.uniform(0.04, 0.05))
             rng = np.random.default_rng(seed)
             try:
                 for steps in range(1, max_steps + 1):

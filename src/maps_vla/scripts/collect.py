@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='record each scene once per object the instruction can name (emoji cards, the choice '
                              "variant's cubes): the same picture with each instruction, so only the words tell the "
                              'target; each counts towards --episodes')
+    parser.add_argument('--regrasp-fraction', type=float, default=0.0,
+                        help='share of episodes whose first grasp the expert closes beside the object on purpose, '
+                             'then opens and grasps again: demos of recovering from a missed grasp')
 
 
 def _error(message: str, code: int = 1) -> int:
@@ -51,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         return _error(f'--max-steps must be >= 1, got {args.max_steps}', 2)
     if not args.action_noise >= 0:
         return _error(f'--action-noise must be >= 0, got {args.action_noise}', 2)
+    if not 0.0 <= args.regrasp_fraction <= 1.0:
+        return _error(f'--regrasp-fraction must be in [0, 1], got {args.regrasp_fraction}', 2)
     if args.control_hz != int(args.control_hz):
         return _error(f'--control-hz must be whole (dataset fps), got {args.control_hz}', 2)
     out = Path(args.out)
@@ -89,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
             seeds = range(first_seed, first_seed + 10 * args.episodes)  # failures use up a seed
             results = collect_episodes(env, make_expert(env), writer, args.episodes, seeds, max_steps=args.max_steps,
                                        action_noise=args.action_noise, all_targets=args.all_targets,
-                                       on_saved=moved_into_place)
+                                       regrasp_fraction=args.regrasp_fraction, on_saved=moved_into_place)
     except (FileExistsError, FileNotFoundError, ValueError, RuntimeError) as exc:
         return _error(str(exc))
     finally:

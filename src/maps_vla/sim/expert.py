@@ -3,6 +3,10 @@
 It serves both tasks (each exposes `object_body`, `object_shape()` and `goal_position()`): approach above the
 object with the gripper yawed to a graspable face, descend, close, lift, carry above the goal, lower, open,
 retreat. If the object slips out during lift or carry it starts over from the approach.
+
+`miss_next_grasp` makes it close its first grasp beside the object on purpose: it finds the gripper empty on
+lifting, opens and starts over, so the demo shows the recovery a cloned policy needs after a missed grasp (its
+most common failure: docs/results/grinningface.md).
 """
 
 from __future__ import annotations
@@ -72,6 +76,12 @@ class PickPlaceExpert:
         self._timer = 0
         self._grip = 0.0
         self._grasp_yaw: float | None = None
+        self._miss = 0.0
+
+    def miss_next_grasp(self, offset: float) -> None:
+        """Close the next grasp `offset` m (signed) beside the object, along the TCP x axis (across the fingers'
+        closing line), so it comes up empty; call after `reset`. The expert recovers as from a slip."""
+        self._miss = float(offset)
 
     def _target_yaw(self, tcp_yaw: float) -> float:
         """TCP yaw that puts the fingers across a graspable pair of faces, nearest to the current yaw."""
@@ -110,8 +120,13 @@ class PickPlaceExpert:
         grasp = np.array([obj[0], obj[1], obj[2] + _GRASP_ABOVE_CENTER])
         if self.phase in (Phase.LIFT, Phase.CARRY, Phase.LOWER) and not self._holding():
             self.phase, self._grip, self._grasp_yaw = Phase.APPROACH, 0.0, None  # dropped it: start over
+            self._miss = 0.0
         if self.phase is Phase.APPROACH:
             self._grasp_yaw = self._target_yaw(tcp_yaw)
+        if self.phase in (Phase.APPROACH, Phase.DESCEND, Phase.CLOSE) and self._miss:
+            # the TCP x axis in the base frame at the grasp yaw (TOOL_DOWN keeps x): beside the object, not on it
+            grasp = grasp + self._miss * np.array([math.cos(self._grasp_yaw), math.sin(self._grasp_yaw), 0.0])
+        if self.phase is Phase.APPROACH:
             above = grasp + [0.0, 0.0, _CLEAR_HEIGHT]
             if np.linalg.norm(above - tcp) < 2 * _POS_TOL and abs(_wrap(self._grasp_yaw - tcp_yaw)) < _YAW_TOL:
                 self.phase = Phase.DESCEND

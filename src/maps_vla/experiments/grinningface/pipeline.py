@@ -68,7 +68,8 @@ def _collect_demos(cfg: GrinningFaceConfig, root: Path) -> Path:
         features = {k: v for k, v in env.features.items() if k in keep}
         with DatasetWriter.create(staging, fps=int(env.control_hz), features=features, video=False) as writer:
             collect_episodes(env, make_expert(env), writer, cfg.demos, range(10 * cfg.demos),
-                             max_steps=cfg.demo_max_steps, all_targets=cfg.demo_all_targets, progress=cfg.progress)
+                             max_steps=cfg.demo_max_steps, all_targets=cfg.demo_all_targets,
+                             regrasp_fraction=cfg.demo_regrasp_fraction, progress=cfg.progress)
     staging.rename(root)
     return root
 
