@@ -27,6 +27,8 @@ def test_config_is_validated():
         PretrainConfig(regression_loss='huber')
     with pytest.raises(ValueError, match='demo_noise'):
         PretrainConfig(demo_noise=-0.01)
+    with pytest.raises(ValueError, match='demo_regrasp_fraction'):
+        PretrainConfig(demo_regrasp_fraction=2.0)
     with pytest.raises(ValueError, match='expert_attention'):
         PretrainConfig(expert_attention='prefix')
     with pytest.raises(ValueError, match="eval_smoothing must be None or one of .*'temporal_ensemble'"):
@@ -49,13 +51,14 @@ def test_smallest_run_resumes_and_protects_its_folder(tmp_path, capsys):
     cfg = PretrainConfig(out=str(out), variants=('train',), heldout_variants=('ood_color',), demos_per_variant=1,
                          image_size=28, model_image_size=28, vl_scenes=1, steps=2, batch_size=2, save_every=1,
                          eval_episodes=1, eval_max_steps=3, threads=1, progress=False, use_state=False,
-                         state_dropout=0.5, regression_loss='l2', probe_scenes=1, scene_vl=1, demo_noise=0.01)
+                         state_dropout=0.5, regression_loss='l2', probe_scenes=1, scene_vl=1, demo_noise=0.01,
+                         demo_regrasp_fraction=1.0)
     files = run_pretrain(cfg)
     config = json.loads((files['policy'] / 'config.json').read_text())['config']
     assert config['head']['regression_loss'] == 'l2' and config['proprio_dim'] == 0
     card = (files['policy'] / 'MODEL_CARD.md').read_text()
     assert 'preset `prior`' in card and '| train | id | 0/1' in card and '| ood_color | ood |' in card
-    assert 'DART noise σ = 0.01 m/step' in card and '1 pick_place scenes per variant (object positions)' in card
+    assert 'DART noise σ = 0.01 m/step, 100% of them missing their first grasp' in card and '1 pick_place scenes per variant (object positions)' in card
     cotrain = VLDataset(out / 'cotrain')  # the emoji cards and the pick_place scene questions in one folder
     assert {item['image'].split('/')[0] for item in cotrain.items} == {'0', '1'}
     assert any(item['question'].startswith('what is at x ') for item in cotrain.items)

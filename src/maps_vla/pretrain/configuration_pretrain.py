@@ -34,6 +34,7 @@ class PretrainConfig:
     image_size: int = 84  # camera side (px) of the demos; the policy's view size unless model_image_size is set
     demo_max_steps: int = 150  # frames per demo at most
     demo_noise: float = 0.0  # m/step std of noise on the demos' executed translation, clean labels kept (DART)
+    demo_regrasp_fraction: float = 0.0  # share of demos whose first grasp misses on purpose and is recovered
     vl_scenes: int = 2  # emoji scenes per emoji split for VL co-training (x 4 cards x 2 questions each); 0: none
     vl_camera: CameraView = _CARD_CAMERA  # third-person view of the VL scenes
     scene_vl: int = 0  # pick_place scenes per pre-training variant for VL co-training (object positions, colours
@@ -90,6 +91,9 @@ class PretrainConfig:
         check_smoothing(self.eval_smoothing, 'PretrainConfig.eval_smoothing')
         if not self.demo_noise >= 0:
             raise ValueError(f'PretrainConfig.demo_noise must be >= 0, got {self.demo_noise}')
+        if not 0.0 <= self.demo_regrasp_fraction <= 1.0:
+            raise ValueError(f'PretrainConfig.demo_regrasp_fraction must be in [0, 1], got '
+                             f'{self.demo_regrasp_fraction}')
         if min(self.vl_scenes, self.scene_vl, self.eval_episodes, self.probe_scenes) < 0:
             raise ValueError('PretrainConfig.vl_scenes, scene_vl, eval_episodes and probe_scenes must be >= 0')
         if not 0 <= self.cotrain_ratio < 1 or (self.cotrain_ratio > 0) != (self.vl_scenes + self.scene_vl > 0):

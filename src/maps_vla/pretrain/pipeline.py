@@ -73,7 +73,7 @@ def _collect(cfg: PretrainConfig, root: Path) -> Path:
                 collect_episodes(env, make_expert(env), writer, cfg.demos_per_variant,
                                  range(first, first + 10 * cfg.demos_per_variant), max_steps=cfg.demo_max_steps,
                                  action_noise=cfg.demo_noise, all_targets=variant in cfg.paired_variants,
-                                 progress=cfg.progress)
+                                 regrasp_fraction=cfg.demo_regrasp_fraction, progress=cfg.progress)
     staging.rename(root)
     return root
 
@@ -240,6 +240,8 @@ def _model_card(cfg: PretrainConfig, policy_dir: Path, policy: Any, metrics: dic
         f'- Robot data: scripted-expert pick_place demos, {cfg.demos_per_variant} per variant of {list(cfg.variants)} '
         f'(seed ranges start at {cfg.seed} + 100000·i), {cfg.image_size} px cameras'
         + (f', executed with DART noise σ = {cfg.demo_noise} m/step' if cfg.demo_noise else '')
+        + (f', {cfg.demo_regrasp_fraction:.0%} of them missing their first grasp on purpose and recovering'
+           if cfg.demo_regrasp_fraction else '')
         + (f'; {list(cfg.paired_variants)} recorded once per target (same picture, each instruction)'
            if cfg.paired_variants else '')
         + (f'; each demo\'s first {cfg.early_frames} frames drawn {cfg.early_frames_repeat}x per epoch'
