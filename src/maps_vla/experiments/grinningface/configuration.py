@@ -145,8 +145,8 @@ class GrinningFaceConfig:
     finetune_lr_schedule: str = 'constant'  # 'constant' | 'cosine' (TrainConfig.lr_schedule)
     finetune_warmup_steps: int = 0  # linear LR warm-up steps
     finetune_grad_clip: float | None = None  # max global grad norm (None: off)
-    # random-crop area of the fine-tuning images (AugmentConfig.crop_area); a prior trained without crops (the
-    # shipped one: 1.0) sees shifted, rescaled views at 0.9 and loses execution
+    # random-crop area of the fine-tuning images (AugmentConfig.crop_area; 1.0: none). The shipped prior was trained
+    # without crops, yet fine-tuned with 0.9 (at 1e-4) it placed the most cubes (docs/results/grinningface.md)
     finetune_crop_area: float = 0.9
     # the prior's action-expert attention while fine-tuning (ModelSourceConfig.expert_attention; None: the prior's
     # own). 'bidirectional' lets the patch states depend on the words: the choice recipe's (grinningface.md)
