@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from maps_vla.control.smoothing import check_smoothing
-from maps_vla.model.vla.configuration_vla import REGRESSION_LOSSES
+from maps_vla.model.vla.configuration_vla import ATTENTION_MODES, REGRESSION_LOSSES
 from maps_vla.sim.config_env import CameraView
 
 __all__ = ['PretrainConfig']
@@ -105,7 +105,7 @@ class PretrainConfig:
         if self.regression_loss not in REGRESSION_LOSSES:  # checked here too: before minutes of data collection
             raise ValueError(f'PretrainConfig.regression_loss must be one of {REGRESSION_LOSSES}, got '
                              f'{self.regression_loss!r}')
-        if self.expert_attention not in ('causal', 'bidirectional'):
+        if self.expert_attention not in ATTENTION_MODES:
             raise ValueError(f"PretrainConfig.expert_attention must be 'causal' or 'bidirectional', got "
                              f'{self.expert_attention!r}')
         if self.threads is not None and self.threads < 1:

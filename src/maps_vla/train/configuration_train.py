@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from maps_vla.maps.factory import FinetuneMethodConfig
+from maps_vla.model.vla.configuration_vla import ATTENTION_MODES
 from maps_vla.train.augment import AugmentConfig
 
 __all__ = ['ModelSourceConfig', 'DataConfig', 'FSDPConfig', 'TrainConfig', 'MIXED_PRECISION', 'LR_SCHEDULES',
@@ -43,7 +44,7 @@ class ModelSourceConfig:
         if self.norm_stats not in NORM_STATS_SOURCES:
             raise ValueError(f'ModelSourceConfig.norm_stats must be one of {NORM_STATS_SOURCES}, got '
                              f'{self.norm_stats!r}')
-        if self.expert_attention not in (None, 'causal', 'bidirectional'):
+        if self.expert_attention is not None and self.expert_attention not in ATTENTION_MODES:
             raise ValueError(f"ModelSourceConfig.expert_attention must be None, 'causal' or 'bidirectional', got "
                              f'{self.expert_attention!r}')
 

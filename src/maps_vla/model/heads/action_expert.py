@@ -11,10 +11,9 @@ instruction after the LLM mixed them: the instruction reaches the actions) plus,
 llm_and_prefix` (the default), the projected patch and proprio tokens before the LLM (direct access to the visual
 features; `llm` leaves them out, so no instruction-blind path goes around the LLM). With the LLM causal over
 [patches, instruction] (`expert_attention: causal`, the default) no patch state depends on the words, and a small
-prior learned to read
-the patches alone and ignore its instruction; 'bidirectional' lets the patch states see the words, as π0's prefix
-does. Each expert layer: self-attention among the K queries, cross-attention to the context, GELU MLP, all
-pre-norm and residual. A LayerNorm and a Linear map each query to one A-dim action; loss L1 to the normalized
+prior learned to read the patches alone and ignore its instruction; 'bidirectional' lets the patch states see the
+words, as π0's prefix does. Each expert layer: self-attention among the K queries, cross-attention to the context,
+GELU MLP, all pre-norm and residual. A LayerNorm and a Linear map each query to one A-dim action; loss L1 to the normalized
 actions over valid steps, as the OFT head.
 
 MAPS treats the head as a new module (λ = 0, `maps.stacks.DEFAULT_NEW_MODULES`), like OFT's head.

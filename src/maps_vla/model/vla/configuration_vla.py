@@ -21,6 +21,7 @@ __all__ = [
     'VLA_PRESETS',
     'resized',
     'REGRESSION_LOSSES',
+    'ATTENTION_MODES',
     'IMAGENET_MEAN',
     'IMAGENET_STD',
     'IMAGENET_MEAN_BF16',
@@ -39,7 +40,7 @@ SIGLIP_MEAN = (0.5, 0.5, 0.5)
 SIGLIP_STD = (0.5, 0.5, 0.5)
 
 _LLM_ARCHS = ('qwen2', 'llama')
-_ATTENTION_MODES = ('bidirectional', 'causal')
+ATTENTION_MODES = ('bidirectional', 'causal')  # the LLM's attention over the prefix (l1 head, action expert)
 REGRESSION_LOSSES = ('l1', 'l2')  # losses of the regression heads (l1_regression, action_expert)
 EXPERT_CONTEXTS = ('llm_and_prefix', 'llm')  # what the action expert attends to
 
@@ -185,8 +186,8 @@ class ActionHeadConfig:
 
     def __post_init__(self) -> None:
         for name in ('attention', 'expert_attention'):
-            if getattr(self, name) not in _ATTENTION_MODES:
-                raise ValueError(f'ActionHeadConfig.{name} must be one of {_ATTENTION_MODES}, got '
+            if getattr(self, name) not in ATTENTION_MODES:
+                raise ValueError(f'ActionHeadConfig.{name} must be one of {ATTENTION_MODES}, got '
                                  f'{getattr(self, name)!r}')
         if self.expert_context not in EXPERT_CONTEXTS:
             raise ValueError(f'ActionHeadConfig.expert_context must be one of {EXPERT_CONTEXTS}, got '
