@@ -1,0 +1,27 @@
+"""Every YAML under config/pretrain loads as a PretrainConfig, and a continued run starts from something the
+documented commands produce: the shipped prior, or the policy another of these configs writes."""
+
+from pathlib import Path
+
+import pytest
+
+from maps_vla.config import load_config
+from maps_vla.pretrain.configuration_pretrain import PretrainConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = sorted((ROOT / 'config' / 'pretrain').glob('*.yaml'))
+
+
+def test_the_documented_configs_exist():
+    assert {p.name for p in CONFIGS} >= {'prior_cpu.yaml', 'prior_cpu_vl.yaml', 'prior_cpu_vl_read.yaml'}
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: p.name)
+def test_loads_and_continues_from_a_known_policy(path):
+    cfg = load_config(PretrainConfig, path)
+    assert cfg.steps > 0 and cfg.variants
+    if cfg.init is None:
+        return
+    others = {str(Path(load_config(PretrainConfig, p).out) / 'train' / 'policy') for p in CONFIGS if p != path}
+    shipped = (ROOT / cfg.init / 'config.json').is_file() and (ROOT / cfg.init / 'MODEL_CARD.md').is_file()
+    assert shipped or cfg.init in others, f'{path.name}: init {cfg.init!r} is neither shipped nor another config\'s policy'
