@@ -37,6 +37,8 @@ def test_method_keys_and_labels():
     ({'finetune_lr_schedule': 'step'}, 'finetune_lr_schedule'), ({'finetune_warmup_steps': 10}, 'warmup'),
     ({'finetune_grad_clip': 0.0}, 'finetune_grad_clip'), ({'finetune_crop_area': 0.0}, 'finetune_crop_area'),
     ({'finetune_expert_attention': 'full'}, 'expert_attention'), ({'demo_regrasp_fraction': -0.1}, 'regrasp'),
+    ({'emoji_layout': 'compact'}, "num_cards must be 2 with emoji_layout 'compact'"),
+    ({'emoji_layout': 'grid', 'num_cards': 2}, 'emoji_layout must be one of'),
 ])
 def test_config_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -86,6 +88,14 @@ def test_vl_dataset_questions_match_the_scene(tmp_path):
         card = scenes[split][0].cards[0]
         assert card.emoji in emojis and where_question(card)[1] == SLOT_NAMES[card.slot]
         assert what_question(card)[1] in ALL_NAMES
+
+
+def test_compact_layout_asks_about_two_cards_right_and_left(tmp_path):
+    cfg = GrinningFaceConfig(render_size=32, num_cards=2, emoji_layout='compact', vl_scenes=2, progress=False)
+    lines = [json.loads(line) for line in (write_vl_dataset(tmp_path / 'vl', cfg) / 'vl.jsonl').read_text().splitlines()]
+    assert len(lines) == 2 * 2 * 2 * 2  # splits x scenes x cards x (where, what)
+    assert {line['answer'] for line in lines if line['question'].startswith('where')} == {'right', 'left'}
+    assert cfg.env_config('ood_emoji').emoji_layout == 'compact'
 
 
 def test_grounding_frames_are_carry_frames():

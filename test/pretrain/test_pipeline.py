@@ -37,6 +37,8 @@ def test_config_is_validated():
         PretrainConfig(variants=('train',), paired_variants=('choice',))
     with pytest.raises(ValueError, match='early_frames'):
         PretrainConfig(early_frames=-2)
+    with pytest.raises(ValueError, match='vl_emoji_layout must be one of'):
+        PretrainConfig(vl_emoji_layout='grid')
     PretrainConfig(vl_scenes=0, scene_vl=1, cotrain_ratio=0.2)  # scene questions alone are co-training data too
 
 

@@ -244,6 +244,44 @@ def test_emoji_placement_on_a_card_decides_the_episode(on_target):
     env.close()
 
 
+def test_compact_emoji_layout_matches_the_compact_pick_place_reach():
+    # the cube where compact pick_place puts its object, the two cards side by side where it puts its plate
+    from maps_vla.sim.config_env import EMOJI_LAYOUTS
+    from maps_vla.sim.tasks.emoji_cards import CARD_HALF, SLOT_NAMES
+    from maps_vla.sim.tasks.emoji_cards import EMOJI_LAYOUTS as LAYOUT_TABLE
+    from maps_vla.sim.tasks.pick_place import COMPACT_OBJECT_REGION, COMPACT_PLATE_XY
+
+    assert set(LAYOUT_TABLE) == set(EMOJI_LAYOUTS)
+    env = make_env(EnvConfig(task='emoji', num_cards=2, emoji_layout='compact', render=False))
+    for seed in range(12):
+        env.reset(seed=seed)
+        cube = env.physics.body_pos(env.task.object_body)
+        (x0, x1), (y0, y1) = COMPACT_OBJECT_REGION
+        assert x0 <= cube[0] <= x1 and y0 <= cube[1] <= y1
+        cards = env.task.cards(env.physics)
+        assert [SLOT_NAMES[c.slot] for c in cards] == ['right', 'left']
+        (xa, ya), (xb, yb) = (c.position for c in cards)
+        assert yb - ya > 2 * CARD_HALF[1]  # side by side, not overlapping
+        assert abs((ya + yb) / 2 - COMPACT_PLATE_XY[1]) < 0.01 and abs(xa - COMPACT_PLATE_XY[0]) < 0.01
+        assert ya - CARD_HALF[1] > cube[1] + 0.02  # the cube's square stays clear of the cards
+    env.close()
+    with pytest.raises(ValueError, match="num_cards must be 2 with emoji_layout 'compact'"):
+        EnvConfig(task='emoji', emoji_layout='compact')
+    with pytest.raises(ValueError, match='emoji_layout must be one of'):
+        EnvConfig(task='emoji', emoji_layout='grid')
+
+
+def test_compact_emoji_layout_shows_both_cards_to_the_default_camera():
+    # the left card sits at the edge of the pick_place camera's view: at most its white border may graze the edge
+    env = make_env(EnvConfig(task='emoji', num_cards=2, emoji_layout='compact', image_size=(84, 84)))
+    for seed in range(6):
+        image = env.reset(seed=seed)['observation.images.third_person'].astype(int)
+        white = image.min(-1) > 200
+        assert white[:, -1].sum() <= 4  # 3 px measured; a card cut by the edge shows a white column of ~10
+        assert white.sum() > 200  # both cards' borders (280-410 px measured), not one
+    env.close()
+
+
 def test_missing_emoji_font_names_the_debian_package(tmp_path):
     with pytest.raises(FileNotFoundError, match='fonts-noto-color-emoji'):
         make_env(EnvConfig(task='emoji', emoji_font=tmp_path / 'NoEmoji.ttf'))

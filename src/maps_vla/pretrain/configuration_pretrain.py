@@ -6,7 +6,7 @@ import dataclasses
 
 from maps_vla.control.smoothing import check_smoothing
 from maps_vla.model.vla.configuration_vla import ATTENTION_MODES, REGRESSION_LOSSES
-from maps_vla.sim.config_env import CameraView
+from maps_vla.sim.config_env import EMOJI_LAYOUTS, CameraView
 
 __all__ = ['PretrainConfig']
 
@@ -37,6 +37,9 @@ class PretrainConfig:
     demo_regrasp_fraction: float = 0.0  # share of demos whose first grasp misses on purpose and is recovered
     vl_scenes: int = 2  # emoji scenes per emoji split for VL co-training (x 4 cards x 2 questions each); 0: none
     vl_camera: CameraView = _CARD_CAMERA  # third-person view of the VL scenes
+    # the VL scenes' emoji layout (EnvConfig.emoji_layout): 'row' (four cards) or 'compact' (two cards where the
+    # compact pick_place plate stands; pair it with the robot camera, vl_camera: CameraView())
+    vl_emoji_layout: str = 'row'
     scene_vl: int = 0  # pick_place scenes per pre-training variant for VL co-training (object positions, colours
     # and shapes: 2 questions per object, maps_vla/pretrain/scene_vl.py); 0: none
     cotrain_ratio: float = 0.2  # fraction of steps on a VL batch
@@ -73,6 +76,9 @@ class PretrainConfig:
         from maps_vla.sim.tasks.pick_place import PickPlace
         from maps_vla.train.configuration_train import DataConfig
 
+        if self.vl_emoji_layout not in EMOJI_LAYOUTS:
+            raise ValueError(f'PretrainConfig.vl_emoji_layout must be one of {EMOJI_LAYOUTS}, '
+                             f'got {self.vl_emoji_layout!r}')
         unknown = [v for v in (*self.variants, *self.heldout_variants) if v not in PickPlace.variants]
         if unknown or not self.variants:
             raise ValueError(f'PretrainConfig.variants / heldout_variants must be pick_place variants '

@@ -80,15 +80,13 @@ def _collect(cfg: PretrainConfig, root: Path) -> Path:
 
 def _vl_data(cfg: PretrainConfig, root: Path) -> Path | None:
     """The co-training folder: emoji cards (`vl/`), pick_place scenes (`scene_vl/`), or both merged (`cotrain/`)."""
-    from maps_vla.experiments.grinningface.configuration import GrinningFaceConfig
     from maps_vla.experiments.grinningface.scenes import write_vl_dataset
     from maps_vla.pretrain.scene_vl import write_scene_vl
     from maps_vla.train.cotrain import merge_vl_folders
 
     folders = []
     if cfg.vl_scenes:
-        folders.append(write_vl_dataset(root / 'vl', GrinningFaceConfig(
-            render_size=cfg.image_size, vl_scenes=cfg.vl_scenes, camera=cfg.vl_camera, progress=cfg.progress)))
+        folders.append(write_vl_dataset(root / 'vl', _emoji_config(cfg)))
     if cfg.scene_vl:
         folders.append(write_scene_vl(root / 'scene_vl', cfg.variants, cfg.scene_vl, cfg.image_size,
                                       progress=cfg.progress))
@@ -194,11 +192,14 @@ def _evaluate(cfg: PretrainConfig, policy: Any, out: Path) -> dict[str, Any]:
             'markdown': report.to_markdown()}
 
 
-def _probe_config(cfg: PretrainConfig) -> Any:
+def _emoji_config(cfg: PretrainConfig) -> Any:
+    """The emoji scenes of the VL co-training data and of the probe, as the GrinningFace experiment renders them."""
     from maps_vla.experiments.grinningface.configuration import GrinningFaceConfig
 
-    return GrinningFaceConfig(render_size=cfg.image_size, camera=cfg.vl_camera, probe_scenes=cfg.probe_scenes,
-                              progress=cfg.progress)
+    compact = cfg.vl_emoji_layout == 'compact'
+    return GrinningFaceConfig(render_size=cfg.image_size, camera=cfg.vl_camera, vl_scenes=max(cfg.vl_scenes, 1),
+                              probe_scenes=cfg.probe_scenes, num_cards=2 if compact else 4,
+                              emoji_layout=cfg.vl_emoji_layout, progress=cfg.progress)
 
 
 def _vl_probe(cfg: PretrainConfig, policy: Any) -> dict[str, float]:
@@ -207,7 +208,7 @@ def _vl_probe(cfg: PretrainConfig, policy: Any) -> dict[str, float]:
     from maps_vla.experiments.grinningface.probes import vl_probe
     from maps_vla.experiments.grinningface.scenes import probe_scenes
 
-    return {f'{question}/{split}': accuracy for split, split_scenes in probe_scenes(_probe_config(cfg)).items()
+    return {f'{question}/{split}': accuracy for split, split_scenes in probe_scenes(_emoji_config(cfg)).items()
             for question, accuracy in vl_probe(policy, split_scenes).items()}
 
 
@@ -216,7 +217,7 @@ def _probe_section(cfg: PretrainConfig, probe: dict[str, float] | None) -> list[
 
     if not probe:
         return ['## VL probe', '', 'not run (probe_scenes=0)', '']
-    chance = f'where {1 / _probe_config(cfg).num_cards:.0%}, what {1 / len(ALL_NAMES):.1%}'
+    chance = f'where {1 / _emoji_config(cfg).num_cards:.0%}, what {1 / len(ALL_NAMES):.1%}'
     rows = [f'| {key} | {value:.1%} |' for key, value in probe.items()]
     return [f'## VL probe ({cfg.probe_scenes} unseen emoji scenes per split; chance: {chance})', '',
             '\n'.join(['| question / emoji split | accuracy |', '|---|---|', *rows]), '']
@@ -247,7 +248,7 @@ def _model_card(cfg: PretrainConfig, policy_dir: Path, policy: Any, metrics: dic
         + (f'; each demo\'s first {cfg.early_frames} frames drawn {cfg.early_frames_repeat}x per epoch'
            if cfg.early_frames and cfg.early_frames_repeat > 1 else '')
         + '; no emoji-task demos.',
-        f'- VL co-training: {cfg.vl_scenes} emoji scenes per split (all 24 emojis)'
+        f'- VL co-training: {cfg.vl_scenes} emoji scenes per split (all 24 emojis, {cfg.vl_emoji_layout} layout)'
         + (f', {cfg.scene_vl} pick_place scenes per variant (object positions)' if cfg.scene_vl else '')
         + f', ratio {cfg.cotrain_ratio}.',
         f'- Training: {cfg.steps} steps, batch {cfg.batch_size}, AdamW lr {cfg.lr} cosine, clip {cfg.grad_clip}, '

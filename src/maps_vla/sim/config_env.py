@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-__all__ = ['EnvConfig', 'CameraView', 'ACTION_KINDS', 'LAYOUTS', 'WIDE_VIEW']
+__all__ = ['EnvConfig', 'CameraView', 'ACTION_KINDS', 'LAYOUTS', 'EMOJI_LAYOUTS', 'WIDE_VIEW']
 
 ACTION_KINDS = ('ee_delta', 'joint_position')
 LAYOUTS = ('wide', 'compact')
+EMOJI_LAYOUTS = ('row', 'compact')  # keys of maps_vla.sim.tasks.emoji_cards.EMOJI_LAYOUTS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +58,10 @@ class EnvConfig:
     init_joint_noise: float = 0.02  # rad; uniform noise added to the home arm pose at reset
     seed: int = 0  # seeds the episode RNG when reset() is called without a seed
     robot_xml: Path | None = None  # local mujoco_menagerie franka_emika_panda/panda.xml; None = generated model
-    num_cards: int = 4  # emoji task: cards on the table (2..4)
+    num_cards: int = 4  # emoji task: cards on the table (2..4; 2 with emoji_layout 'compact')
+    # emoji task: 'row' (cards in a row across the table) or 'compact' (two cards at pick_place's plate, the cube in
+    # its compact square: the CPU prior's reach); see maps_vla.sim.tasks.emoji_cards
+    emoji_layout: str = 'row'
     third_person: CameraView = CameraView()  # the fixed camera's pose and field of view
     # pick_place randomisation: 'compact' (object in a 12 x 12 cm square, yaw within +-30 deg, plate fixed: the
     # setting the CPU prior learns in) or 'wide' (object and plate anywhere on 24 x 44 cm, any yaw; with `WIDE_VIEW`)
@@ -92,6 +96,11 @@ class EnvConfig:
             raise ValueError(f'EnvConfig.layout must be one of {LAYOUTS}, got {self.layout!r}')
         if not 2 <= self.num_cards <= 4:
             raise ValueError(f'EnvConfig.num_cards must be in 2..4, got {self.num_cards}')
+        if self.emoji_layout not in EMOJI_LAYOUTS:
+            raise ValueError(f'EnvConfig.emoji_layout must be one of {EMOJI_LAYOUTS}, got {self.emoji_layout!r}')
+        if self.emoji_layout == 'compact' and self.num_cards != 2:
+            raise ValueError(f"EnvConfig.num_cards must be 2 with emoji_layout 'compact' (it has two card places), "
+                             f'got {self.num_cards}')
 
     @property
     def substeps(self) -> int:

@@ -118,6 +118,9 @@ class GrinningFaceConfig:
     model: ModelSizeConfig = dataclasses.field(default_factory=ModelSizeConfig)  # the VLM's sizes
     render_size: int = 64  # sim camera side in px (views are resized to model.image_size)
     num_cards: int = 4  # cards per scene (2..4); chance of the grounding metric is 1/num_cards
+    # where cube and cards lie (EnvConfig.emoji_layout): 'row', or 'compact' (two cards where the shipped prior's
+    # pick_place plate stands, the cube in its object square; num_cards 2, with the prior's camera `CameraView()`)
+    emoji_layout: str = 'row'
     camera: CameraView = dataclasses.field(default_factory=CameraView)  # the third-person view of every stage
     # stage 1: vision-language pre-training data covering all 24 emojis (16 train + 8 held out)
     vl_scenes: int = 24  # scenes per emoji split (train set, held-out set)
@@ -176,6 +179,9 @@ class GrinningFaceConfig:
     def __post_init__(self) -> None:
         if not 2 <= self.num_cards <= 4:
             raise ValueError(f'GrinningFaceConfig.num_cards must be in 2..4, got {self.num_cards}')
+        if self.emoji_layout == 'compact' and self.num_cards != 2:
+            raise ValueError(f"GrinningFaceConfig.num_cards must be 2 with emoji_layout 'compact', got {self.num_cards}")
+        self.env_config('train')  # EnvConfig's own checks, with this config's names
         for name in ('render_size', 'vl_scenes', 'pretrain_steps', 'pretrain_batch_size', 'demos', 'demo_max_steps',
                      'finetune_steps', 'finetune_batch_size', 'probe_scenes', 'grounding_episodes',
                      'grounding_frames', 'rollout_max_steps'):
@@ -229,4 +235,4 @@ class GrinningFaceConfig:
     def env_config(self, split: str) -> EnvConfig:
         """The emoji task of one split ('train' or 'ood_emoji') as every stage renders it."""
         return EnvConfig(task='emoji', variant=split, image_size=(self.render_size, self.render_size),
-                         num_cards=self.num_cards, third_person=self.camera)
+                         num_cards=self.num_cards, emoji_layout=self.emoji_layout, third_person=self.camera)

@@ -1,11 +1,16 @@
 """GrinningFace-style emoji task: put the cube on the card showing the named emoji.
 
-Several cards (`EnvConfig.num_cards`, default 4) lie in a row on the table, each with a different emoji drawn
+Several cards (`EnvConfig.num_cards`, default 4) lie on the table, each with a different emoji drawn
 from the variant's set: `emoji.EMOJI_TRAIN` for 'train', `emoji.EMOJI_HELDOUT` for 'ood_emoji'. The instruction
 names the target by its Unicode name ("put the cube on the smiling face with sunglasses"). Success: the cube
 rests on the target card, released. Resting on another card ends the episode as a failure; each step's info
 names the card the cube rests on (`placed_card`, -1 for none), which tells execution (placed on any card) from
 recognition (placed on the named one), GrinningFace's two success measures.
+
+Two layouts (`EnvConfig.emoji_layout`): 'row' puts up to four cards in a row across the table behind a 8 x 30 cm
+cube region; 'compact' puts two cards side by side where pick_place's compact layout has its plate, and the cube in
+that layout's 12 x 12 cm square, so a prior trained on compact pick_place only has to learn which card, not a new
+reach (grinningface.md, session 14).
 
 Every emoji of the variant gets its texture and material when the model is built; an episode only switches the
 cards' materials (`model.geom_matid`), so nothing is re-uploaded to the renderer between episodes.
@@ -22,22 +27,38 @@ import numpy as np
 from maps_vla.sim import emoji as _emoji
 from maps_vla.sim.physics import Physics
 from maps_vla.sim.tasks.base import SHAPES, ObjectShape, Task, yaw_quat
-from maps_vla.sim.tasks.pick_place import TRAIN_COLORS
+from maps_vla.sim.tasks.pick_place import COMPACT_OBJECT_REGION, COMPACT_PLATE_XY, COMPACT_YAW, TRAIN_COLORS
 
 if TYPE_CHECKING:
     from maps_vla.sim.config_env import EnvConfig
 
-__all__ = ['EmojiCards', 'Card', 'SLOT_NAMES', 'INSTRUCTION']
+__all__ = ['EmojiCards', 'Card', 'SLOT_NAMES', 'INSTRUCTION', 'EMOJI_LAYOUTS', 'CARD_HALF']
 
 CARD_HALF = (0.055, 0.055, 0.002)  # m; 11 cm square cards, 4 mm thick
-_SLOTS_Y = (-0.2, -0.0667, 0.0667, 0.2)  # card centres along y (a row at _CARD_X); episodes pick num_cards of them
-_CARD_X = 0.57
-_CARD_JITTER = 0.01  # m, uniform on x and y
-_CARD_YAW_JITTER = np.radians(10.0)
-_CUBE_REGION = ((0.36, 0.44), (-0.15, 0.15))
 _TEXTURE_SIZE = 128
 # where each slot lies, as seen from the robot base looking along +x (slot 0 is at -y, the robot's right)
 SLOT_NAMES = ('far right', 'right', 'left', 'far left')
+
+
+@dataclasses.dataclass(frozen=True)
+class _Layout:
+    slots: dict[int, tuple[float, float]]  # index into SLOT_NAMES -> card centre (x, y), m; increasing y
+    cube_region: tuple[tuple[float, float], tuple[float, float]]  # x, y ranges of the cube centre, m
+    cube_yaw: float  # the cube's yaw is uniform in +-this, rad
+    card_jitter: float = 0.01  # m, uniform on each card's x and y
+    card_yaw: float = np.radians(10.0)  # each card's yaw is uniform in +-this, rad
+
+
+EMOJI_LAYOUTS = {
+    'row': _Layout(slots={0: (0.57, -0.2), 1: (0.57, -0.0667), 2: (0.57, 0.0667), 3: (0.57, 0.2)},
+                   cube_region=((0.36, 0.44), (-0.15, 0.15)), cube_yaw=np.pi / 4),
+    # the two cards straddle pick_place's plate point, 7 mm apart and shifted 3.5 mm right so that the left one
+    # stays in the default camera's view; slots 'right' and 'left' (words the prior's tokenizer knows)
+    'compact': _Layout(slots={1: (COMPACT_PLATE_XY[0], COMPACT_PLATE_XY[1] - 0.062),
+                              2: (COMPACT_PLATE_XY[0], COMPACT_PLATE_XY[1] + 0.055)},
+                       cube_region=COMPACT_OBJECT_REGION, cube_yaw=COMPACT_YAW,
+                       card_jitter=0.003, card_yaw=np.radians(3.0)),
+}
 INSTRUCTION = 'put the cube on the {name}'  # name: the target emoji's lower-cased Unicode name
 
 
@@ -60,6 +81,8 @@ class EmojiCards(Task):
         super().__init__(cfg)
         self.emojis = _emoji.EMOJI_TRAIN if self.variant == 'train' else _emoji.EMOJI_HELDOUT
         self.num_cards = cfg.num_cards
+        self._layout = EMOJI_LAYOUTS[cfg.emoji_layout]
+        self._slots = sorted(self._layout.slots)
         self._target = 0
         self._cards: list[tuple[int, int]] = []  # (emoji index, slot) per card of the episode
         self._shape = SHAPES['cube']
@@ -75,7 +98,7 @@ class EmojiCards(Task):
             mat = spec.add_material(name=f'emoji_{i}', specular=0.05, shininess=0.05)
             mat.textures[mujoco.mjtTextureRole.mjTEXROLE_RGB] = f'emoji_{i}'
         for c in range(self.num_cards):
-            card = spec.worldbody.add_body(name=f'card_{c}', pos=[_CARD_X, _SLOTS_Y[c], CARD_HALF[2]])
+            card = spec.worldbody.add_body(name=f'card_{c}', pos=[*self._layout.slots[self._slots[c]], CARD_HALF[2]])
             card.add_geom(name=f'card_{c}', type=mujoco.mjtGeom.mjGEOM_BOX, size=list(CARD_HALF), material='emoji_0')
         cube = spec.worldbody.add_body(name=self.object_body, pos=[0.4, 0.0, 0.1])
         cube.add_freejoint()
@@ -92,20 +115,21 @@ class EmojiCards(Task):
     def initialize_episode(self, physics: Physics, random: np.random.Generator) -> None:
         m = physics.model
         chosen = random.choice(len(self.emojis), size=self.num_cards, replace=False)
-        slots = np.sort(random.choice(len(_SLOTS_Y), size=self.num_cards, replace=False))
+        slots = np.sort(random.choice(self._slots, size=self.num_cards, replace=False))
         for c, (e, s) in enumerate(zip(chosen, slots)):
-            jitter = random.uniform(-_CARD_JITTER, _CARD_JITTER, size=2)
-            m.body_pos[self._card_bodies[c]] = [_CARD_X + jitter[0], _SLOTS_Y[s] + jitter[1], CARD_HALF[2]]
-            m.body_quat[self._card_bodies[c]] = yaw_quat(random.uniform(-_CARD_YAW_JITTER, _CARD_YAW_JITTER))
+            jitter = random.uniform(-self._layout.card_jitter, self._layout.card_jitter, size=2)
+            m.body_pos[self._card_bodies[c]] = [*(np.array(self._layout.slots[s]) + jitter), CARD_HALF[2]]
+            m.body_quat[self._card_bodies[c]] = yaw_quat(random.uniform(-self._layout.card_yaw, self._layout.card_yaw))
             m.geom_matid[self._card_geoms[c]] = self._materials[e]
         self._cards = [(int(e), int(s)) for e, s in zip(chosen, slots)]
         self._target = self.draw_target(random)
         self.target_emoji = self.emojis[chosen[self._target]]
         colors = list(TRAIN_COLORS.values())
         m.geom_rgba[self._cube_geom] = (*colors[random.integers(len(colors))], 1.0)
-        xy = np.array([random.uniform(*_CUBE_REGION[0]), random.uniform(*_CUBE_REGION[1])])
-        physics.set_free_body_pose(self.object_body, [*xy, self._shape.half_height],
-                                   yaw_quat(random.uniform(-np.pi / 4, np.pi / 4)))
+        region = self._layout.cube_region
+        xy = np.array([random.uniform(*region[0]), random.uniform(*region[1])])
+        yaw = self._layout.cube_yaw
+        physics.set_free_body_pose(self.object_body, [*xy, self._shape.half_height], yaw_quat(random.uniform(-yaw, yaw)))
         self._instruction = INSTRUCTION.format(name=_emoji.emoji_name(self.target_emoji))
 
     @property

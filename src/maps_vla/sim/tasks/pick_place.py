@@ -28,7 +28,8 @@ from maps_vla.sim.tasks.base import SHAPES, ObjectShape, Task, sample_positions,
 if TYPE_CHECKING:
     from maps_vla.sim.config_env import EnvConfig
 
-__all__ = ['PickPlace', 'SceneObject', 'TRAIN_COLORS', 'HELDOUT_COLORS', 'OBJECT_REGION']
+__all__ = ['PickPlace', 'SceneObject', 'TRAIN_COLORS', 'HELDOUT_COLORS', 'OBJECT_REGION', 'COMPACT_OBJECT_REGION',
+           'COMPACT_PLATE_XY', 'COMPACT_YAW']
 
 TRAIN_COLORS = {'red': (0.85, 0.1, 0.1), 'green': (0.1, 0.65, 0.2), 'blue': (0.1, 0.3, 0.9),
                 'yellow': (0.95, 0.8, 0.1)}
@@ -42,9 +43,9 @@ OBJECT_REGION = ((0.38, 0.62), (-0.22, 0.22))  # x, y ranges (m) of every object
 _NUM_DISTRACTORS = 3
 _LIFTED = 0.03  # m above its resting height: an object this high has been picked up
 # 'compact' layout: the object in a 12 x 12 cm square in front of the robot, the plate fixed beside it
-_COMPACT_OBJECT_REGION = ((0.44, 0.56), (-0.13, -0.01))
-_COMPACT_PLATE_XY = (0.5, 0.15)
-_COMPACT_YAW = np.pi / 6
+COMPACT_OBJECT_REGION = ((0.44, 0.56), (-0.13, -0.01))
+COMPACT_PLATE_XY = (0.5, 0.15)
+COMPACT_YAW = np.pi / 6
 _HIDDEN_GROUP = 5  # geom group that is never rendered: inactive shape alternatives live there
 
 
@@ -130,17 +131,17 @@ class PickPlace(Task):
         color = list(self._colors)[random.integers(len(self._colors))]
         compact = self.cfg.layout == 'compact'
         clearance = [0.06, _PLATE_RADIUS + 0.06] + [0.06] * self._n_distractors
-        object_region = _COMPACT_OBJECT_REGION if compact else OBJECT_REGION
+        object_region = COMPACT_OBJECT_REGION if compact else OBJECT_REGION
         distractor_region = object_region if self.variant == 'choice' else OBJECT_REGION
         if compact:  # the plate's region is a point: the sampler keeps the others clear of it all the same
-            plate_region = tuple((c, c) for c in _COMPACT_PLATE_XY)
+            plate_region = tuple((c, c) for c in COMPACT_PLATE_XY)
             regions = [object_region, plate_region] + [distractor_region] * self._n_distractors
         else:
             regions = [OBJECT_REGION] * (2 + self._n_distractors)
         obj_xy, plate_xy, *others = sample_positions(random, regions, clearance)
         named = self.draw_target(random) if self.variant == 'choice' else 0
         m.body_pos[self._plate_body] = [*plate_xy, _PLATE_HALF_HEIGHT]
-        max_yaw = _COMPACT_YAW if compact else np.pi / 2
+        max_yaw = COMPACT_YAW if compact else np.pi / 2
         # (colour, shape, xy, yaw) of the named object's slot, then of each distractor, in a fixed drawing order
         slots = [(color, self._shape, obj_xy, random.uniform(-max_yaw, max_yaw))]
         other_colors = [c for c in TRAIN_COLORS if c != color]
