@@ -9,7 +9,7 @@ import pytest
 
 from maps_vla.data.dataset import Dataset
 from maps_vla.pretrain import PretrainConfig, run_pretrain
-from maps_vla.pretrain.pipeline import vocabulary_texts
+from maps_vla.pretrain.pipeline import _emoji_config, vocabulary_texts
 from maps_vla.cli import main
 from maps_vla.train.cotrain import VLDataset
 
@@ -40,6 +40,15 @@ def test_config_is_validated():
     with pytest.raises(ValueError, match='vl_emoji_layout must be one of'):
         PretrainConfig(vl_emoji_layout='grid')
     PretrainConfig(vl_scenes=0, scene_vl=1, cotrain_ratio=0.2)  # scene questions alone are co-training data too
+
+
+def test_vl_scenes_follow_the_emoji_layout():
+    from maps_vla.sim import CameraView
+
+    env = _emoji_config(PretrainConfig(vl_emoji_layout='compact', vl_camera=CameraView())).env_config('train')
+    assert (env.emoji_layout, env.num_cards, env.third_person) == ('compact', 2, CameraView())
+    row = _emoji_config(PretrainConfig(probe_scenes=0)).env_config('ood_emoji')  # probe off: still a valid config
+    assert (row.emoji_layout, row.num_cards) == ('row', 4)
 
 
 def test_vocabulary_covers_held_out_words_and_every_emoji():

@@ -197,8 +197,9 @@ def _emoji_config(cfg: PretrainConfig) -> Any:
     from maps_vla.experiments.grinningface.configuration import GrinningFaceConfig
 
     compact = cfg.vl_emoji_layout == 'compact'
+    # GrinningFaceConfig wants >= 1 of each; a stage that is off (0) never asks for its scenes
     return GrinningFaceConfig(render_size=cfg.image_size, camera=cfg.vl_camera, vl_scenes=max(cfg.vl_scenes, 1),
-                              probe_scenes=cfg.probe_scenes, num_cards=2 if compact else 4,
+                              probe_scenes=max(cfg.probe_scenes, 1), num_cards=2 if compact else 4,
                               emoji_layout=cfg.vl_emoji_layout, progress=cfg.progress)
 
 
