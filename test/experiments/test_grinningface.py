@@ -144,12 +144,13 @@ def test_smallest_setting_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
 
 
 def _prior_setting(out, **changes):
-    """The smallest setting on the shipped prior (its cameras, capture size and VL camera), rolled out."""
+    """The smallest setting on the shipped prior (its cameras and capture size), rolled out in the grid's compact
+    emoji layout seen by the robot camera."""
     from maps_vla.sim.config_env import CameraView
 
     fields = dict(out=str(out), prior='shipped', render_size=84,
                   model=ModelSizeConfig(image_size=84, cameras=('third_person', 'wrist')),
-                  camera=CameraView(eye=(0.95, 0.0, 0.6), target=(0.5, 0.0, 0.0), fovy=45.0), vl_scenes=2, demos=2,
+                  camera=CameraView(), num_cards=2, emoji_layout='compact', vl_scenes=2, demos=2,
                   finetune_steps=3, finetune_batch_size=4, norm_stats='checkpoint', finetune_early_frames=2,
                   finetune_early_frames_repeat=3, finetune_lr_schedule='cosine', finetune_warmup_steps=1,
                   finetune_grad_clip=1.0, finetune_crop_area=1.0, finetune_expert_attention='bidirectional',
@@ -185,7 +186,9 @@ def test_shipped_prior_setting_runs_closed_loop(tmp_path):
         assert saved['model']['expert_attention'] == 'bidirectional'
         exported = json.loads((path.parent / 'policy' / 'config.json').read_text())
         assert exported['config']['head']['expert_attention'] == 'bidirectional'  # the shipped prior's is causal
-    assert (tmp_path / 'gf' / 'vl_data' / 'vl.jsonl').is_file()  # written for the co-training run
+    vl = (tmp_path / 'gf' / 'vl_data' / 'vl.jsonl').read_text()  # written for the co-training run
+    assert len(vl.splitlines()) == 2 * 2 * 2 * 2  # splits x scenes x two cards x (where, what)
+    assert '"answer": "far left"' not in vl and '"answer": "far right"' not in vl  # the compact layout's slots
     text = files['results.md'].read_text()
     assert 'execution ID' in text and 'recognition OOD' in text and 'LoRA (AdamW)' in text and '+ co-train' in text
     for name in ('overall.png', 'execution.png', 'recognition.png'):
