@@ -14,6 +14,7 @@ from maps_vla.experiments.grinningface.scenes import (ALL_NAMES, grounding_frame
                                                       where_question, write_vl_dataset)
 from maps_vla.model.vla.tokenization_vla import load_tokenizer
 from maps_vla.sim.emoji import EMOJI_HELDOUT, EMOJI_TRAIN, emoji_name
+from maps_vla.sim.config_env import CameraView
 from maps_vla.sim.tasks.emoji_cards import SLOT_NAMES
 
 
@@ -59,7 +60,12 @@ def test_config_yaml_round_trip_and_shipped_files():
         assert len({m.lambda_max for m in shipped.methods if m.method == 'maps' and m.schedule == 'linear'}) >= 2
     # issue 14's grid: from the shipped prior, LoRA and co-training beside the rest, >= 50 closed-loop episodes
     grid = load_config(GrinningFaceConfig, 'config/experiment/grinningface_prior.yaml')
-    assert grid.prior == 'shipped' and grid.rollout_episodes >= 50 and grid.rollout_smoothing == 'temporal_ensemble'
+    assert grid.rollout_episodes >= 50 and grid.rollout_smoothing == 'temporal_ensemble'
+    # its prior is the compact-layout stage of continued pre-training, and it sees what that stage's VL data showed
+    from maps_vla.pretrain import PretrainConfig
+    stage = load_config(PretrainConfig, 'config/pretrain/prior_cpu_vl_compact.yaml')
+    assert grid.prior == f'{stage.out}/train/policy'
+    assert (grid.emoji_layout, grid.camera) == (stage.vl_emoji_layout, stage.vl_camera) == ('compact', CameraView())
     assert {(m.method, m.lora, m.cotrain) for m in grid.methods} >= {('fft', True, False), ('fft', False, True),
                                                                      ('maps', False, True)}
 
@@ -146,7 +152,6 @@ def test_smallest_setting_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
 def _prior_setting(out, **changes):
     """The smallest setting on the shipped prior (its cameras and capture size), rolled out in the grid's compact
     emoji layout seen by the robot camera."""
-    from maps_vla.sim.config_env import CameraView
 
     fields = dict(out=str(out), prior='shipped', render_size=84,
                   model=ModelSizeConfig(image_size=84, cameras=('third_person', 'wrist')),

@@ -96,7 +96,7 @@ def checkpoint_folder(value: str, option: str, keywords: str) -> Path:
     path = Path(value)
     if not (path / CONFIG_FILE).is_file():
         raise FileNotFoundError(f'{option} {value!r} is not a checkpoint folder (no {CONFIG_FILE}); use {keywords} '
-                                'or a folder written by maps-vla train')
+                                'or a policy folder written by maps-vla train or maps-vla pretrain (out/train/policy)')
     return path
 
 
