@@ -180,6 +180,9 @@ def test_shipped_prior_setting_runs_closed_loop(tmp_path):
         for split in ('train', 'ood_emoji'):
             counts = pooled[split]
             assert counts['episodes'] == 2 and 0 <= counts['success'] <= counts['placed'] <= 2
+            by_card = np.array(counts['by_card'])  # named card x (none, card 1, card 2)
+            assert by_card.shape == (2, 3) and by_card.sum() == 2 and by_card[:, 1:].sum() == counts['placed']
+            assert np.trace(by_card[:, 1:]) == counts['success']
     assert not (tmp_path / 'gf' / 'pretrain').exists()  # nothing pre-trained: the prior is given
     train_configs = sorted((tmp_path / 'gf').rglob('train_config.yaml'))
     assert len(train_configs) == 3
@@ -228,6 +231,33 @@ def test_closed_loop_counts_pool_over_seeds(tmp_path):
     assert fft['mean']['overall/ood_emoji'] == pytest.approx(0.1)
     assert 'recognition/train' not in summary['prior']  # nothing placed: no recognition rate
     assert fft['mean']['drift'] == pytest.approx(0.1)
+
+
+def test_where_the_cubes_went_pools_over_seeds_and_shows_a_side_bias(tmp_path):
+    from maps_vla.experiments.grinningface.report import _by_card_table, summarize
+
+    cfg = GrinningFaceConfig(out=str(tmp_path), prior='shipped', num_cards=2, methods=(MethodRun('fft'),),
+                             seeds=(0, 1))
+    drift = [{'kind': 'vision', 'absolute': 1.0, 'reference_norm': 10.0}]
+
+    def rollout(by_card):
+        flat = np.array(by_card)
+        return {'episodes': int(flat.sum()), 'placed': int(flat[:, 1:].sum()), 'success': int(np.trace(flat[:, 1:])),
+                'by_card': by_card}
+
+    prior = {'drift': drift, 'rollout/train': {'episodes': 4, 'placed': 0, 'success': 0}}  # before session 14
+    (tmp_path / 'prior_metrics.json').write_text(json.dumps(prior))
+    # a policy that puts every cube it places on card 1, whichever card is named
+    for seed, by_card in enumerate(([[1, 3, 0], [2, 2, 0]], [[0, 4, 0], [1, 3, 0]])):
+        path = tmp_path / 'runs' / 'fft' / f'seed{seed}' / 'metrics.json'
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({'drift': drift, 'rollout/train': rollout(by_card), 'seed': seed}))
+    summary = summarize(cfg, tmp_path)
+    assert summary['methods'][0]['pooled']['train'] == {'episodes': 16, 'placed': 12, 'success': 7,
+                                                        'by_card': [[1, 7, 0], [3, 5, 0]]}
+    assert 'by_card' not in summary['prior_pooled']['train']
+    table = _by_card_table(summary)
+    assert '| FFT (AdamW) | 7 / 0 (none 1) | 5 / 0 (none 3) |' in table and 'the prior' not in table
 
 
 def test_cli_takes_overrides_on_both_sides_of_the_config(tmp_path, monkeypatch, capsys):

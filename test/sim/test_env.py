@@ -229,9 +229,9 @@ def test_emoji_placement_on_a_card_decides_the_episode(on_target):
     env = make_env(EnvConfig(task='emoji', render=False, **_SMALL))
     env.reset(seed=1)
     open_hand = np.zeros(env.action_spec.dim)
-    _, _, terminated, _, info = env.step(open_hand)
-    assert not terminated and info == {'success': False, 'placed_card': -1}
     target = env.task.target_index
+    _, _, terminated, _, info = env.step(open_hand)
+    assert not terminated and info == {'success': False, 'placed_card': -1, 'named_card': target}
     card = target if on_target else (target + 1) % env.task.num_cards
     x, y = env.task.cards(env.physics)[card].position
     shape = env.task.object_shape()
@@ -240,7 +240,7 @@ def test_emoji_placement_on_a_card_decides_the_episode(on_target):
         _, _, terminated, truncated, info = env.step(open_hand)
         if terminated or truncated:
             break
-    assert terminated and info == {'success': on_target, 'placed_card': card}
+    assert terminated and info == {'success': on_target, 'placed_card': card, 'named_card': target}
     env.close()
 
 

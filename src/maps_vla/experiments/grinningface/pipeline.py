@@ -164,11 +164,16 @@ def _evaluate(cfg: GrinningFaceConfig, policy, eval_sets: dict[str, Any], prior_
         report = evaluate(make_env, policy, variants, seeds, max_steps=cfg.rollout_max_steps, ood=['ood_emoji'],
                           smoothing=cfg.rollout_smoothing, videos_per_variant=0, progress=cfg.progress)
         for variant in report.variants:
-            # placed: the cube rests on any card (execution); success: on the named one
+            # placed: the cube rests on any card (execution); success: on the named one; by_card[named][placed + 1]:
+            # episodes per named card (card order, from the robot's right) and where the cube ended (-1: no card)
+            by_card = [[0] * (cfg.num_cards + 1) for _ in range(cfg.num_cards)]
+            for e in variant.episodes:
+                by_card[e.info['named_card']][e.info['placed_card'] + 1] += 1
             metrics[f'rollout/{variant.name}'] = {
                 'episodes': len(variant.episodes),
-                'placed': sum(e.info.get('placed_card', -1) >= 0 for e in variant.episodes),
-                'success': sum(e.success for e in variant.episodes)}
+                'placed': sum(e.info['placed_card'] >= 0 for e in variant.episodes),
+                'success': sum(e.success for e in variant.episodes),
+                'by_card': by_card}
     rows = drift_report(policy, prior_state)
     metrics['drift'] = [dataclasses.asdict(r) for r in rows]
     return metrics

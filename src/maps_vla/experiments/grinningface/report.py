@@ -60,10 +60,18 @@ def _values(metrics: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def _pooled(runs: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
-    """Rollout counts summed over seeds, per split (splits some run lacks are left out)."""
-    return {split: {k: sum(r[f'rollout/{split}'][k] for r in runs) for k in ('episodes', 'placed', 'success')}
-            for split in SPLITS if all(f'rollout/{split}' in r for r in runs)}
+def _pooled(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Rollout counts summed over seeds, per split (splits some run lacks are left out); 'by_card' only when every
+    run recorded it (runs before session 14 did not)."""
+    pooled: dict[str, dict[str, Any]] = {}
+    for split in SPLITS:
+        counts = [r[f'rollout/{split}'] for r in runs if f'rollout/{split}' in r]
+        if len(counts) < len(runs):
+            continue
+        pooled[split] = {k: sum(c[k] for c in counts) for k in ('episodes', 'placed', 'success')}
+        if all('by_card' in c for c in counts):
+            pooled[split]['by_card'] = np.sum([c['by_card'] for c in counts], axis=0).tolist()
+    return pooled
 
 
 def summarize(cfg: GrinningFaceConfig, out: Path) -> dict[str, Any]:
@@ -132,6 +140,29 @@ def _closed_loop_table(summary: dict[str, Any]) -> str | None:
     lines.append('\nClosed loop, episodes pooled over seeds, Wilson 95 % intervals. Overall: the cube rests on the '
                  'named card; execution: on any card; recognition: on the named card among the episodes that placed it '
                  f'(chance {summary["chance"]["target"]:.2f}).')
+    return '\n'.join(lines)
+
+
+def _by_card_table(summary: dict[str, Any]) -> str | None:
+    """Where the cubes went, per named card, pooled over seeds; None when no run recorded it."""
+    rows = [(summary['prior_label'], summary['prior_pooled'])] + [(m['label'], m['pooled']) for m in summary['methods']]
+    rows = [(label, pooled) for label, pooled in rows if any('by_card' in c for c in pooled.values())]
+    if not rows:
+        return None
+    splits = [s for s in SPLITS if any('by_card' in pooled.get(s, {}) for _, pooled in rows)]
+    cards = len(next(pooled[s]['by_card'] for _, pooled in rows for s in splits if 'by_card' in pooled.get(s, {})))
+    cells = [(split, named) for split in splits for named in range(cards)]
+    lines = ['| method | ' + ' | '.join(f'{"ID" if split == "train" else "OOD"}: card {named + 1} named'
+                                       for split, named in cells) + ' |', '|---|' + '---|' * len(cells)]
+    for label, pooled in rows:
+        row = []
+        for split, named in cells:
+            counts = pooled.get(split, {}).get('by_card')
+            row.append(' / '.join(str(n) for n in counts[named][1:]) + f' (none {counts[named][0]})' if counts else '-')
+        lines.append(f'| {label} | ' + ' | '.join(row) + ' |')
+    lines.append(f'\nWhere the cube ended, episodes pooled over seeds: on card 1 / ... / card {cards}, and on none; '
+                 'cards in order from the robot\'s right (in the compact layout card 1 is the one the carry passes '
+                 'first). A policy that ignores the words puts its cubes in the same column whichever card is named.')
     return '\n'.join(lines)
 
 
@@ -260,12 +291,12 @@ def write_report(cfg: GrinningFaceConfig, out: Path) -> dict[str, Path]:
                 'larger first.', ''] if weak else [])
     origin = (f'VLM pre-trained {cfg.pretrain_steps} steps on {2 * cfg.vl_scenes} scenes of all 24 emojis'
               if cfg.pretrains else f'prior: {cfg.prior}')
-    closed_loop = _closed_loop_table(summary)
+    closed_loop, by_card = _closed_loop_table(summary), _by_card_table(summary)
     text = [f'# GrinningFace experiment: {out}', '', *warning,
             f'{len(summary["methods"])} of {len(cfg.methods)} methods with results; '
             f'{cfg.finetune_steps} fine-tuning steps, batch {cfg.finetune_batch_size}, lr {cfg.finetune_lr:g}, '
             f'{cfg.demos} demos (train emojis only); {origin}.', '',
-            *([closed_loop, ''] if closed_loop else []), _table(summary), '']
+            *([closed_loop, ''] if closed_loop else []), *([by_card, ''] if by_card else []), _table(summary), '']
     text += [f'![{name}]({name})' for name in ('overall.png', 'execution.png', 'recognition.png', 'methods.png',
                                                'lambda_sweep.png', 'drift.png') if name in files]
     files['results.md'] = out / 'results.md'

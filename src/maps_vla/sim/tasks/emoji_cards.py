@@ -4,7 +4,7 @@ Several cards (`EnvConfig.num_cards`, default 4) lie on the table, each with a d
 from the variant's set: `emoji.EMOJI_TRAIN` for 'train', `emoji.EMOJI_HELDOUT` for 'ood_emoji'. The instruction
 names the target by its Unicode name ("put the cube on the smiling face with sunglasses"). Success: the cube
 rests on the target card, released. Resting on another card ends the episode as a failure; each step's info
-names the card the cube rests on (`placed_card`, -1 for none), which tells execution (placed on any card) from
+names the card the cube rests on (`placed_card`, -1 for none) and the named one (`named_card`), which tells execution (placed on any card) from
 recognition (placed on the named one), GrinningFace's two success measures.
 
 Two layouts (`EnvConfig.emoji_layout`): 'row' puts up to four cards in a row across the table behind a 8 x 30 cm
@@ -172,4 +172,4 @@ class EmojiCards(Task):
         return super().is_failure(physics) or self.placed_card(physics) not in (-1, self._target)
 
     def step_info(self, physics: Physics) -> dict[str, Any]:
-        return {'placed_card': self.placed_card(physics)}
+        return {'placed_card': self.placed_card(physics), 'named_card': self._target}
