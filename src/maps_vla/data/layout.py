@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ __all__ = [
     'DEFAULT_FEATURES',
     'normalize_features', 'image_keys', 'numeric_features', 'episode_file', 'episode_files', 'image_dir',
     'image_file', 'png_folders', 'read_info', 'write_json_atomic', 'read_jsonl', 'append_jsonl', 'fsync_dir',
+    'staging_folder', 'publish_folder',
 ]
 
 logger = logging.getLogger(__name__)
@@ -198,6 +200,26 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def staging_folder(root: Path) -> Path:
+    """An empty folder beside `root` to build it in, private to this process: two processes that build the same
+    folder at once (slices of one experiment run side by side) do not write into each other's files."""
+    staging = root.with_name(f'{root.name}.tmp{os.getpid()}')
+    shutil.rmtree(staging, ignore_errors=True)
+    return staging
+
+
+def publish_folder(staging: Path, root: Path) -> Path:
+    """Rename a finished `staging` folder to `root`. When another process published `root` first, its folder is
+    kept and this one dropped (both were built from the same settings)."""
+    try:
+        staging.rename(root)
+    except OSError:
+        if not root.is_dir():
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
+    return root
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:

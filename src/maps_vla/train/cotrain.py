@@ -20,6 +20,8 @@ import cv2
 import numpy as np
 import torch
 
+from maps_vla.data.layout import publish_folder, staging_folder
+
 __all__ = ['VLDataset', 'collate_vl', 'is_cotrain_step', 'write_vl_folder', 'merge_vl_folders',
            'VL_INDEX_FILE']
 
@@ -87,8 +89,7 @@ def write_vl_folder(root: str | os.PathLike,
     root = Path(root)
     if (root / VL_INDEX_FILE).is_file():
         return root
-    staging = root.with_name(root.name + '.tmp')
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = staging_folder(root)
     (staging / 'images').mkdir(parents=True)
     lines, images = [], 0
     for name, image, pairs in scenes:
@@ -97,7 +98,7 @@ def write_vl_folder(root: str | os.PathLike,
         images += 1
         lines += [json.dumps({'image': path, 'question': q, 'answer': a}) for q, a in pairs]
     (staging / VL_INDEX_FILE).write_text('\n'.join(lines) + '\n')
-    staging.rename(root)
+    publish_folder(staging, root)
     logger.info('wrote %d VL examples from %d images to %s', len(lines), images, root)
     return root
 
@@ -113,8 +114,7 @@ def merge_vl_folders(sources: list[str | os.PathLike], dest: str | os.PathLike) 
     dest = Path(dest)
     if (dest / VL_INDEX_FILE).is_file():
         return dest
-    staging = dest.with_name(dest.name + '.tmp')
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = staging_folder(dest)
     lines = []
     for k, source in enumerate(VLDataset(s) for s in sources):
         for item in source.items:
@@ -128,5 +128,4 @@ def merge_vl_folders(sources: list[str | os.PathLike], dest: str | os.PathLike) 
                     shutil.copyfile(source.root / item['image'], target)
             lines.append(json.dumps({**item, 'image': image}))
     (staging / VL_INDEX_FILE).write_text('\n'.join(lines) + '\n')
-    staging.rename(dest)
-    return dest
+    return publish_folder(staging, dest)

@@ -56,13 +56,13 @@ def _check_out(cfg: GrinningFaceConfig, out: Path) -> None:
 
 def _collect_demos(cfg: GrinningFaceConfig, root: Path) -> Path:
     from maps_vla.data.collect import collect_episodes
+    from maps_vla.data.layout import publish_folder, staging_folder
     from maps_vla.data.writer import DatasetWriter
     from maps_vla.sim import make_env, make_expert
 
     if (root / 'meta' / 'info.json').is_file():
         return root
-    staging = root.with_name(root.name + '.tmp')
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = staging_folder(root)
     keep = {f'observation.images.{c}' for c in cfg.model.cameras} | {'observation.state', 'action'}
     with make_env(cfg.env_config('train')) as env:
         features = {k: v for k, v in env.features.items() if k in keep}
@@ -70,8 +70,7 @@ def _collect_demos(cfg: GrinningFaceConfig, root: Path) -> Path:
             collect_episodes(env, make_expert(env), writer, cfg.demos, range(10 * cfg.demos),
                              max_steps=cfg.demo_max_steps, all_targets=cfg.demo_all_targets,
                              regrasp_fraction=cfg.demo_regrasp_fraction, progress=cfg.progress)
-    staging.rename(root)
-    return root
+    return publish_folder(staging, root)
 
 
 def _base_vlm(cfg: GrinningFaceConfig, demos: Path, directory: Path) -> Path:
