@@ -98,7 +98,8 @@ def test_vl_dataset_questions_match_the_scene(tmp_path):
 
 def test_compact_layout_asks_about_two_cards_right_and_left(tmp_path):
     cfg = GrinningFaceConfig(render_size=32, num_cards=2, emoji_layout='compact', vl_scenes=2, progress=False)
-    lines = [json.loads(line) for line in (write_vl_dataset(tmp_path / 'vl', cfg) / 'vl.jsonl').read_text().splitlines()]
+    index = write_vl_dataset(tmp_path / 'vl', cfg) / 'vl.jsonl'
+    lines = [json.loads(line) for line in index.read_text().splitlines()]
     assert len(lines) == 2 * 2 * 2 * 2  # splits x scenes x cards x (where, what)
     assert {line['answer'] for line in lines if line['question'].startswith('where')} == {'right', 'left'}
     assert cfg.env_config('ood_emoji').emoji_layout == 'compact'

@@ -4,10 +4,10 @@ Several cards (`EnvConfig.num_cards`, default 4) lie on the table, each with a d
 from the variant's set: `emoji.EMOJI_TRAIN` for 'train', `emoji.EMOJI_HELDOUT` for 'ood_emoji'. The instruction
 names the target by its Unicode name ("put the cube on the smiling face with sunglasses"). Success: the cube
 rests on the target card, released. Resting on another card ends the episode as a failure; each step's info
-names the card the cube rests on (`placed_card`, -1 for none) and the named one (`named_card`), which tells execution (placed on any card) from
-recognition (placed on the named one), GrinningFace's two success measures.
+names the card the cube rests on (`placed_card`, -1 for none) and the named one (`named_card`), which tells
+execution (placed on any card) from recognition (placed on the named one), GrinningFace's two success measures.
 
-Two layouts (`EnvConfig.emoji_layout`): 'row' puts up to four cards in a row across the table behind a 8 x 30 cm
+Two layouts (`EnvConfig.emoji_layout`): 'row' puts up to four cards in a row across the table behind an 8 x 30 cm
 cube region; 'compact' puts two cards side by side where pick_place's compact layout has its plate, and the cube in
 that layout's 12 x 12 cm square, so a prior trained on compact pick_place only has to learn which card, not a new
 reach (grinningface.md, session 14).
@@ -129,7 +129,8 @@ class EmojiCards(Task):
         region = self._layout.cube_region
         xy = np.array([random.uniform(*region[0]), random.uniform(*region[1])])
         yaw = self._layout.cube_yaw
-        physics.set_free_body_pose(self.object_body, [*xy, self._shape.half_height], yaw_quat(random.uniform(-yaw, yaw)))
+        physics.set_free_body_pose(self.object_body, [*xy, self._shape.half_height],
+                                   yaw_quat(random.uniform(-yaw, yaw)))
         self._instruction = INSTRUCTION.format(name=_emoji.emoji_name(self.target_emoji))
 
     @property
