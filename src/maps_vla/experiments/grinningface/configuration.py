@@ -179,15 +179,12 @@ class GrinningFaceConfig:
     def __post_init__(self) -> None:
         if not 2 <= self.num_cards <= 4:
             raise ValueError(f'GrinningFaceConfig.num_cards must be in 2..4, got {self.num_cards}')
-        if self.emoji_layout == 'compact' and self.num_cards != 2:
-            raise ValueError(f"GrinningFaceConfig.num_cards must be 2 with emoji_layout 'compact', "
-                             f'got {self.num_cards}')
         for name in ('render_size', 'vl_scenes', 'pretrain_steps', 'pretrain_batch_size', 'demos', 'demo_max_steps',
                      'finetune_steps', 'finetune_batch_size', 'probe_scenes', 'grounding_episodes',
                      'grounding_frames', 'rollout_max_steps'):
             if getattr(self, name) < 1:
                 raise ValueError(f'GrinningFaceConfig.{name} must be >= 1, got {getattr(self, name)!r}')
-        self.env_config('train')  # EnvConfig's own checks (emoji_layout among them)
+        self.env_config('train')  # EnvConfig's own checks (emoji_layout, and num_cards 2 with 'compact')
         if not 0.0 <= self.demo_regrasp_fraction <= 1.0:
             raise ValueError(f'GrinningFaceConfig.demo_regrasp_fraction must be in [0, 1], got '
                              f'{self.demo_regrasp_fraction}')
