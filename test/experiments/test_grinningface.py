@@ -39,6 +39,8 @@ def test_method_keys_and_labels():
     ({'finetune_grad_clip': 0.0}, 'finetune_grad_clip'), ({'finetune_crop_area': 0.0}, 'finetune_crop_area'),
     ({'finetune_expert_attention': 'full'}, 'expert_attention'), ({'demo_regrasp_fraction': -0.1}, 'regrasp'),
     ({'emoji_layout': 'compact'}, "num_cards must be 2 with emoji_layout 'compact'"),
+    ({'finetune_ambiguous_frames_repeat': 0}, 'finetune_ambiguous_frames_repeat must be >= 1'),
+    ({'finetune_ambiguous_frames_repeat': 3}, 'finetune_ambiguous_frames_repeat > 1 needs demo_all_targets'),
     ({'emoji_layout': 'grid', 'num_cards': 2}, 'emoji_layout must be one of'),
 ])
 def test_config_validation(kwargs, match):
@@ -158,7 +160,8 @@ def _prior_setting(out, **changes):
                   model=ModelSizeConfig(image_size=84, cameras=('third_person', 'wrist')),
                   camera=CameraView(), num_cards=2, emoji_layout='compact', vl_scenes=2, demos=2,
                   finetune_steps=3, finetune_batch_size=4, norm_stats='checkpoint', finetune_early_frames=2,
-                  finetune_early_frames_repeat=3, finetune_lr_schedule='cosine', finetune_warmup_steps=1,
+                  finetune_early_frames_repeat=3, demo_all_targets=True, finetune_ambiguous_frames_repeat=2,
+                  finetune_lr_schedule='cosine', finetune_warmup_steps=1,
                   finetune_grad_clip=1.0, finetune_crop_area=1.0, finetune_expert_attention='bidirectional',
                   methods=(MethodRun('maps', 1.5), MethodRun('fft', lora=True), MethodRun('fft', cotrain=True)),
                   probe_scenes=2, grounding_episodes=1, grounding_frames=1, rollout_episodes=2, rollout_max_steps=12,
@@ -190,6 +193,7 @@ def test_shipped_prior_setting_runs_closed_loop(tmp_path):
     for path in train_configs:  # every method gets the same recipe
         saved = yaml.safe_load(path.read_text())
         assert saved['data']['early_frames'] == 2 and saved['data']['early_frames_repeat'] == 3
+        assert saved['data']['ambiguous_frames_repeat'] == 2
         assert saved['data']['augment']['crop_area'] == 1.0
         assert (saved['lr_schedule'], saved['warmup_steps'], saved['grad_clip']) == ('cosine', 1, 1.0)
         assert saved['model']['expert_attention'] == 'bidirectional'

@@ -294,6 +294,16 @@ class Dataset:
         out[TASK] = [self.tasks[int(t)] for t in out['task_index'][:, 0]]
         return out
 
+    def numeric_episode(self, episode_index: int) -> dict[str, np.ndarray]:
+        """The numeric columns of one episode ('observation.state', 'action', ...), (T, d) each; no images decoded.
+
+        Raises:
+            IndexError: no such episode.
+        """
+        if not 0 <= episode_index < self.num_episodes:
+            raise IndexError(f'episode {episode_index} is out of range 0..{self.num_episodes - 1}')
+        return {k: v.copy() for k, v in self._numeric_columns(episode_index).items()}
+
     def locate(self, index: int) -> tuple[int, int]:
         """(episode_index, frame_index) of global frame `index`."""
         if not 0 <= index < len(self):

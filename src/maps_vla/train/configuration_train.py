@@ -63,6 +63,11 @@ class DataConfig:
     # path, so without this the words get the gradient of a small share of frames (docs/results/grinningface.md).
     early_frames: int = 0
     early_frames_repeat: int = 1
+    # Draw the frames only the instruction tells apart (same observation as a twin episode of the same scene with
+    # another instruction, a different action chunk: `collect --all-targets` demos; train/frame_pool.py) this many
+    # times per epoch. Where the choice falls mid-episode (which of two cards, passing the nearer one) early_frames
+    # cannot reach them. 1: off.
+    ambiguous_frames_repeat: int = 1
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.cotrain_ratio <= 1.0:
@@ -74,6 +79,8 @@ class DataConfig:
         if self.early_frames < 0 or self.early_frames_repeat < 1:
             raise ValueError(f'DataConfig.early_frames must be >= 0 and early_frames_repeat >= 1, got '
                              f'{self.early_frames} and {self.early_frames_repeat}')
+        if self.ambiguous_frames_repeat < 1:
+            raise ValueError(f'DataConfig.ambiguous_frames_repeat must be >= 1, got {self.ambiguous_frames_repeat}')
 
 
 @dataclasses.dataclass

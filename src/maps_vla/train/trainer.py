@@ -37,6 +37,7 @@ from maps_vla.train.batching import collate_robot, dataset_cameras, norm_stats_f
 from maps_vla.train.checkpointing import checkpoint_dir, commit_checkpoint, latest_checkpoint, prune_checkpoints
 from maps_vla.train.configuration_train import ModelSourceConfig, TrainConfig
 from maps_vla.train.cotrain import VLDataset, collate_vl, is_cotrain_step
+from maps_vla.train.frame_pool import frame_pool
 from maps_vla.train.distributed import (drift_rows, export_policy, init_optimizer_state, local_tensor,
                                         make_accelerator, prepare_sharded, shard_model)
 from maps_vla.train.health import HealthMonitor, HealthReport
@@ -78,7 +79,7 @@ class _Counters:
 class _BatchSampler:
     """Endless shuffled batches of indices; batch b is a pure function of (seed, b), sharded across ranks.
 
-    An epoch is a permutation of `pool` (default: every index once; `early_frame_pool` repeats some).
+    An epoch is a permutation of `pool` (default: every index once; `frame_pool` repeats some).
     """
 
     def __init__(self, n: int, batch_size: int, seed: int, start: int, rank: int, world: int,
@@ -101,17 +102,6 @@ class _BatchSampler:
                 batch = order[b * self.global_batch:(b + 1) * self.global_batch]
                 yield batch[self.rank::self.world].tolist()
             epoch, offset = epoch + 1, 0
-
-
-def early_frame_pool(dataset: Dataset, early_frames: int, repeat: int) -> list[int] | None:
-    """Every frame index once, and those of frame_index < `early_frames` `repeat` times (None: no repeats)."""
-    if early_frames == 0 or repeat == 1:
-        return None
-    pool = list(range(len(dataset)))
-    for episode in dataset.episodes:
-        pool.extend(i for i in range(episode.from_index, min(episode.from_index + early_frames, episode.to_index))
-                    for _ in range(repeat - 1))
-    return pool
 
 
 def _loader(dataset: torch.utils.data.Dataset, cfg: TrainConfig, collate, start: int, seed: int,
@@ -242,7 +232,8 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     chunk = policy.config.chunk_size
     robot_steps_done = sum(not is_cotrain_step(s, cfg.data.cotrain_ratio) for s in range(counters.step))
-    pool = early_frame_pool(dataset, cfg.data.early_frames, cfg.data.early_frames_repeat)
+    pool = frame_pool(dataset, chunk, cfg.data.early_frames, cfg.data.early_frames_repeat,
+                      cfg.data.ambiguous_frames_repeat)
     robot = _loader(TorchDataset(dataset, chunk), cfg, collate_robot, robot_steps_done * cfg.grad_accum, cfg.seed,
                     accelerator, pool)
     vl = None

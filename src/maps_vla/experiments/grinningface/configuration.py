@@ -162,6 +162,9 @@ class GrinningFaceConfig:
     # demos only the first frames need the emoji's name, later ones show the chosen card in the arm's path
     finetune_early_frames: int = 0
     finetune_early_frames_repeat: int = 1
+    # draw the frames only the emoji's name tells apart R times per epoch (DataConfig.ambiguous_frames_repeat; needs
+    # demo_all_targets): in the compact layout the ~11 frames per demo where the carry passes the nearer card
+    finetune_ambiguous_frames_repeat: int = 1
     lora_rank: int = 32  # LoRA rank of methods with lora
     # stage 4: evaluation
     probe_scenes: int = 8  # unseen scenes per emoji split for the VL probes
@@ -181,9 +184,13 @@ class GrinningFaceConfig:
             raise ValueError(f'GrinningFaceConfig.num_cards must be in 2..4, got {self.num_cards}')
         for name in ('render_size', 'vl_scenes', 'pretrain_steps', 'pretrain_batch_size', 'demos', 'demo_max_steps',
                      'finetune_steps', 'finetune_batch_size', 'probe_scenes', 'grounding_episodes',
-                     'grounding_frames', 'rollout_max_steps'):
+                     'grounding_frames', 'rollout_max_steps', 'finetune_early_frames_repeat',
+                     'finetune_ambiguous_frames_repeat'):
             if getattr(self, name) < 1:
                 raise ValueError(f'GrinningFaceConfig.{name} must be >= 1, got {getattr(self, name)!r}')
+        if self.finetune_ambiguous_frames_repeat > 1 and not self.demo_all_targets:
+            raise ValueError('GrinningFaceConfig.finetune_ambiguous_frames_repeat > 1 needs demo_all_targets: true '
+                             '(ambiguous frames are found between the demos of one scene with different cards)')
         self.env_config('train')  # EnvConfig's own checks (emoji_layout, and num_cards 2 with 'compact')
         if not 0.0 <= self.demo_regrasp_fraction <= 1.0:
             raise ValueError(f'GrinningFaceConfig.demo_regrasp_fraction must be in [0, 1], got '

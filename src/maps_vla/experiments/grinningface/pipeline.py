@@ -248,6 +248,7 @@ def run_experiment(cfg: GrinningFaceConfig, *, announce: Callable[[str], None] |
                 run_dir = path.parent
                 data_fields = dict(early_frames=cfg.finetune_early_frames,
                                    early_frames_repeat=cfg.finetune_early_frames_repeat,
+                                   ambiguous_frames_repeat=cfg.finetune_ambiguous_frames_repeat,
                                    augment=AugmentConfig(crop_area=cfg.finetune_crop_area))
                 data = (DataConfig(root=str(demos), cotrain_root=str(vl), cotrain_ratio=cfg.cotrain_ratio,
                                    **data_fields) if run.cotrain else DataConfig(root=str(demos), **data_fields))
