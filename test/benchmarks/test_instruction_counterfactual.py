@@ -47,6 +47,14 @@ class _DemoCopier:
         return {'actions': self.chunks[obs['task']]}
 
 
+class _Contrary(_DemoCopier):
+    """Follows the demo of the pair's other instruction: moved by the words as much as the expert, the wrong way."""
+
+    def infer(self, obs):
+        other = next(task for task in self.chunks if task != obs['task'])
+        return {'actions': self.chunks[other]}
+
+
 class _Blind:
     def infer(self, obs):
         return {'actions': np.zeros((4, 7), dtype=np.float32)}
@@ -59,10 +67,25 @@ def test_pairs_are_consecutive_episodes_with_one_picture_and_two_instructions(sc
 
 def test_the_ratio_separates_a_policy_that_reads_from_one_that_ignores(script, paired):
     pairs = script.find_pairs(paired, limit=10)
-    blind = script.counterfactual(_Blind(), paired, pairs, frame=0, chunk=4)
-    assert all(row['ratio'] == 0 and row['expert_gap'] > 0 for row in blind)
-    reader = script.counterfactual(_DemoCopier(paired, 4), paired, pairs, frame=0, chunk=4)
+    first = script.pair_frames(paired, pairs, '0', chunk=4)
+    assert first == [[0], [0]]
+    blind = script.counterfactual(_Blind(), paired, pairs, first, chunk=4)
+    assert all(row['ratio'] == 0 and row['alignment'] == 0 and row['expert_gap'] > 0 for row in blind)
+    reader = script.counterfactual(_DemoCopier(paired, 4), paired, pairs, first, chunk=4)
     assert all(row['ratio'] == pytest.approx(1.0) and row['error_to_demo'] == 0 for row in reader)
+    assert all(row['alignment'] == pytest.approx(1.0) for row in reader)
+    contrary = script.counterfactual(_Contrary(paired, 4), paired, pairs[:1], first[:1], chunk=4)
+    assert contrary[0]['ratio'] == pytest.approx(1.0) and contrary[0]['alignment'] == pytest.approx(-1.0)
+
+
+def test_ambiguous_frames_are_where_the_twins_share_a_state(script, paired):
+    pairs = script.find_pairs(paired, limit=10)
+    frames = script.pair_frames(paired, pairs, 'ambiguous', chunk=4)
+    # the choice variant's twins part at once (which cube to reach), while their states still agree
+    assert all(measured and measured[0] == 0 and measured == sorted(measured) for measured in frames)
+    assert all(max(measured) < paired.episodes[a].length for measured, (a, _) in zip(frames, pairs))
+    rows = script.counterfactual(_Blind(), paired, pairs, frames, chunk=4)
+    assert [row['frames'] for row in rows] == frames and all(row['ratio'] == 0 for row in rows)
 
 
 def test_unpaired_data_is_refused_in_one_line(script, tmp_path, capsys):
