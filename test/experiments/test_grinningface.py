@@ -68,6 +68,8 @@ def test_config_yaml_round_trip_and_shipped_files():
     stage = load_config(PretrainConfig, 'config/pretrain/prior_cpu_vl_compact.yaml')
     assert grid.prior == f'{stage.out}/train/policy'
     assert (grid.emoji_layout, grid.camera) == (stage.vl_emoji_layout, stage.vl_camera) == ('compact', CameraView())
+    # and it fine-tunes with the recipe that makes the policy read the emoji's name: paired demos, ambiguous frames
+    assert grid.demo_all_targets and grid.finetune_ambiguous_frames_repeat > 1
     assert {(m.method, m.lora, m.cotrain) for m in grid.methods} >= {('fft', True, False), ('fft', False, True),
                                                                      ('maps', False, True)}
 
@@ -188,6 +190,10 @@ def test_shipped_prior_setting_runs_closed_loop(tmp_path):
             assert by_card.shape == (2, 3) and by_card.sum() == 2 and by_card[:, 1:].sum() == counts['placed']
             assert np.trace(by_card[:, 1:]) == counts['success']
     assert not (tmp_path / 'gf' / 'pretrain').exists()  # nothing pre-trained: the prior is given
+    for path in (tmp_path / 'gf' / 'runs').rglob('metrics.json'):  # the name's alignment on unseen paired scenes
+        metrics = json.loads(path.read_text())
+        assert all(np.isfinite(metrics[f'alignment/{split}']) for split in ('train', 'ood_emoji'))
+    assert 'name alignment ID' in files['results.md'].read_text()
     train_configs = sorted((tmp_path / 'gf').rglob('train_config.yaml'))
     assert len(train_configs) == 3
     for path in train_configs:  # every method gets the same recipe
@@ -349,11 +355,20 @@ def test_vl_memorization_benchmark_runs_and_sees_a_collapse(tmp_path, monkeypatc
 def test_demos_can_name_every_card_of_each_scene(tmp_path):
     """demo_all_targets: each scene once per card, the same first picture, a different emoji named each time."""
     from maps_vla.data.dataset import Dataset
-    from maps_vla.experiments.grinningface.pipeline import _collect_demos
+    from maps_vla.experiments.grinningface.scenes import instruction_pairs, record_demos
 
     cfg = GrinningFaceConfig(out=str(tmp_path), render_size=32, num_cards=2, demos=4, demo_all_targets=True,
-                             progress=False)
-    ds = Dataset(_collect_demos(cfg, tmp_path / 'demos'))
+                             alignment_pairs=1, progress=False)
+    ds = Dataset(record_demos(cfg, 'train', tmp_path / 'demos', 4, range(40), all_targets=True))
+    pairs = instruction_pairs(cfg, tmp_path / 'pairs')  # one unseen scene per split, named both ways
+    demo_firsts = [ds.sample(e.from_index)['observation.images.third_person'] for e in ds.episodes]
+    for root in pairs.values():
+        held = Dataset(root)
+        assert held.num_episodes == 2 and held.episodes[0].tasks != held.episodes[1].tasks
+        first = held.sample(0)['observation.images.third_person']
+        assert not any(np.array_equal(first, seen) for seen in demo_firsts)  # a scene no demo showed
+    # the held-out split names held-out emojis only
+    assert not set(Dataset(pairs['ood_emoji']).tasks) & set(Dataset(pairs['train']).tasks)
     episodes = [ds.get_episode(i) for i in range(ds.num_episodes)]
     assert len(episodes) == 4
     for a, b in (episodes[:2], episodes[2:]):

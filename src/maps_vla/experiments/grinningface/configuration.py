@@ -170,6 +170,9 @@ class GrinningFaceConfig:
     probe_scenes: int = 8  # unseen scenes per emoji split for the VL probes
     grounding_episodes: int = 4  # expert episodes per split whose carry frames test the target choice
     grounding_frames: int = 3  # carry frames kept per episode
+    # unseen scenes per split recorded once per card, whose ambiguous frames measure how the emoji's name moves the
+    # actions (the 'alignment' metric, maps_vla.eval.counterfactual; 0: skip)
+    alignment_pairs: int = 4
     rollout_episodes: int = 0  # closed-loop sim episodes per split (0: skip; they need a policy that can grasp)
     rollout_max_steps: int = 150  # env steps per closed-loop episode
     # None: each chunk runs open-loop; 'temporal_ensemble': asked every step, covering chunks averaged (ACT)
@@ -192,6 +195,8 @@ class GrinningFaceConfig:
             raise ValueError('GrinningFaceConfig.finetune_ambiguous_frames_repeat > 1 needs demo_all_targets: true '
                              '(ambiguous frames are found between the demos of one scene with different cards)')
         self.env_config('train')  # EnvConfig's own checks (emoji_layout, and num_cards 2 with 'compact')
+        if self.alignment_pairs < 0:
+            raise ValueError(f'GrinningFaceConfig.alignment_pairs must be >= 0, got {self.alignment_pairs}')
         if not 0.0 <= self.demo_regrasp_fraction <= 1.0:
             raise ValueError(f'GrinningFaceConfig.demo_regrasp_fraction must be in [0, 1], got '
                              f'{self.demo_regrasp_fraction}')

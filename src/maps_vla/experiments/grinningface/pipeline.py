@@ -7,7 +7,8 @@
    the VL data alone through `maps_vla.train.train` (cotrain_ratio 1); otherwise the shipped prior (pick_place and
    VL about all 24 emojis, `maps-vla pretrain`) or a given policy folder;
 4. for every method and seed: fine-tune the prior on the demos (same data, steps and learning rate), then
-   measure VL retention (probes), target choice (grounding) on train and held-out emojis, closed-loop execution
+   measure VL retention (probes), target choice (grounding), the name's alignment (unseen paired scenes:
+   `maps_vla.eval.counterfactual`) on train and held-out emojis, closed-loop execution
    and recognition when asked, and drift from the prior; each run's metrics.json is written once it is complete,
    so a rerun skips finished runs and `train` resumes an interrupted one from its last checkpoint;
 5. the report (`report.write_report`).
@@ -52,25 +53,6 @@ def _check_out(cfg: GrinningFaceConfig, out: Path) -> None:
                              'choose another out folder or delete it')
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, saved)  # methods and seeds may be added to a finished experiment; the rest must match
-
-
-def _collect_demos(cfg: GrinningFaceConfig, root: Path) -> Path:
-    from maps_vla.data.collect import collect_episodes
-    from maps_vla.data.layout import publish_folder, staging_folder
-    from maps_vla.data.writer import DatasetWriter
-    from maps_vla.sim import make_env, make_expert
-
-    if (root / 'meta' / 'info.json').is_file():
-        return root
-    staging = staging_folder(root)
-    keep = {f'observation.images.{c}' for c in cfg.model.cameras} | {'observation.state', 'action'}
-    with make_env(cfg.env_config('train')) as env:
-        features = {k: v for k, v in env.features.items() if k in keep}
-        with DatasetWriter.create(staging, fps=int(env.control_hz), features=features, video=False) as writer:
-            collect_episodes(env, make_expert(env), writer, cfg.demos, range(10 * cfg.demos),
-                             max_steps=cfg.demo_max_steps, all_targets=cfg.demo_all_targets,
-                             regrasp_fraction=cfg.demo_regrasp_fraction, progress=cfg.progress)
-    return publish_folder(staging, root)
 
 
 def _base_vlm(cfg: GrinningFaceConfig, demos: Path, directory: Path) -> Path:
@@ -143,6 +125,23 @@ def _pretrain(cfg: GrinningFaceConfig, base: Path, demos: Path, vl: Path, out: P
     return result.policy_dir
 
 
+def word_alignment(policy, root: Path) -> float | None:
+    """Median alignment over the paired scenes at `root`, at their ambiguous frames: how far naming the other card
+    moves the policy's chunk the way it moved the expert's (1) or not at all (0; maps_vla.eval.counterfactual).
+    None (with a warning) when no pair has such frames."""
+    from maps_vla.data.dataset import Dataset
+    from maps_vla.eval.counterfactual import counterfactual, find_pairs, pair_frames, summarize
+
+    dataset = Dataset(root)
+    pairs = find_pairs(dataset, dataset.num_episodes)
+    chunk = policy.config.chunk_size
+    rows = counterfactual(policy, dataset, pairs, pair_frames(dataset, pairs, 'ambiguous', chunk), chunk)
+    if not rows:
+        logger.warning('%s: no pair of scenes with frames only the name tells apart; no alignment measured', root)
+        return None
+    return summarize(rows)['alignment']
+
+
 def _evaluate(cfg: GrinningFaceConfig, policy, eval_sets: dict[str, Any], prior_state: dict[str, torch.Tensor],
               ) -> dict[str, Any]:
     from maps_vla.experiments.grinningface.probes import grounding_accuracy, vl_probe
@@ -154,6 +153,9 @@ def _evaluate(cfg: GrinningFaceConfig, policy, eval_sets: dict[str, Any], prior_
         metrics[f'probe_where/{split}'] = probe['where']
         metrics[f'probe_what/{split}'] = probe['what']
         metrics[f'grounding/{split}'] = grounding_accuracy(policy, eval_sets['grounding'][split])
+        alignment = word_alignment(policy, eval_sets['pairs'][split]) if eval_sets.get('pairs') else None
+        if alignment is not None:
+            metrics[f'alignment/{split}'] = alignment
     if cfg.rollout_episodes:
         from maps_vla.eval import evaluate
         from maps_vla.sim import make_env
@@ -198,7 +200,8 @@ def run_experiment(cfg: GrinningFaceConfig, *, announce: Callable[[str], None] |
     from safetensors.torch import load_file
 
     from maps_vla.experiments.grinningface import report as _report
-    from maps_vla.experiments.grinningface.scenes import grounding_frames, probe_scenes, write_vl_dataset
+    from maps_vla.experiments.grinningface.scenes import (grounding_frames, instruction_pairs, probe_scenes,
+                                                          record_demos, write_vl_dataset)
     from maps_vla.maps.factory import FinetuneMethodConfig
     from maps_vla.model.checkpoint import pin_weights
     from maps_vla.model.vla.modeling_vla import VLAPolicy
@@ -218,7 +221,8 @@ def run_experiment(cfg: GrinningFaceConfig, *, announce: Callable[[str], None] |
             say(f'[1/5] VL data: {cfg.vl_scenes} scenes per emoji split (16 train + 8 held-out emojis)')
             vl = write_vl_dataset(out / 'vl_data', cfg)
         say(f'[2/5] robot demos: {cfg.demos} scripted-expert episodes with the train emojis only')
-        demos = _collect_demos(cfg, out / 'demos')
+        demos = record_demos(cfg, 'train', out / 'demos', cfg.demos, range(10 * cfg.demos), cfg.demo_all_targets,
+                             cfg.demo_regrasp_fraction)
         if given_prior is None:
             say(f'[3/5] pre-training the VLM on VL data only: {cfg.pretrain_steps} steps')
             base = _base_vlm(cfg, demos, out / 'base_vlm')
@@ -228,7 +232,8 @@ def run_experiment(cfg: GrinningFaceConfig, *, announce: Callable[[str], None] |
             prior_dir = given_prior
         pin_weights(out / 'prior_weights.json', prior_dir)  # 'shipped' changes when a new prior ships
         prior_state = load_file(str(prior_dir / 'model.safetensors'))
-        eval_sets = {'probe': probe_scenes(cfg), 'grounding': grounding_frames(cfg)}
+        eval_sets = {'probe': probe_scenes(cfg), 'grounding': grounding_frames(cfg),
+                     'pairs': instruction_pairs(cfg, out / 'eval_pairs') if cfg.alignment_pairs else None}
         prior_metrics = out / 'prior_metrics.json'
         if not prior_metrics.is_file():
             prior = VLAPolicy.from_pretrained(prior_dir, device=cfg.device)

@@ -29,6 +29,8 @@ _SPLIT_TITLE = {'train': 'ID (train emojis)', 'ood_emoji': 'OOD (held-out emojis
 COLUMNS = {
     'grounding/train': 'target ID',
     'grounding/ood_emoji': 'target OOD',
+    'alignment/train': 'name alignment ID',
+    'alignment/ood_emoji': 'name alignment OOD',
     'probe_where/train': 'VL where ID',
     'probe_where/ood_emoji': 'VL where OOD',
     'probe_what/train': 'VL what ID',
@@ -113,6 +115,8 @@ def _table(summary: dict[str, Any]) -> str:
         lines.append(f'| {m["label"]} | {len(m["seeds"])} | ' + ' | '.join(cells) + ' |')
     chance = summary['chance']
     lines.append(f'\nChance: target choice and VL where {chance["target"]:.2f}, VL what {chance["what"]:.3f}. '
+                 'Name alignment: naming the other card moves the action chunk as it moved the expert\'s (1), not '
+                 'at all or elsewhere (0), at the frames only the name tells apart (unseen paired scenes). '
                  'Drift: ‖θ−θ₀‖/‖θ₀‖ over all pretrained tensors (θ₀ = the prior).')
     return '\n'.join(lines)
 

@@ -1,4 +1,5 @@
-"""Scenes of the emoji task turned into data: VL pre-training examples, probe scenes and grounding frames.
+"""Scenes of the emoji task turned into data: VL pre-training examples, robot demos, probe scenes, grounding frames
+and the paired scenes of the instruction counterfactual.
 
 Every scene is a reset of the sim's `emoji` task (cards from one split: the 16 train emojis or the 8 held-out
 ones), so pre-training images, robot demos and evaluation share one renderer and one camera. Seeds of the
@@ -23,14 +24,14 @@ from maps_vla.sim.tasks.emoji_cards import INSTRUCTION, SLOT_NAMES, Card
 from maps_vla.train.cotrain import write_vl_folder
 
 __all__ = ['SPLITS', 'Scene', 'GroundingFrame', 'where_question', 'what_question', 'vocabulary_texts',
-           'write_vl_dataset', 'probe_scenes', 'grounding_frames', 'SEED_BASE']
+           'write_vl_dataset', 'record_demos', 'probe_scenes', 'grounding_frames', 'instruction_pairs', 'SEED_BASE']
 
 logger = logging.getLogger(__name__)
 
 SPLITS = {'train': EMOJI_TRAIN, 'ood_emoji': EMOJI_HELDOUT}  # emoji task variant -> its emojis
 ALL_NAMES = tuple(emoji_name(e) for e in EMOJI_TRAIN + EMOJI_HELDOUT)
 # first env seed of each use; demos start at 0 and use far fewer than 1e6 seeds
-SEED_BASE = {'vl': 1_000_000, 'probe': 2_000_000, 'grounding': 3_000_000, 'rollout': 4_000_000}
+SEED_BASE = {'vl': 1_000_000, 'probe': 2_000_000, 'grounding': 3_000_000, 'rollout': 4_000_000, 'pairs': 5_000_000}
 _IMAGE = 'observation.images.third_person'
 
 
@@ -105,6 +106,35 @@ def write_vl_dataset(root: str | Path, cfg: GrinningFaceConfig) -> Path:
                        [qa for card in scene.cards for qa in (where_question(card), what_question(card))])
 
     return write_vl_folder(root, scenes())
+
+
+def record_demos(cfg: GrinningFaceConfig, split: str, root: Path, n: int, seeds: range, all_targets: bool,
+                 regrasp_fraction: float = 0.0) -> Path:
+    """`n` scripted-expert episodes of the emoji task on `split`'s emojis, as a dataset of the prior's cameras, state
+    and action at `root` (kept when it exists; written in a staging folder and published whole)."""
+    from maps_vla.data.collect import collect_episodes
+    from maps_vla.data.layout import publish_folder, staging_folder
+    from maps_vla.data.writer import DatasetWriter
+
+    if (root / 'meta' / 'info.json').is_file():
+        return root
+    staging = staging_folder(root)
+    keep = {f'observation.images.{c}' for c in cfg.model.cameras} | {'observation.state', 'action'}
+    with make_env(cfg.env_config(split)) as env:
+        features = {k: v for k, v in env.features.items() if k in keep}
+        with DatasetWriter.create(staging, fps=int(env.control_hz), features=features, video=False) as writer:
+            collect_episodes(env, make_expert(env), writer, n, seeds, max_steps=cfg.demo_max_steps,
+                             all_targets=all_targets, regrasp_fraction=regrasp_fraction, progress=cfg.progress)
+    return publish_folder(staging, root)
+
+
+def instruction_pairs(cfg: GrinningFaceConfig, root: Path) -> dict[str, Path]:
+    """Per split, `cfg.alignment_pairs` unseen scenes recorded once per card (`root/<split>`): the counterfactual's
+    pairs, the same picture with each emoji named (maps_vla.eval.counterfactual)."""
+    return {split: record_demos(cfg, split, root / split, cfg.alignment_pairs * cfg.num_cards,
+                                range(SEED_BASE['pairs'] + k * 500_000, SEED_BASE['pairs'] + (k + 1) * 500_000),
+                                all_targets=True)
+            for k, split in enumerate(SPLITS)}
 
 
 def probe_scenes(cfg: GrinningFaceConfig) -> dict[str, list[Scene]]:

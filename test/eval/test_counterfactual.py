@@ -1,5 +1,6 @@
-"""benchmarks/instruction_counterfactual.py: pairs are found in paired demos, and the ratio is 0 for a policy that
-ignores the words and the expert's own gap for one that copies the demo of the instruction it is given."""
+"""maps_vla.eval.counterfactual and its CLI (benchmarks/instruction_counterfactual.py): pairs are found in paired
+demos; the ratio and alignment are 0 for a policy that ignores the words, 1 for one that copies the demo of the
+instruction it is given, and the alignment -1 for one that copies the other demo."""
 
 import importlib.util
 from pathlib import Path
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 
 from maps_vla.data import Dataset, DatasetWriter, collect_episodes
+from maps_vla.eval.counterfactual import counterfactual, find_pairs, pair_frames, summarize
 
 SCRIPT = Path(__file__).resolve().parents[2] / 'benchmarks' / 'instruction_counterfactual.py'
 
@@ -60,31 +62,31 @@ class _Blind:
         return {'actions': np.zeros((4, 7), dtype=np.float32)}
 
 
-def test_pairs_are_consecutive_episodes_with_one_picture_and_two_instructions(script, paired):
-    assert script.find_pairs(paired, limit=10) == [(0, 1), (2, 3)]
-    assert script.find_pairs(paired, limit=1) == [(0, 1)]
+def test_pairs_are_consecutive_episodes_with_one_picture_and_two_instructions(paired):
+    assert find_pairs(paired, limit=10) == [(0, 1), (2, 3)]
+    assert find_pairs(paired, limit=1) == [(0, 1)]
 
 
-def test_the_ratio_separates_a_policy_that_reads_from_one_that_ignores(script, paired):
-    pairs = script.find_pairs(paired, limit=10)
-    first = script.pair_frames(paired, pairs, '0', chunk=4)
+def test_the_ratio_separates_a_policy_that_reads_from_one_that_ignores(paired):
+    pairs = find_pairs(paired, limit=10)
+    first = pair_frames(paired, pairs, '0', chunk=4)
     assert first == [[0], [0]]
-    blind = script.counterfactual(_Blind(), paired, pairs, first, chunk=4)
+    blind = counterfactual(_Blind(), paired, pairs, first, chunk=4)
     assert all(row['ratio'] == 0 and row['alignment'] == 0 and row['expert_gap'] > 0 for row in blind)
-    reader = script.counterfactual(_DemoCopier(paired, 4), paired, pairs, first, chunk=4)
+    reader = counterfactual(_DemoCopier(paired, 4), paired, pairs, first, chunk=4)
     assert all(row['ratio'] == pytest.approx(1.0) and row['error_to_demo'] == 0 for row in reader)
     assert all(row['alignment'] == pytest.approx(1.0) for row in reader)
-    contrary = script.counterfactual(_Contrary(paired, 4), paired, pairs[:1], first[:1], chunk=4)
+    contrary = counterfactual(_Contrary(paired, 4), paired, pairs[:1], first[:1], chunk=4)
     assert contrary[0]['ratio'] == pytest.approx(1.0) and contrary[0]['alignment'] == pytest.approx(-1.0)
 
 
-def test_ambiguous_frames_are_where_the_twins_share_a_state(script, paired):
-    pairs = script.find_pairs(paired, limit=10)
-    frames = script.pair_frames(paired, pairs, 'ambiguous', chunk=4)
+def test_ambiguous_frames_are_where_the_twins_share_a_state(paired):
+    pairs = find_pairs(paired, limit=10)
+    frames = pair_frames(paired, pairs, 'ambiguous', chunk=4)
     # the choice variant's twins part at once (which cube to reach), while their states still agree
     assert all(measured and measured[0] == 0 and measured == sorted(measured) for measured in frames)
     assert all(max(measured) < paired.episodes[a].length for measured, (a, _) in zip(frames, pairs))
-    rows = script.counterfactual(_Blind(), paired, pairs, frames, chunk=4)
+    rows = counterfactual(_Blind(), paired, pairs, frames, chunk=4)
     assert [row['frames'] for row in rows] == frames and all(row['ratio'] == 0 for row in rows)
 
 
@@ -96,3 +98,12 @@ def test_unpaired_data_is_refused_in_one_line(script, tmp_path, capsys):
             collect_episodes(env, make_expert(env), writer, n=2, seeds=range(10), max_steps=150, progress=False)
     assert script.main(['--policy', str(tmp_path / 'none'), '--data', str(tmp_path / 'ds')]) == 1
     assert 'no pairs' in capsys.readouterr().err
+
+
+def test_summary_is_the_median_over_pairs_and_refuses_nothing():
+    rows = [{'ratio': r, 'alignment': r / 2, 'policy_gap': 0.1, 'expert_gap': 0.2, 'error_to_demo': 0.0}
+            for r in (0.0, 1.0, 5.0)]
+    assert summarize(rows) == {'ratio': 1.0, 'alignment': 0.5, 'policy_gap': 0.1, 'expert_gap': 0.2,
+                               'error_to_demo': 0.0}
+    with pytest.raises(ValueError, match='no pairs'):
+        summarize([])
