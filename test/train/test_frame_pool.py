@@ -124,3 +124,8 @@ def test_a_pool_without_twins_warns_and_repeats_nothing(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger='maps_vla.train.frame_pool'):
         assert frame_pool(dataset, chunk_size=3, ambiguous_repeat=4) is None
     assert 'no ambiguous frames' in caplog.text and '--all-targets' in caplog.text
+
+
+def test_the_pool_order_is_the_one_earlier_runs_drew():
+    # the sampler permutes the pool by position, so its order fixes every batch of a seeded run
+    assert early_frame_pool(_Episodes([3, 2]), early_frames=2, repeat=3) == [0, 1, 2, 3, 4, 0, 0, 1, 1, 3, 3, 4, 4]

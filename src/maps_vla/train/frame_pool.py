@@ -96,7 +96,8 @@ def frame_pool(dataset: Dataset, chunk_size: int, early: int = 0, early_repeat: 
     ambiguous frames `ambiguous_repeat` - 1 more times (a frame in both gets both). None: no repeats."""
     extra: list[int] = []
     if early and early_repeat > 1:
-        extra += early_frames(dataset, early) * (early_repeat - 1)
+        # each frame's repeats side by side, ambiguous frames' in rounds: the orders the runs in docs/results drew
+        extra += [i for i in early_frames(dataset, early) for _ in range(early_repeat - 1)]
     if ambiguous_repeat > 1:
         found = ambiguous_frames(dataset, chunk_size)
         if not found:

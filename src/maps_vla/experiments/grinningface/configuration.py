@@ -163,7 +163,7 @@ class GrinningFaceConfig:
     finetune_early_frames: int = 0
     finetune_early_frames_repeat: int = 1
     # draw the frames only the emoji's name tells apart R times per epoch (DataConfig.ambiguous_frames_repeat; needs
-    # demo_all_targets): in the compact layout the ~11 frames per demo where the carry passes the nearer card
+    # demo_all_targets): in the compact layout the ~9 frames per demo where the carry passes the nearer card
     finetune_ambiguous_frames_repeat: int = 1
     lora_rank: int = 32  # LoRA rank of methods with lora
     # stage 4: evaluation
