@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     where = (f'{sum(len(r["frames"]) for r in rows)} ambiguous frames' if args.frame == 'ambiguous'
              else f'frame {args.frame}')
     print(f'{len(rows)} pairs at {where}: median counterfactual ratio {summary["ratio"]:.3f}, alignment '
-          f'{summary["alignment"]:.3f} (policy gap {summary["policy_gap"]:.4f}, expert gap {summary["expert_gap"]:.4f}, policy error to the '
-          f'demo {summary["error_to_demo"]:.4f}; action units)')
+          f'{summary["alignment"]:.3f} (policy gap {summary["policy_gap"]:.4f}, expert gap '
+          f'{summary["expert_gap"]:.4f}, policy error to the demo {summary["error_to_demo"]:.4f}; action units)')
     if args.json:
         Path(args.json).write_text(json.dumps({'summary': summary, 'rows': rows}, indent=1))
     return 0
