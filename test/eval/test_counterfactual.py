@@ -62,9 +62,15 @@ class _Blind:
         return {'actions': np.zeros((4, 7), dtype=np.float32)}
 
 
-def test_pairs_are_consecutive_episodes_with_one_picture_and_two_instructions(paired):
+def test_pairs_are_episodes_of_one_scene_with_two_instructions(paired):
     assert find_pairs(paired, limit=10) == [(0, 1), (2, 3)]
     assert find_pairs(paired, limit=1) == [(0, 1)]
+
+
+def test_twins_pair_up_wherever_they_lie_in_the_dataset(tmp_path, write_twins):
+    dataset = write_twins(tmp_path / 'ds', [(1, 'left', 0.0, 0.0), (2, 'left', 0.0, 0.0), (3, 'left', 0.0, 0.0),
+                                            (1, 'right', 2.0, 5.0), (3, 'left', 2.0, 5.0), (2, 'right', 2.0, 5.0)])
+    assert find_pairs(dataset, limit=10) == [(0, 3), (1, 5)]  # scene 3 has one instruction: no pair
 
 
 def test_the_ratio_separates_a_policy_that_reads_from_one_that_ignores(paired):

@@ -1,8 +1,9 @@
 """Does a policy read its instruction? Counterfactual gaps on paired demos (`maps-vla collect --all-targets`).
 
-A paired dataset records each scene once per target: consecutive episodes whose first frames are identical and whose
-instructions differ. Where the twins still share an observation, whatever separates their action chunks is the words.
-Per pair, over the measured frames (the first, or the ambiguous ones: `maps_vla.train.frame_pool.ambiguous_frames`):
+A paired dataset records each scene once per target: twin episodes whose first observations are identical and whose
+instructions differ (`maps_vla.data.twins`). Where the twins still share an observation, whatever separates their
+action chunks is the words. Per pair, over the measured frames (the first, or the ambiguous ones:
+`maps_vla.data.twins.ambiguous_frames`):
 
     ratio     = mean |policy(obs, A) - policy(obs, B)| / mean |demo A chunk - demo B chunk|
     alignment = <policy(obs, A) - policy(obs, B), demo A - demo B> / |demo A - demo B|^2
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from maps_vla.data.dataset import Dataset
+from maps_vla.data.twins import ambiguous_frames, scene_twins
 from maps_vla.policy import ACTIONS
 
 __all__ = ['find_pairs', 'pair_frames', 'counterfactual', 'summarize', 'SUMMARY_KEYS']
@@ -28,19 +30,19 @@ SUMMARY_KEYS = ('ratio', 'alignment', 'policy_gap', 'expert_gap', 'error_to_demo
 
 
 def find_pairs(dataset: Dataset, limit: int) -> list[tuple[int, int]]:
-    """Consecutive episodes with the same first frames (every camera) and different instructions."""
+    """Up to `limit` pairs of twin episodes (`maps_vla.data.twins.scene_twins`): per scene, its episodes two by two
+    in episode order, each pair with different instructions."""
     pairs: list[tuple[int, int]] = []
-    episode = 0
-    while episode + 1 < dataset.num_episodes and len(pairs) < limit:
-        a, b = (dataset.episodes[episode].from_index, dataset.episodes[episode + 1].from_index)
-        first_a, first_b = dataset.sample(a), dataset.sample(b)
-        same = all(np.array_equal(first_a[k], first_b[k]) for k in dataset.image_keys)
-        if same and first_a['task'] != first_b['task']:
-            pairs.append((episode, episode + 1))
-            episode += 2
-        else:
-            episode += 1
-    return pairs
+    for members in scene_twins(dataset):
+        waiting: list[int] = []
+        for e in members:
+            mate = next((w for w in waiting if dataset.episodes[w].tasks != dataset.episodes[e].tasks), None)
+            if mate is None:
+                waiting.append(e)
+            else:
+                waiting.remove(mate)
+                pairs.append((mate, e))
+    return pairs[:limit]
 
 
 def pair_frames(dataset: Dataset, pairs: list[tuple[int, int]], frame: int | str, chunk: int) -> list[list[int]]:
@@ -48,8 +50,6 @@ def pair_frames(dataset: Dataset, pairs: list[tuple[int, int]], frame: int | str
     episode's frames where the pair's states agree and their action chunks part."""
     if frame != 'ambiguous':
         return [[int(frame)] for _ in pairs]
-    from maps_vla.train.frame_pool import ambiguous_frames
-
     found = set(ambiguous_frames(dataset, chunk))
     return [[i - dataset.episodes[a].from_index for i in range(dataset.episodes[a].from_index,
                                                                dataset.episodes[a].to_index) if i in found]
