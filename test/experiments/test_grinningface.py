@@ -10,8 +10,8 @@ import yaml
 from maps_vla.config import from_dict, load_config, to_dict
 from maps_vla.experiments.grinningface import GrinningFaceConfig, MethodRun, ModelSizeConfig, run_experiment
 from maps_vla.experiments.grinningface.probes import choose_card
-from maps_vla.experiments.grinningface.scenes import (ALL_NAMES, grounding_frames, probe_scenes, what_question,
-                                                      where_question, write_vl_dataset)
+from maps_vla.experiments.grinningface.scenes import (SPLITS, ALL_NAMES, grounding_frames, probe_scenes,
+                                                      what_question, where_question, write_vl_dataset)
 from maps_vla.model.vla.tokenization_vla import load_tokenizer
 from maps_vla.sim.emoji import EMOJI_HELDOUT, EMOJI_TRAIN, emoji_name
 from maps_vla.sim.config_env import CameraView
@@ -148,8 +148,13 @@ def test_smallest_setting_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(trainer, 'train', lambda c: calls.append(c.out_dir) or real_train(c))
     run_experiment(cfg)
     assert calls == []
-    run_experiment(dataclasses.replace(cfg, seeds=(0, 1), methods=(MethodRun('fft'),)))
+    files = run_experiment(dataclasses.replace(cfg, seeds=(0, 1), methods=(MethodRun('fft'),)))
     assert [c.split('/')[-3:] for c in calls] == [['fft', 'seed1', 'train']]
+    # the slice's report is the folder's: MAPS's seed 0 stays in it, and the folder's config lists both
+    summary = json.loads(files['results.json'].read_text())
+    assert [(m['key'], m['seeds']) for m in summary['methods']] == [('fft', [0, 1]), ('maps-linear-1.5', [0])]
+    folder = load_config(GrinningFaceConfig, tmp_path / 'gf' / 'config.yaml')
+    assert [r.key for r in folder.methods] == ['fft', 'maps-linear-1.5'] and folder.seeds == (0, 1)
     with pytest.raises(ValueError, match='other settings'):
         run_experiment(dataclasses.replace(cfg, finetune_steps=11))
 
@@ -269,6 +274,33 @@ def test_where_the_cubes_went_pools_over_seeds_and_shows_a_side_bias(tmp_path):
     assert 'by_card' not in summary['prior_pooled']['train']
     table = _by_card_table(summary)
     assert '| FFT (AdamW) | 7 / 0 (none 1) | 5 / 0 (none 3) |' in table and 'the prior' not in table
+
+
+def test_the_lambda_sweep_plots_closed_loop_success_with_wilson_intervals(tmp_path):
+    from maps_vla.eval.wilson import wilson_interval
+    from maps_vla.experiments.grinningface.report import _rate, summarize, write_report
+
+    runs = (MethodRun('fft'), MethodRun('spd', 0.5), MethodRun('spd', 2.0), MethodRun('maps', 1.5),
+            MethodRun('maps', 1.5, cotrain=True))
+    cfg = GrinningFaceConfig(out=str(tmp_path), prior='shipped', methods=runs, seeds=(0,))
+    drift = [{'name': 'vision.0', 'backbone': 'siglip', 'kind': 'block', 'absolute': 1.0, 'reference_norm': 10.0,
+              'numel': 4}]
+
+    def metrics(success):
+        return {'drift': drift, 'probe_what/ood_emoji': 0.5, 'probe_where/ood_emoji': 0.9, 'seed': 0,
+                **{f'rollout/{split}': {'episodes': 50, 'placed': 40, 'success': success} for split in SPLITS}}
+
+    (tmp_path / 'prior_metrics.json').write_text(json.dumps(metrics(5)))
+    for run, success in zip(runs, (20, 25, 10, 30, 35)):
+        path = tmp_path / 'runs' / run.key / 'seed0' / 'metrics.json'
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(metrics(success)))
+    spd2 = summarize(cfg, tmp_path)['methods'][2]
+    low, high = wilson_interval(10, 50)
+    assert _rate(spd2, 'overall/ood_emoji') == pytest.approx((0.2, 0.2 - low, high - 0.2))
+    assert _rate(spd2, 'probe_what/ood_emoji') == (0.5, 0.0, 0.0)  # no rollout: mean ± std over seeds
+    files = write_report(cfg, tmp_path)
+    assert files['lambda_sweep.png'].stat().st_size > 0 and '![lambda_sweep.png]' in files['results.md'].read_text()
 
 
 def test_cli_takes_overrides_on_both_sides_of_the_config(tmp_path, monkeypatch, capsys):

@@ -42,17 +42,26 @@ def run_metrics_path(out: Path, run: MethodRun, seed: int) -> Path:
     return out / 'runs' / run.key / f'seed{seed}' / 'metrics.json'
 
 
-def _check_out(cfg: GrinningFaceConfig, out: Path) -> None:
+def _check_out(cfg: GrinningFaceConfig, out: Path) -> GrinningFaceConfig:
+    """The folder's experiment: `cfg` with the methods and seeds of the runs asked of `out` before added, saved as
+    out/config.yaml. A slice (`seeds=[1]`, a shorter `methods`) trains only itself; the report covers the folder."""
     saved = out / 'config.yaml'
+    folder = cfg
     if saved.is_file():
-        old = to_dict(load_config(GrinningFaceConfig, saved))
+        old = load_config(GrinningFaceConfig, saved)
         new = to_dict(cfg)
-        differs = sorted(k for k in new if k not in _VOLATILE and old.get(k) != new[k])
+        differs = sorted(k for k, v in to_dict(old).items() if k not in _VOLATILE and new.get(k) != v)
         if differs:
             raise ValueError(f'{str(out)!r} holds an experiment with other settings ({", ".join(differs)}); '
                              'choose another out folder or delete it')
+        methods = {run.key: run for run in (*old.methods, *cfg.methods)}  # keeps the first order of each key
+        folder = dataclasses.replace(cfg, methods=tuple(methods.values()),
+                                     seeds=tuple(sorted({*old.seeds, *cfg.seeds})))
     out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, saved)  # methods and seeds may be added to a finished experiment; the rest must match
+    tmp = saved.with_suffix('.tmp')
+    save_config(folder, tmp)
+    tmp.replace(saved)  # atomic: a slice started beside this one may read it now
+    return folder
 
 
 def _base_vlm(cfg: GrinningFaceConfig, demos: Path, directory: Path) -> Path:
@@ -188,7 +197,8 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def run_experiment(cfg: GrinningFaceConfig, *, announce: Callable[[str], None] | None = None) -> dict[str, Path]:
-    """Run (or resume) the experiment into `cfg.out` and write its report.
+    """Run (or resume) the experiment into `cfg.out` and write its report, which covers every method and seed the
+    folder was asked for (see `_check_out`).
 
     Returns:
         The report's files by name (see `report.write_report`).
@@ -213,7 +223,7 @@ def run_experiment(cfg: GrinningFaceConfig, *, announce: Callable[[str], None] |
     say = announce or (lambda text: logger.info('%s', text))
     out = Path(cfg.out)
     given_prior = None if cfg.pretrains else _given_prior(cfg)
-    _check_out(cfg, out)
+    folder = _check_out(cfg, out)
     total = len(cfg.methods) * len(cfg.seeds)
     with cpu_or_cuda(cfg.device, cfg.threads):
         vl = None
@@ -274,4 +284,4 @@ def run_experiment(cfg: GrinningFaceConfig, *, announce: Callable[[str], None] |
                 _write_json(path, metrics)
                 shutil.rmtree(run_dir / 'train' / 'checkpoints', ignore_errors=True)
         say('[5/5] writing the report')
-        return _report.write_report(cfg, out)
+        return _report.write_report(folder, out)

@@ -237,7 +237,25 @@ def _plot_methods(summary: dict[str, Any], path: Path) -> Path:
     return path
 
 
+def _rate(m: dict[str, Any], key: str) -> tuple[float, float, float]:
+    """(value, error below, error above) of a method's metric: closed-loop 'overall/<split>' with its pooled Wilson
+    interval, any other key as the mean ± std over seeds."""
+    metric, split = key.split('/')
+    if metric in CLOSED_LOOP and m['pooled'].get(split):
+        hits, over, _ = CLOSED_LOOP[metric]
+        counts = m['pooled'][split]
+        if not counts[over]:
+            return np.nan, 0.0, 0.0
+        rate = counts[hits] / counts[over]
+        low, high = wilson_interval(counts[hits], counts[over])
+        return rate, rate - low, high - rate
+    value, std = m['mean'].get(key, np.nan), m['std'].get(key, 0.0)
+    return value, std, std
+
+
 def _plot_lambda(summary: dict[str, Any], path: Path) -> Path | None:
+    """The λ sweep: does uniform SPD lose ground as λ grows while MAPS holds it? Closed-loop overall success per
+    emoji split (Wilson, pooled over seeds) and the held-out VL answers; without rollouts, the target choice."""
     from matplotlib.figure import Figure
 
     plain = [m for m in summary['methods'] if not (m['lora'] or m['cotrain'])]  # the sweep varies λ alone
@@ -245,17 +263,24 @@ def _plot_lambda(summary: dict[str, Any], path: Path) -> Path | None:
               'MAPS linear': [m for m in plain if m['method'] == 'maps' and m['schedule'] == 'linear']}
     if not any(len(c) > 1 for c in curves.values()):
         return None
-    fig = Figure(figsize=(9, 3.4))
-    axes = fig.subplots(1, 2)
-    for ax, (key, title) in zip(axes, [('grounding/ood_emoji', 'target choice OOD'),
-                                        ('grounding/train', 'target choice ID')]):
+    fft = next((m for m in plain if m['method'] == 'fft'), None)
+    closed_loop = all(m['pooled'] for c in curves.values() for m in c)
+    panels = ([('overall/ood_emoji', 'overall success OOD'), ('overall/train', 'overall success ID'),
+               ('probe_what/ood_emoji', 'VL what OOD')] if closed_loop else
+              [('grounding/ood_emoji', 'target choice OOD'), ('grounding/train', 'target choice ID')])
+    fig = Figure(figsize=(4.3 * len(panels), 3.4))
+    axes = fig.subplots(1, len(panels))
+    for ax, (key, title) in zip(axes, panels):
         for (name, runs), color in zip(curves.items(), ('tab:orange', 'tab:red')):
             runs = sorted(runs, key=lambda m: m['lambda_max'])
             if runs:
-                ax.errorbar([m['lambda_max'] for m in runs], [m['mean'].get(key, np.nan) for m in runs],
-                            yerr=[m['std'].get(key, 0.0) for m in runs], marker='o', capsize=3, color=color,
-                            label=name)
-        ax.axhline(summary['chance']['target'], color='tab:blue', ls='--', lw=1, label='chance')
+                values = np.array([_rate(m, key) for m in runs])
+                ax.errorbar([m['lambda_max'] for m in runs], values[:, 0], yerr=values[:, 1:].T, marker='o',
+                            capsize=3, color=color, label=name)
+        if fft is not None:
+            ax.axhline(_rate(fft, key)[0], color='tab:gray', ls=':', lw=1.2, label='FFT')
+        if key.startswith('grounding'):
+            ax.axhline(summary['chance']['target'], color='tab:blue', ls='--', lw=1, label='chance')
         ax.set_xlabel('λ (SPD) / λ_max (MAPS)')
         ax.set_ylim(0, 1)
         ax.set_title(title, fontsize=9)
@@ -289,7 +314,7 @@ def write_report(cfg: GrinningFaceConfig, out: Path) -> dict[str, Path]:
     prior, chance = summary['prior'], summary['chance']
     weak = [f'{COLUMNS[k]} {prior[k]:.2f} (chance {chance[c]:.2f})'
             for k, c in (('probe_where/ood_emoji', 'where'), ('probe_what/ood_emoji', 'what'))
-            if prior.get(k, 0.0) < chance[c] + _KNOWLEDGE_MARGIN]
+            if k in prior and prior[k] < chance[c] + _KNOWLEDGE_MARGIN]
     warning = ([f'**The prior knows little about the held-out emojis** ({", ".join(weak)}): there is little '
                 'pretrained knowledge to keep, so this comparison cannot test retention. Pre-train longer or '
                 'larger first.', ''] if weak else [])
