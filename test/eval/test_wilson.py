@@ -1,8 +1,9 @@
-"""Wilson intervals against hand-computed values (z = 1.959964 for 95 %)."""
+"""Wilson intervals against hand-computed values (z = 1.959964 for 95 %); the difference interval against the
+published ones."""
 
 import pytest
 
-from maps_vla.eval import wilson_interval
+from maps_vla.eval import difference_interval, wilson_interval
 
 
 @pytest.mark.parametrize('k, n, low, high', [
@@ -35,3 +36,22 @@ def test_no_trials_and_bad_values():
         wilson_interval(11, 10)
     with pytest.raises(ValueError, match='confidence'):
         wilson_interval(1, 2, confidence=1.0)
+
+
+@pytest.mark.parametrize('a, n_a, b, n_b, low, high', [
+    # Newcombe (1998), Statistics in Medicine 17:873-890, Table II, method 10
+    (56, 70, 48, 80, 0.0524, 0.3339),
+    (9, 10, 3, 10, 0.1705, 0.8090),
+    (6, 7, 2, 7, 0.0582, 0.8062),
+    (5, 56, 0, 29, -0.0381, 0.1926),
+    (0, 10, 0, 20, -0.1611, 0.2775),
+])
+def test_difference_matches_newcombes_table(a, n_a, b, n_b, low, high):
+    assert difference_interval(a, n_a, b, n_b) == pytest.approx((low, high), abs=5e-5)
+    # swapping the samples mirrors the interval
+    assert difference_interval(b, n_b, a, n_a) == pytest.approx((-high, -low), abs=5e-5)
+
+
+def test_difference_needs_two_samples():
+    with pytest.raises(ValueError, match='n_b=0'):
+        difference_interval(1, 2, 0, 0)

@@ -277,7 +277,7 @@ def test_where_the_cubes_went_pools_over_seeds_and_shows_a_side_bias(tmp_path):
 
 
 def test_the_lambda_sweep_plots_closed_loop_success_with_wilson_intervals(tmp_path):
-    from maps_vla.eval.wilson import wilson_interval
+    from maps_vla.eval.wilson import difference_interval, wilson_interval
     from maps_vla.experiments.grinningface.report import _rate, summarize, write_report
 
     runs = (MethodRun('fft'), MethodRun('spd', 0.5), MethodRun('spd', 2.0), MethodRun('maps', 1.5),
@@ -300,7 +300,14 @@ def test_the_lambda_sweep_plots_closed_loop_success_with_wilson_intervals(tmp_pa
     assert _rate(spd2, 'overall/ood_emoji') == pytest.approx((0.2, 0.2 - low, high - 0.2))
     assert _rate(spd2, 'probe_what/ood_emoji') == (0.5, 0.0, 0.0)  # no rollout: mean ± std over seeds
     files = write_report(cfg, tmp_path)
-    assert files['lambda_sweep.png'].stat().st_size > 0 and '![lambda_sweep.png]' in files['results.md'].read_text()
+    text = files['results.md'].read_text()
+    assert files['lambda_sweep.png'].stat().st_size > 0 and '![lambda_sweep.png]' in text
+    # against FFT's 20/50: SPD λ 2 (10/50) is 20 points below, its interval rules the bar out; MAPS (30/50) meets it
+    low, high = difference_interval(10, 50, 20, 50)
+    cell = f'-20 [{100 * low:+.0f}, {100 * high:+.0f}]'
+    assert f'| uniform SPD λ=2 | {cell} | {cell} | excluded |' in text
+    assert '| MAPS linear λ=1.5 | +20 [' in text and text.count('| met |') == 2  # MAPS with and without co-train
+    assert '| uniform SPD λ=0.5 | +10 [' in text and '| open |' in text
 
 
 def test_cli_takes_overrides_on_both_sides_of_the_config(tmp_path, monkeypatch, capsys):

@@ -4,7 +4,7 @@ from maps_vla.eval.evaluate import evaluate
 from maps_vla.eval.policies import BoundExpertPolicy, ExpertPolicy, RandomPolicy, camera_side
 from maps_vla.eval.report import EvalReport, Split, Summary, VariantResult
 from maps_vla.eval.rollout import EpisodeResult, Outcome, rollout
-from maps_vla.eval.wilson import wilson_interval
+from maps_vla.eval.wilson import difference_interval, wilson_interval
 
-__all__ = ['BoundExpertPolicy', 'EpisodeResult', 'EvalReport', 'ExpertPolicy', 'Outcome', 'RandomPolicy', 'Split', 'Summary',
-           'VariantResult', 'camera_side', 'evaluate', 'rollout', 'wilson_interval']
+__all__ = ['BoundExpertPolicy', 'EpisodeResult', 'EvalReport', 'ExpertPolicy', 'Outcome', 'RandomPolicy', 'Split',
+           'Summary', 'VariantResult', 'camera_side', 'difference_interval', 'evaluate', 'rollout', 'wilson_interval']
