@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -58,9 +59,9 @@ def _check_out(cfg: GrinningFaceConfig, out: Path) -> GrinningFaceConfig:
         folder = dataclasses.replace(cfg, methods=tuple(methods.values()),
                                      seeds=tuple(sorted({*old.seeds, *cfg.seeds})))
     out.mkdir(parents=True, exist_ok=True)
-    tmp = saved.with_suffix('.tmp')
+    tmp = saved.with_name(f'{saved.name}.tmp{os.getpid()}')  # private: a slice beside this one writes its own
     save_config(folder, tmp)
-    tmp.replace(saved)  # atomic: a slice started beside this one may read it now
+    tmp.replace(saved)  # atomic: that slice may read it now
     return folder
 
 
@@ -223,7 +224,7 @@ def run_experiment(cfg: GrinningFaceConfig, *, announce: Callable[[str], None] |
     say = announce or (lambda text: logger.info('%s', text))
     out = Path(cfg.out)
     given_prior = None if cfg.pretrains else _given_prior(cfg)
-    folder = _check_out(cfg, out)
+    _check_out(cfg, out)
     total = len(cfg.methods) * len(cfg.seeds)
     with cpu_or_cuda(cfg.device, cfg.threads):
         vl = None
@@ -284,4 +285,5 @@ def run_experiment(cfg: GrinningFaceConfig, *, announce: Callable[[str], None] |
                 _write_json(path, metrics)
                 shutil.rmtree(run_dir / 'train' / 'checkpoints', ignore_errors=True)
         say('[5/5] writing the report')
-        return _report.write_report(folder, out)
+        # merged again: a slice started at the same moment may have saved its union without this one's runs
+        return _report.write_report(_check_out(cfg, out), out)
