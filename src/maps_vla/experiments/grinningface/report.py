@@ -202,6 +202,17 @@ def _by_card_table(summary: dict[str, Any]) -> str | None:
     return '\n'.join(lines)
 
 
+def _wilson_bar(counts: dict[str, int] | None, metric: str) -> tuple[float, float, float]:
+    """(rate, error below, error above) of a closed-loop metric from pooled counts, the errors to its Wilson
+    bounds; (nan, 0, 0) without counts."""
+    hits, over, _ = CLOSED_LOOP[metric]
+    if not counts or not counts[over]:
+        return np.nan, 0.0, 0.0
+    rate = counts[hits] / counts[over]
+    low, high = wilson_interval(counts[hits], counts[over])
+    return rate, rate - low, high - rate
+
+
 def _plot_closed_loop(summary: dict[str, Any], metric: str, path: Path) -> Path:
     """One metric: a panel per emoji split, a bar per method with its pooled Wilson interval."""
     from matplotlib.figure import Figure
@@ -209,25 +220,13 @@ def _plot_closed_loop(summary: dict[str, Any], metric: str, path: Path) -> Path:
     rows = [(summary['prior_label'], summary['prior_pooled'], 'k')] + [
         (m['label'], m['pooled'], 'tab:red' if m['method'] == 'maps' else 'tab:orange' if m['method'] == 'spd'
          else 'tab:gray') for m in summary['methods']]
-    hits, over, title = CLOSED_LOOP[metric]
+    title = CLOSED_LOOP[metric][2]
     fig = Figure(figsize=(9, 0.42 * len(rows) + 1.6))
     axes = fig.subplots(1, len(SPLITS), sharey=True, squeeze=False)[0]
     y = np.arange(len(rows))
     for ax, split in zip(axes, SPLITS):
-        rates, errors = [], [[], []]
-        for _, pooled, _ in rows:
-            counts = pooled.get(split)
-            if not counts or not counts[over]:
-                rates.append(np.nan)
-                errors[0].append(0.0)
-                errors[1].append(0.0)
-                continue
-            rate = counts[hits] / counts[over]
-            low, high = wilson_interval(counts[hits], counts[over])
-            rates.append(rate)
-            errors[0].append(rate - low)
-            errors[1].append(high - rate)
-        ax.barh(y, rates, xerr=errors, color=[c for *_, c in rows], capsize=3)
+        bars = np.array([_wilson_bar(pooled.get(split), metric) for _, pooled, _ in rows])
+        ax.barh(y, bars[:, 0], xerr=bars[:, 1:].T, color=[c for *_, c in rows], capsize=3)
         if metric == 'recognition':
             ax.axvline(summary['chance']['target'], color='tab:blue', ls='--', lw=1, label='chance')
             ax.legend(fontsize=7, loc='lower right')
@@ -274,13 +273,7 @@ def _rate(m: dict[str, Any], key: str) -> tuple[float, float, float]:
     interval, any other key as the mean ± std over seeds."""
     metric, split = key.split('/')
     if metric in CLOSED_LOOP and m['pooled'].get(split):
-        hits, over, _ = CLOSED_LOOP[metric]
-        counts = m['pooled'][split]
-        if not counts[over]:
-            return np.nan, 0.0, 0.0
-        rate = counts[hits] / counts[over]
-        low, high = wilson_interval(counts[hits], counts[over])
-        return rate, rate - low, high - rate
+        return _wilson_bar(m['pooled'][split], metric)
     value, std = m['mean'].get(key, np.nan), m['std'].get(key, 0.0)
     return value, std, std
 
